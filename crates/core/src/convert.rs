@@ -1,0 +1,463 @@
+//! Secret ⇄ SealedSecret: sealing a Secret manifest, opening a SealedSecret into a Secret,
+//! and changing items of a SealedSecret in place.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use secrecy::ExposeSecret;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::crd::{SealedSecret, SealedSecretSpec, SecretTemplate, TemplateMetadata};
+use crate::keys::{KeyRing, Recipient, parse_recipient};
+use crate::manifest::SecretManifest;
+use crate::scope::{Binding, BindingError, Scope, Target};
+use crate::value::{OpenError, SealError, open_value, seal_value};
+
+/// Kubernetes refuses Secrets larger than this.
+pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
+
+/// Annotations that describe a previous apply, not the Secret: never carried into the template.
+const DROPPED_ANNOTATIONS: &[&str] = &[
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+];
+
+/// Plaintext items, zeroized when dropped.
+pub type Items = BTreeMap<String, Zeroizing<Vec<u8>>>;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConvertError {
+    #[error("is a {0}, not a Secret")]
+    NotASecret(String),
+    #[error("has apiVersion '{0}'; a Secret is apiVersion v1")]
+    WrongApiVersion(String),
+    #[error("has no metadata.name")]
+    NoName,
+    #[error("is in namespace '{found}' but -n says '{given}': drop one of them")]
+    NamespaceConflict { found: String, given: String },
+    #[error("data.{0} is not valid base64 (put plain text under stringData instead)")]
+    BadBase64(String),
+    #[error("item key '{0}' is not valid: use letters, digits, '-', '_' and '.'")]
+    BadItemKey(String),
+    #[error("has no data or stringData: nothing to seal (pass --allow-empty to seal it anyway)")]
+    Empty,
+    #[error("holds {0} bytes; Kubernetes limits a Secret to 1 MiB (1048576 bytes)")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Binding(#[from] BindingError),
+    #[error("{0}")]
+    Seal(#[from] SealError),
+    #[error("has no item '{0}' to remove")]
+    NoSuchItem(String),
+    #[error("item '{item}' {error}")]
+    Open { item: String, error: OpenError },
+}
+
+pub struct SealOptions<'a> {
+    pub scope: Scope,
+    pub recipients: &'a [Recipient],
+    /// `-n`: the namespace for Secrets that name none.
+    pub namespace: Option<&'a str>,
+    pub allow_empty: bool,
+}
+
+/// Where a Secret manifest will live, after `-n` is applied.
+pub fn target_of(secret: &SecretManifest, namespace: Option<&str>) -> Result<Target, ConvertError> {
+    let name = secret
+        .metadata
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or(ConvertError::NoName)?;
+    let namespace = match (
+        secret
+            .metadata
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty()),
+        namespace,
+    ) {
+        (Some(found), Some(given)) if found != given => {
+            return Err(ConvertError::NamespaceConflict {
+                found: found.to_owned(),
+                given: given.to_owned(),
+            });
+        }
+        (found, given) => found.or(given).map(str::to_owned),
+    };
+    Ok(Target { namespace, name })
+}
+
+/// The plaintext items of a Secret manifest: `data` decoded, then `stringData` over it.
+pub fn secret_items(secret: &SecretManifest) -> Result<Items, ConvertError> {
+    let mut items = Items::new();
+    for (key, value) in secret.data.iter().flatten() {
+        let decoded = BASE64
+            .decode(value.expose_secret().trim())
+            .map_err(|_| ConvertError::BadBase64(printable(key)))?;
+        items.insert(key.clone(), Zeroizing::new(decoded));
+    }
+    for (key, value) in secret.string_data.iter().flatten() {
+        items.insert(
+            key.clone(),
+            Zeroizing::new(value.expose_secret().as_bytes().to_vec()),
+        );
+    }
+    Ok(items)
+}
+
+/// Seals a Secret manifest into a SealedSecret.
+pub fn seal_secret(
+    secret: &SecretManifest,
+    opts: &SealOptions<'_>,
+) -> Result<SealedSecret, ConvertError> {
+    let kind = secret.kind.as_deref().unwrap_or_default();
+    if kind != "Secret" {
+        return Err(ConvertError::NotASecret(if kind.is_empty() {
+            "document without a kind".into()
+        } else {
+            kind.into()
+        }));
+    }
+    if let Some(v) = secret.api_version.as_deref().filter(|v| *v != "v1") {
+        return Err(ConvertError::WrongApiVersion(v.into()));
+    }
+    let target = target_of(secret, opts.namespace)?;
+    let binding = Binding::new(opts.scope, &target)?;
+    let items = secret_items(secret)?;
+    if items.is_empty() && !opts.allow_empty {
+        return Err(ConvertError::Empty);
+    }
+    let mut sealed = SealedSecret::new(
+        &target.name,
+        SealedSecretSpec {
+            scope: opts.scope,
+            template: template_of(secret),
+            ..Default::default()
+        },
+    );
+    sealed.metadata.namespace = target.namespace;
+    seal_items_with(&mut sealed.spec, &binding, items, opts.recipients)?;
+    Ok(sealed)
+}
+
+fn template_of(secret: &SecretManifest) -> SecretTemplate {
+    let mut annotations = secret.metadata.annotations.clone().unwrap_or_default();
+    annotations.retain(|k, _| !DROPPED_ANNOTATIONS.contains(&k.as_str()));
+    SecretTemplate {
+        metadata: TemplateMetadata {
+            labels: secret.metadata.labels.clone().unwrap_or_default(),
+            annotations,
+        },
+        type_: secret.type_.clone().filter(|t| !t.is_empty()),
+        immutable: secret.immutable,
+    }
+}
+
+/// Seals `items` into the SealedSecret (adding or replacing them); other items keep their
+/// ciphertext byte for byte.
+pub fn seal_items(
+    sealed: &mut SealedSecret,
+    items: Items,
+    recipients: &[Recipient],
+) -> Result<(), ConvertError> {
+    let target = target_of_sealed(sealed)?;
+    let binding = Binding::new(sealed.spec.scope, &target)?;
+    seal_items_with(&mut sealed.spec, &binding, items, recipients)
+}
+
+fn seal_items_with(
+    spec: &mut SealedSecretSpec,
+    binding: &Binding,
+    items: Items,
+    recipients: &[Recipient],
+) -> Result<(), ConvertError> {
+    for key in items.keys() {
+        check_item_key(key)?;
+    }
+    let mut size: usize = spec
+        .encrypted_data
+        .keys()
+        .filter(|k| !items.contains_key(*k))
+        .map(|k| k.len())
+        .sum();
+    size += items.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    if size > MAX_SECRET_BYTES {
+        return Err(ConvertError::TooLarge(size));
+    }
+    if recipients.is_empty() {
+        return Err(SealError::NoRecipients.into());
+    }
+    for (key, value) in items {
+        let sealed = seal_value(&value, binding, recipients)?;
+        spec.encrypted_data.insert(key.clone(), sealed.ciphertext);
+        spec.recipients.insert(key, sealed.recipients);
+    }
+    Ok(())
+}
+
+/// Removes items from a SealedSecret.
+pub fn remove_items(sealed: &mut SealedSecret, keys: &[String]) -> Result<(), ConvertError> {
+    for key in keys {
+        if sealed.spec.encrypted_data.remove(key).is_none() {
+            return Err(ConvertError::NoSuchItem(printable(key)));
+        }
+        sealed.spec.recipients.remove(key);
+    }
+    Ok(())
+}
+
+/// The recipients every item of `sealed` was sealed to, when they all agree (for `seal merge`
+/// without explicit recipients).
+pub fn common_recipients(sealed: &SealedSecret) -> Option<Vec<Recipient>> {
+    let mut lists = sealed
+        .spec
+        .encrypted_data
+        .keys()
+        .map(|k| sealed.spec.recipients.get(k));
+    let first = lists.next()??;
+    if lists.any(|l| l != Some(first)) || first.is_empty() {
+        return None;
+    }
+    first.iter().map(|r| parse_recipient(r).ok()).collect()
+}
+
+/// Where a SealedSecret lives.
+pub fn target_of_sealed(sealed: &SealedSecret) -> Result<Target, ConvertError> {
+    let name = sealed
+        .metadata
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or(ConvertError::NoName)?;
+    Ok(Target {
+        namespace: sealed.metadata.namespace.clone().filter(|n| !n.is_empty()),
+        name,
+    })
+}
+
+/// A Secret opened from a SealedSecret. Its values are zeroized when dropped, and Debug shows
+/// none of them.
+pub struct UnsealedSecret {
+    pub secret: Secret,
+    /// The recipients whose keys opened the values, sorted.
+    pub opened_with: BTreeSet<String>,
+}
+
+impl Drop for UnsealedSecret {
+    fn drop(&mut self) {
+        for value in self.secret.data.iter_mut().flat_map(|d| d.values_mut()) {
+            value.0.zeroize();
+        }
+    }
+}
+
+impl fmt::Debug for UnsealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&String> = self.secret.data.iter().flat_map(|d| d.keys()).collect();
+        f.debug_struct("UnsealedSecret")
+            .field("name", &self.secret.metadata.name)
+            .field("namespace", &self.secret.metadata.namespace)
+            .field("items", &keys)
+            .field("opened_with", &self.opened_with)
+            .finish()
+    }
+}
+
+/// Opens every item of a SealedSecret with the scope checks for where it lives.
+pub fn unseal(sealed: &SealedSecret, keys: &KeyRing) -> Result<UnsealedSecret, ConvertError> {
+    let target = target_of_sealed(sealed)?;
+    let none = Vec::new();
+    let mut data = BTreeMap::new();
+    let mut opened_with = BTreeSet::new();
+    for (item, ciphertext) in &sealed.spec.encrypted_data {
+        let recorded = sealed.spec.recipients.get(item).unwrap_or(&none);
+        let opened = open_value(ciphertext, recorded, sealed.spec.scope, &target, keys).map_err(
+            |error| ConvertError::Open {
+                item: printable(item),
+                error,
+            },
+        )?;
+        opened_with.insert(opened.opened_with.clone());
+        data.insert(item.clone(), ByteString(opened.plaintext.to_vec()));
+    }
+    let template = &sealed.spec.template;
+    let non_empty = |m: &BTreeMap<String, String>| (!m.is_empty()).then(|| m.clone());
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(target.name),
+            namespace: target.namespace,
+            labels: non_empty(&template.metadata.labels),
+            annotations: non_empty(&template.metadata.annotations),
+            ..Default::default()
+        },
+        data: Some(data),
+        type_: Some(template.type_.clone().unwrap_or_else(|| "Opaque".into())),
+        immutable: template.immutable,
+        ..Default::default()
+    };
+    Ok(UnsealedSecret {
+        secret,
+        opened_with,
+    })
+}
+
+/// Kubernetes' rule for Secret item keys.
+fn check_item_key(key: &str) -> Result<(), ConvertError> {
+    let ok = !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then_some(())
+        .ok_or_else(|| ConvertError::BadItemKey(printable(key)))
+}
+
+fn printable(s: &str) -> String {
+    s.chars().take(80).flat_map(char::escape_default).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::generate_key;
+    use crate::manifest::{Manifest, read_manifests};
+
+    fn secret(yaml: &str) -> SecretManifest {
+        match read_manifests(yaml).unwrap().remove(0).value {
+            Manifest::Secret(s) => *s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const DB: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  labels: {app: db}\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{}'\n    team: payments\ntype: kubernetes.io/basic-auth\ndata:\n  password: aHVudGVyMg==\nstringData:\n  username: admin\n";
+
+    #[test]
+    fn seals_and_unseals_a_secret() {
+        let key = generate_key("t");
+        let recipients = [key.recipient.clone()];
+        let opts = SealOptions {
+            scope: Scope::Strict,
+            recipients: &recipients,
+            namespace: None,
+            allow_empty: false,
+        };
+        let sealed = seal_secret(&secret(DB), &opts).unwrap();
+        assert_eq!(sealed.metadata.namespace.as_deref(), Some("prod"));
+        assert_eq!(
+            sealed.spec.template.type_.as_deref(),
+            Some("kubernetes.io/basic-auth")
+        );
+        assert_eq!(sealed.spec.template.metadata.labels["app"], "db");
+        assert!(
+            !sealed
+                .spec
+                .template
+                .metadata
+                .annotations
+                .contains_key(DROPPED_ANNOTATIONS[0])
+        );
+        assert_eq!(
+            sealed.spec.recipients["password"],
+            vec![key.recipient.to_string()]
+        );
+
+        let ring = KeyRing::from_identities([key.identity]);
+        let unsealed = unseal(&sealed, &ring).unwrap();
+        let data = unsealed.secret.data.as_ref().unwrap();
+        assert_eq!(data["password"].0, b"hunter2");
+        assert_eq!(data["username"].0, b"admin");
+        assert!(!format!("{unsealed:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_secrets_are_refused() {
+        let r = [generate_key("t").recipient];
+        let opts = SealOptions {
+            scope: Scope::Strict,
+            recipients: &r,
+            namespace: None,
+            allow_empty: false,
+        };
+        let cases = [
+            (
+                "kind: Secret\nmetadata: {namespace: a}\nstringData: {a: b}\n",
+                ConvertError::NoName,
+            ),
+            (
+                "kind: Secret\nmetadata: {name: a}\nstringData: {a: b}\n",
+                ConvertError::Binding(BindingError::NamespaceRequired {
+                    scope: Scope::Strict,
+                }),
+            ),
+            (
+                "kind: Secret\nmetadata: {name: a, namespace: b}\ndata: {k: '***'}\n",
+                ConvertError::BadBase64("k".into()),
+            ),
+            (
+                "kind: Secret\nmetadata: {name: a, namespace: b}\n",
+                ConvertError::Empty,
+            ),
+            (
+                "kind: Secret\nmetadata: {name: a, namespace: b}\nstringData: {'a b': x}\n",
+                ConvertError::BadItemKey("a b".into()),
+            ),
+        ];
+        for (yaml, expected) in cases {
+            assert_eq!(
+                seal_secret(&secret(yaml), &opts).unwrap_err(),
+                expected,
+                "{yaml}"
+            );
+        }
+        let big = format!(
+            "kind: Secret\nmetadata: {{name: a, namespace: b}}\nstringData: {{k: {}}}\n",
+            "x".repeat(MAX_SECRET_BYTES)
+        );
+        assert!(matches!(
+            seal_secret(&secret(&big), &opts),
+            Err(ConvertError::TooLarge(_))
+        ));
+        let conflict = SealOptions {
+            namespace: Some("other"),
+            ..opts
+        };
+        assert!(matches!(
+            seal_secret(&secret(DB), &conflict),
+            Err(ConvertError::NamespaceConflict { .. })
+        ));
+    }
+
+    #[test]
+    fn merging_keeps_untouched_ciphertext() {
+        let key = generate_key("t");
+        let recipients = [key.recipient.clone()];
+        let opts = SealOptions {
+            scope: Scope::Strict,
+            recipients: &recipients,
+            namespace: None,
+            allow_empty: false,
+        };
+        let mut sealed = seal_secret(&secret(DB), &opts).unwrap();
+        let before = sealed.spec.encrypted_data.clone();
+        let common = common_recipients(&sealed).unwrap();
+        let items = Items::from([("password".to_string(), Zeroizing::new(b"new".to_vec()))]);
+        seal_items(&mut sealed, items, &common).unwrap();
+        assert_eq!(sealed.spec.encrypted_data["username"], before["username"]);
+        assert_ne!(sealed.spec.encrypted_data["password"], before["password"]);
+        remove_items(&mut sealed, &["username".into()]).unwrap();
+        assert!(!sealed.spec.recipients.contains_key("username"));
+        assert_eq!(
+            remove_items(&mut sealed, &["nope".into()]),
+            Err(ConvertError::NoSuchItem("nope".into()))
+        );
+        let ring = KeyRing::from_identities([key.identity]);
+        let data = unseal(&sealed, &ring).unwrap().secret.data.clone().unwrap();
+        assert_eq!(data["password"].0, b"new");
+    }
+}

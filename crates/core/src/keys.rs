@@ -1,0 +1,225 @@
+//! Keys: age X25519 recipients (public) and identities (private), identity files in
+//! `age-keygen` format, and the [`KeyRing`] an opener holds.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use age::secrecy::ExposeSecret;
+use age::x25519;
+use zeroize::Zeroizing;
+
+pub use age::x25519::{Identity, Recipient};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("'{0}' is not an age X25519 recipient (expected age1… as printed by `seal keygen`)")]
+    BadRecipient(String),
+    #[error(
+        "line {line}: not an age X25519 identity (expected AGE-SECRET-KEY-1… as written by `seal keygen` or age-keygen)"
+    )]
+    BadIdentity { line: usize },
+    #[error("holds no AGE-SECRET-KEY-1… identity")]
+    NoIdentity,
+    #[error("holds no age1… recipient")]
+    NoRecipient,
+}
+
+/// Parses one `age1…` recipient.
+pub fn parse_recipient(text: &str) -> Result<Recipient, KeyError> {
+    let text = text.trim();
+    text.parse::<Recipient>().map_err(|_| {
+        KeyError::BadRecipient(
+            text.chars()
+                .take(80)
+                .flat_map(char::escape_default)
+                .collect(),
+        )
+    })
+}
+
+/// Parses a recipients file: one `age1…` per line; blank lines and `#` comments ignored.
+pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, KeyError> {
+    let recipients = meaningful_lines(text)
+        .map(|(_, line)| parse_recipient(line))
+        .collect::<Result<Vec<_>, _>>()?;
+    if recipients.is_empty() {
+        return Err(KeyError::NoRecipient);
+    }
+    Ok(recipients)
+}
+
+/// Parses an identity file as `age-keygen` writes it. The error names the line, never its content.
+pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>, KeyError> {
+    let identities = meaningful_lines(text)
+        .map(|(line, key)| {
+            key.parse::<Identity>()
+                .map_err(|_| KeyError::BadIdentity { line })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if identities.is_empty() {
+        return Err(KeyError::NoIdentity);
+    }
+    Ok(identities)
+}
+
+fn meaningful_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+}
+
+/// A new identity and its file text, byte-compatible with `age-keygen` output.
+pub struct GeneratedKey {
+    pub identity: Identity,
+    pub recipient: Recipient,
+    /// `# created: …`, `# public key: …`, then the secret key line.
+    pub file_text: Zeroizing<String>,
+}
+
+impl fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("recipient", &self.recipient.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn generate_key(created: &str) -> GeneratedKey {
+    let identity = Identity::generate();
+    let recipient = identity.to_public();
+    let file_text = Zeroizing::new(identity_file_text(&identity, created));
+    GeneratedKey {
+        identity,
+        recipient,
+        file_text,
+    }
+}
+
+/// The identity file text for an existing identity (for exporting a key as a backup).
+pub fn identity_file_text(identity: &Identity, created: &str) -> String {
+    format!(
+        "# created: {created}\n# public key: {}\n{}\n",
+        identity.to_public(),
+        identity.to_string().expose_secret()
+    )
+}
+
+/// The identities an opener holds, indexed by their recipient so that opening a value costs
+/// one lookup and one X25519 operation, however many keys are held.
+#[derive(Default, Clone)]
+pub struct KeyRing {
+    by_recipient: HashMap<String, x25519::Identity>,
+}
+
+impl KeyRing {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn from_identities(identities: impl IntoIterator<Item = Identity>) -> Self {
+        let mut ring = KeyRing::new();
+        for identity in identities {
+            ring.insert(identity);
+        }
+        ring
+    }
+
+    /// Adds an identity; returns its recipient.
+    pub fn insert(&mut self, identity: Identity) -> String {
+        let recipient = identity.to_public().to_string();
+        self.by_recipient.insert(recipient.clone(), identity);
+        recipient
+    }
+
+    pub fn remove(&mut self, recipient: &str) -> bool {
+        self.by_recipient.remove(recipient).is_some()
+    }
+
+    pub fn get(&self, recipient: &str) -> Option<&Identity> {
+        self.by_recipient.get(recipient)
+    }
+
+    pub fn contains(&self, recipient: &str) -> bool {
+        self.by_recipient.contains_key(recipient)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_recipient.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_recipient.is_empty()
+    }
+
+    /// The recipients of the held identities, sorted.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.by_recipient.keys().cloned().collect();
+        all.sort();
+        all
+    }
+}
+
+/// Shows recipients only: a key ring must never print private keys.
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("recipients", &self.recipients())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_files_parse_back_and_name_their_recipient() {
+        let key = generate_key("2026-01-01T00:00:00Z");
+        let lines: Vec<&str> = key.file_text.lines().collect();
+        assert_eq!(lines[0], "# created: 2026-01-01T00:00:00Z");
+        assert_eq!(lines[1], format!("# public key: {}", key.recipient));
+        assert!(lines[2].starts_with("AGE-SECRET-KEY-1"));
+        let parsed = parse_identity_file(&key.file_text).unwrap();
+        assert_eq!(parsed[0].to_public(), key.recipient);
+    }
+
+    #[test]
+    fn identity_errors_name_the_line_but_never_echo_it() {
+        let text = "# comment\n\nAGE-SECRET-KEY-1NOTAKEY\n";
+        let err = parse_identity_file(text).err().unwrap();
+        assert_eq!(err, KeyError::BadIdentity { line: 3 });
+        assert!(!err.to_string().contains("NOTAKEY"));
+        assert_eq!(
+            parse_identity_file("# only comments\n").err(),
+            Some(KeyError::NoIdentity)
+        );
+    }
+
+    #[test]
+    fn recipients_files_allow_comments() {
+        let a = generate_key("t").recipient.to_string();
+        let b = generate_key("t").recipient.to_string();
+        let text = format!("# prod\n{a}\n\n  {b}  \n");
+        let parsed = parse_recipients_file(&text).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert!(matches!(
+            parse_recipient("age1nope"),
+            Err(KeyError::BadRecipient(_))
+        ));
+        assert_eq!(
+            parse_recipients_file("# none\n"),
+            Err(KeyError::NoRecipient)
+        );
+    }
+
+    #[test]
+    fn key_ring_debug_shows_no_secret() {
+        let key = generate_key("t");
+        let ring = KeyRing::from_identities([key.identity]);
+        let shown = format!("{ring:?}");
+        assert!(shown.contains(&key.recipient.to_string()));
+        assert!(!shown.contains("AGE-SECRET-KEY"));
+        assert_eq!(format!("{:?}", generate_key("t")).contains("SECRET"), false);
+    }
+}

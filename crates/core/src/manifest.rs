@@ -1,0 +1,317 @@
+//! Reading Kubernetes manifests: a YAML stream (`---`-separated), JSON, or a v1 List, each
+//! object with the line it starts on so every error can point at it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_saphyr::Spanned;
+
+use crate::crd::SealedSecret;
+
+/// A Secret as `kubectl create secret … --dry-run=client -o yaml` prints it.
+/// Values stay in zeroizing, redacting containers.
+#[derive(Deserialize, Default, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretManifest {
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Item key → base64 text, as in the Secret API.
+    #[serde(default)]
+    pub data: Option<BTreeMap<String, SecretString>>,
+    /// Item key → plain text; wins over `data` for the same key, as in the Secret API.
+    #[serde(default)]
+    pub string_data: Option<BTreeMap<String, SecretString>>,
+    #[serde(rename = "type", default)]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub immutable: Option<bool>,
+}
+
+impl SecretManifest {
+    pub fn has_values(&self) -> bool {
+        self.data.as_ref().is_some_and(|d| !d.is_empty())
+            || self.string_data.as_ref().is_some_and(|d| !d.is_empty())
+    }
+}
+
+/// One object read from a file.
+#[derive(Debug)]
+pub enum Manifest {
+    Secret(Box<SecretManifest>),
+    SealedSecret(Box<SealedSecret>),
+    /// Any other kind, named by its `kind` (empty when it has none).
+    Other(String),
+}
+
+/// A value and the 1-based line it starts on.
+#[derive(Debug)]
+pub struct Located<T> {
+    pub line: usize,
+    pub value: T,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{line}:{column}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl ParseError {
+    fn at(line: usize, message: impl Into<String>) -> Self {
+        ParseError {
+            line,
+            column: 1,
+            message: message.into(),
+        }
+    }
+}
+
+pub const SECRET_KINDS: (&str, &str) = ("v1", "Secret");
+pub const SEALED_API_GROUP: &str = "sealant.dev";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListItems {
+    #[serde(default)]
+    items: Vec<Spanned<serde_json::Value>>,
+}
+
+/// Reads every object in `text` (YAML stream or JSON); Lists are flattened into their items.
+pub fn read_manifests(text: &str) -> Result<Vec<Located<Manifest>>, ParseError> {
+    let mut out = Vec::new();
+    for doc in split_documents(text) {
+        let head: Head = parse_document(&doc)?;
+        let kind = head.kind.unwrap_or_default();
+        if head.api_version.as_deref() == Some("v1") && (kind == "List" || kind.ends_with("List")) {
+            let list: ListItems = parse_document(&doc)?;
+            for item in list.items {
+                let line = doc.first_line + item.referenced.line() as usize - 1;
+                out.push(Located {
+                    line,
+                    value: manifest_from_value(item.value).map_err(|e| ParseError::at(line, e))?,
+                });
+            }
+            continue;
+        }
+        let value = if is_secret(head.api_version.as_deref(), &kind) {
+            Manifest::Secret(Box::new(parse_document(&doc)?))
+        } else if is_sealed_secret(head.api_version.as_deref(), &kind) {
+            Manifest::SealedSecret(Box::new(parse_document(&doc)?))
+        } else {
+            Manifest::Other(kind)
+        };
+        out.push(Located {
+            line: doc.content_line,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+fn is_secret(api_version: Option<&str>, kind: &str) -> bool {
+    kind == SECRET_KINDS.1 && api_version.is_none_or(|v| v == SECRET_KINDS.0)
+}
+
+fn is_sealed_secret(api_version: Option<&str>, kind: &str) -> bool {
+    kind == "SealedSecret"
+        && api_version.is_some_and(|v| v.split('/').next() == Some(SEALED_API_GROUP))
+}
+
+fn manifest_from_value(value: serde_json::Value) -> Result<Manifest, String> {
+    let api_version = value
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let kind = value
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    Ok(if is_secret(api_version.as_deref(), &kind) {
+        Manifest::Secret(Box::new(
+            serde_json::from_value(value).map_err(|e| e.to_string())?,
+        ))
+    } else if is_sealed_secret(api_version.as_deref(), &kind) {
+        Manifest::SealedSecret(Box::new(
+            serde_json::from_value(value).map_err(|e| e.to_string())?,
+        ))
+    } else {
+        Manifest::Other(kind)
+    })
+}
+
+/// One document of a YAML stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Document<'a> {
+    /// 1-based line of the document's first line in the stream.
+    pub first_line: usize,
+    /// 1-based line of its first line that is not blank or a comment.
+    pub content_line: usize,
+    pub text: &'a str,
+}
+
+/// Splits a YAML stream at `---` and `...` lines, as kubectl does. A document marker cannot
+/// occur inside a scalar at column 0, so this agrees with the YAML spec. Documents holding
+/// only blanks and comments are dropped.
+pub fn split_documents(text: &str) -> Vec<Document<'_>> {
+    let mut docs = Vec::new();
+    let mut start = 0usize;
+    let mut first_line = 1usize;
+    let mut offset = 0usize;
+    let mut line_no = 1usize;
+    let mut push = |start: usize, end: usize, first_line: usize| {
+        let text = &text[start..end];
+        let content = text.lines().position(|l| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#') && !t.starts_with('%')
+        });
+        if let Some(skip) = content {
+            docs.push(Document {
+                first_line,
+                content_line: first_line + skip,
+                text,
+            });
+        }
+    };
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let marker =
+            bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") || bare == "...";
+        if marker {
+            push(start, offset, first_line);
+            // Content after "--- " on the marker line belongs to the next document.
+            let rest = if bare.starts_with("---") {
+                3
+            } else {
+                line.len()
+            };
+            start = offset + rest.min(line.len());
+            first_line = line_no;
+            if bare == "..." {
+                start = offset + line.len();
+                first_line = line_no + 1;
+            }
+        }
+        offset += line.len();
+        line_no += 1;
+    }
+    push(start, text.len(), first_line);
+    docs
+}
+
+/// Parses one document into `T`, with error positions in the whole stream.
+pub fn parse_document<T: DeserializeOwned>(doc: &Document<'_>) -> Result<T, ParseError> {
+    serde_saphyr::from_str(doc.text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line() as usize, l.column() as usize))
+            .unwrap_or((1, 1));
+        let mut message = e.without_snippet().to_string();
+        // The message ends with the document-relative position; ours replaces it.
+        if let Some(at) = message.rfind(" at line ") {
+            message.truncate(at);
+        }
+        if let Some(rest) = message.strip_prefix("error: ")
+            && let Some((_, msg)) = rest.split_once(": ")
+        {
+            message = msg.to_owned();
+        }
+        ParseError {
+            line: doc.first_line + line.max(1) - 1,
+            column: column.max(1),
+            message,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn splits_streams_with_lines() {
+        let text = "# lead\n---\na: 1\n---\n\n# only a comment\n--- \nb: 2\n...\n";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].content_line, 3);
+        assert_eq!(docs[1].content_line, 8);
+        assert_eq!(docs[1].text.trim(), "b: 2");
+    }
+
+    #[test]
+    fn reads_kubectl_output_yaml_and_json() {
+        let yaml = "apiVersion: v1\ndata:\n  password: czNjcjN0\nkind: Secret\nmetadata:\n  creationTimestamp: null\n  name: db\n  namespace: prod\n";
+        let m = read_manifests(yaml).unwrap();
+        let Manifest::Secret(s) = &m[0].value else {
+            panic!("not a secret")
+        };
+        assert_eq!(s.metadata.name.as_deref(), Some("db"));
+        assert_eq!(
+            s.data.as_ref().unwrap()["password"].expose_secret(),
+            "czNjcjN0"
+        );
+        let json = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"stringData":{"a":"yes"}}"#;
+        let m = read_manifests(json).unwrap();
+        let Manifest::Secret(s) = &m[0].value else {
+            panic!("not a secret")
+        };
+        assert_eq!(s.string_data.as_ref().unwrap()["a"].expose_secret(), "yes");
+    }
+
+    #[test]
+    fn yaml_scalars_stay_strings() {
+        let yaml = "kind: Secret\nstringData:\n  enabled: yes\n  port: 0123\n";
+        let m = read_manifests(yaml).unwrap();
+        let Manifest::Secret(s) = &m[0].value else {
+            panic!("not a secret")
+        };
+        let sd = s.string_data.as_ref().unwrap();
+        assert_eq!(sd["enabled"].expose_secret(), "yes");
+        assert_eq!(sd["port"].expose_secret(), "0123");
+    }
+
+    #[test]
+    fn flattens_lists_with_item_lines() {
+        let yaml = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: a}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: b}\n";
+        let m = read_manifests(yaml).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].line, 4);
+        assert!(matches!(m[0].value, Manifest::Secret(_)));
+        assert_eq!(m[1].line, 7);
+        assert!(matches!(&m[1].value, Manifest::Other(k) if k == "ConfigMap"));
+    }
+
+    #[test]
+    fn errors_point_into_the_stream() {
+        let yaml = "kind: ConfigMap\n---\nkind: Secret\ndata: [\n";
+        let err = read_manifests(yaml).unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        assert!(!err.message.contains("line"), "{err}");
+        let err = read_manifests("kind: Secret\ndata: 5\n").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 7));
+    }
+
+    #[test]
+    fn debug_redacts_values() {
+        let m = read_manifests("kind: Secret\nstringData:\n  pw: hunter2\n").unwrap();
+        assert!(!format!("{m:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,292 @@
+//! Scopes: what a sealed value is bound to, and the check that a value may open where it is.
+
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How tightly a sealed value is bound to the SealedSecret that carries it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Opens only in the namespace and under the name it was sealed for.
+    #[default]
+    Strict,
+    /// Opens under any name, but only in the namespace it was sealed for.
+    NamespaceWide,
+    /// Opens anywhere.
+    ClusterWide,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Strict, Scope::NamespaceWide, Scope::ClusterWide];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Strict => "strict",
+            Scope::NamespaceWide => "namespace-wide",
+            Scope::ClusterWide => "cluster-wide",
+        }
+    }
+
+    pub fn needs_namespace(self) -> bool {
+        !matches!(self, Scope::ClusterWide)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = UnknownScope;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| UnknownScope(s.chars().take(40).collect()))
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown scope '{0}': use strict, namespace-wide or cluster-wide")]
+pub struct UnknownScope(String);
+
+/// Where a SealedSecret lives: the place a value is sealed for, or asked to open in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Target {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Target {
+            namespace: Some(namespace.into()),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}/{}", self.name),
+            None => write!(f, "{} (no namespace)", self.name),
+        }
+    }
+}
+
+/// What a sealed value is bound to, as recorded inside its authenticated payload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Binding {
+    Strict { namespace: String, name: String },
+    NamespaceWide { namespace: String },
+    ClusterWide,
+}
+
+impl Binding {
+    /// The binding a value sealed with `scope` for `target` carries.
+    pub fn new(scope: Scope, target: &Target) -> Result<Binding, BindingError> {
+        let namespace = || {
+            target
+                .namespace
+                .clone()
+                .filter(|ns| !ns.is_empty())
+                .ok_or(BindingError::NamespaceRequired { scope })
+        };
+        let binding = match scope {
+            Scope::Strict => Binding::Strict {
+                namespace: namespace()?,
+                name: target.name.clone(),
+            },
+            Scope::NamespaceWide => Binding::NamespaceWide {
+                namespace: namespace()?,
+            },
+            Scope::ClusterWide => Binding::ClusterWide,
+        };
+        binding.validate()?;
+        Ok(binding)
+    }
+
+    pub fn scope(&self) -> Scope {
+        match self {
+            Binding::Strict { .. } => Scope::Strict,
+            Binding::NamespaceWide { .. } => Scope::NamespaceWide,
+            Binding::ClusterWide => Scope::ClusterWide,
+        }
+    }
+
+    /// Names must be valid Kubernetes names: that also keeps the payload header unambiguous
+    /// (no spaces, slashes or newlines).
+    pub(crate) fn validate(&self) -> Result<(), BindingError> {
+        match self {
+            Binding::Strict { namespace, name } => {
+                check_namespace(namespace)?;
+                check_name(name)
+            }
+            Binding::NamespaceWide { namespace } => check_namespace(namespace),
+            Binding::ClusterWide => Ok(()),
+        }
+    }
+
+    /// May a value with this binding open in a SealedSecret declared with `declared` scope at `target`?
+    pub fn check(&self, declared: Scope, target: &Target) -> Result<(), BindingError> {
+        if self.scope() != declared {
+            return Err(BindingError::ScopeMismatch {
+                sealed: self.scope(),
+                declared,
+            });
+        }
+        let here_ns = target.namespace.as_deref().unwrap_or("");
+        match self {
+            Binding::Strict { namespace, name } if namespace != here_ns || *name != target.name => {
+                Err(BindingError::Relocated {
+                    sealed_for: format!("{namespace}/{name}"),
+                    scope: Scope::Strict,
+                    here: target.to_string(),
+                })
+            }
+            Binding::NamespaceWide { namespace } if namespace != here_ns => {
+                Err(BindingError::Relocated {
+                    sealed_for: format!("namespace {namespace}"),
+                    scope: Scope::NamespaceWide,
+                    here: target.to_string(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BindingError {
+    #[error("{scope} scope needs a namespace: set metadata.namespace or pass -n NAMESPACE")]
+    NamespaceRequired { scope: Scope },
+    #[error("'{0}' is not a valid namespace (lowercase letters, digits and '-', at most 63)")]
+    InvalidNamespace(String),
+    #[error("'{0}' is not a valid name (lowercase letters, digits, '-' and '.', at most 253)")]
+    InvalidName(String),
+    #[error(
+        "sealed with {sealed} scope but spec.scope says {declared}: the scope cannot be changed after sealing; re-seal the value"
+    )]
+    ScopeMismatch { sealed: Scope, declared: Scope },
+    #[error(
+        "sealed for {sealed_for} ({scope} scope) but this SealedSecret is {here}: a {scope} value cannot be moved; re-seal it for its new place"
+    )]
+    Relocated {
+        sealed_for: String,
+        scope: Scope,
+        here: String,
+    },
+}
+
+/// RFC 1123 label, as Kubernetes requires of namespaces.
+fn check_namespace(ns: &str) -> Result<(), BindingError> {
+    let ok = !ns.is_empty()
+        && ns.len() <= 63
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    ok.then_some(())
+        .ok_or_else(|| BindingError::InvalidNamespace(shorten(ns)))
+}
+
+/// RFC 1123 subdomain, as Kubernetes requires of Secret names.
+fn check_name(name: &str) -> Result<(), BindingError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        });
+    ok.then_some(())
+        .ok_or_else(|| BindingError::InvalidName(shorten(name)))
+}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(80).flat_map(char::escape_default).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_names_round_trip() {
+        for scope in Scope::ALL {
+            assert_eq!(scope.as_str().parse::<Scope>(), Ok(scope));
+        }
+        assert!("global".parse::<Scope>().is_err());
+    }
+
+    #[test]
+    fn strict_binds_namespace_and_name() {
+        let b = Binding::new(Scope::Strict, &Target::new("prod", "db")).unwrap();
+        assert!(b.check(Scope::Strict, &Target::new("prod", "db")).is_ok());
+        let moved = b
+            .check(Scope::Strict, &Target::new("dev", "db"))
+            .unwrap_err();
+        assert!(moved.to_string().contains("sealed for prod/db"), "{moved}");
+        assert!(
+            b.check(Scope::Strict, &Target::new("prod", "other"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn namespace_wide_binds_only_the_namespace() {
+        let b = Binding::new(Scope::NamespaceWide, &Target::new("prod", "db")).unwrap();
+        assert!(
+            b.check(Scope::NamespaceWide, &Target::new("prod", "x"))
+                .is_ok()
+        );
+        assert!(
+            b.check(Scope::NamespaceWide, &Target::new("dev", "db"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn cluster_wide_binds_nothing_but_the_scope_is_fixed() {
+        let b = Binding::new(Scope::ClusterWide, &Target::new("prod", "db")).unwrap();
+        assert!(
+            b.check(Scope::ClusterWide, &Target::new("dev", "x"))
+                .is_ok()
+        );
+        assert_eq!(
+            b.check(Scope::Strict, &Target::new("prod", "db")),
+            Err(BindingError::ScopeMismatch {
+                sealed: Scope::ClusterWide,
+                declared: Scope::Strict
+            })
+        );
+    }
+
+    #[test]
+    fn names_are_validated() {
+        let no_ns = Target {
+            namespace: None,
+            name: "db".into(),
+        };
+        assert!(matches!(
+            Binding::new(Scope::Strict, &no_ns),
+            Err(BindingError::NamespaceRequired { .. })
+        ));
+        assert!(Binding::new(Scope::ClusterWide, &no_ns).is_ok());
+        assert!(Binding::new(Scope::Strict, &Target::new("Prod", "db")).is_err());
+        assert!(Binding::new(Scope::Strict, &Target::new("prod", "a/b")).is_err());
+        assert!(Binding::new(Scope::Strict, &Target::new("prod", "a b")).is_err());
+        assert!(Binding::new(Scope::Strict, &Target::new("prod", "db.v2")).is_ok());
+    }
+}

@@ -1,0 +1,299 @@
+//! Sealing and opening one value: a standard age v1 file (X25519 recipients) whose payload is
+//! the framed value, base64-encoded for `spec.encryptedData`.
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+
+use age::{Decryptor, Encryptor};
+use age_core::format::{FileKey, Stanza};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use zeroize::Zeroizing;
+
+use crate::keys::{Identity, KeyRing, Recipient};
+use crate::payload::{self, PayloadError};
+use crate::scope::{Binding, BindingError, Scope, Target};
+
+/// A sealed value and the recipients it was sealed to, in stanza order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedValue {
+    /// Base64 of the age file.
+    pub ciphertext: String,
+    pub recipients: Vec<String>,
+}
+
+/// A value opened by [`open_value`].
+pub struct Opened {
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The recipient whose identity opened it.
+    pub opened_with: String,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field(
+                "plaintext",
+                &format_args!("<{} bytes>", self.plaintext.len()),
+            )
+            .field("opened_with", &self.opened_with)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SealError {
+    #[error(
+        "no recipients to seal to: pass -r age1…, -R FILE, or list recipients in .sealant.yaml"
+    )]
+    NoRecipients,
+    #[error(transparent)]
+    Binding(#[from] BindingError),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OpenError {
+    #[error("is not valid base64")]
+    NotBase64,
+    #[error("is not an age v1 file (its header is damaged or truncated)")]
+    NotAgeFile,
+    #[error("records no recipients in spec.recipients: re-seal it with `seal` or `seal merge`")]
+    NoRecordedRecipients,
+    #[error("was sealed to {}; none of those keys is held here (wrong identity or cluster?)", .0.join(", "))]
+    NoKeyHeld(Vec<String>),
+    #[error(
+        "does not open with the key for {0}, although spec.recipients lists it: the value or its recipients list was altered"
+    )]
+    KeyMismatch(String),
+    #[error("failed authentication: its header was tampered with")]
+    HeaderTampered,
+    #[error("failed authentication: the ciphertext is damaged, truncated or tampered with")]
+    PayloadTampered,
+    #[error("{0}")]
+    Payload(#[from] PayloadError),
+    #[error("{0}")]
+    Binding(#[from] BindingError),
+}
+
+/// Seals `value` for `binding` to every recipient (each alone opens it).
+pub fn seal_value(
+    value: &[u8],
+    binding: &Binding,
+    recipients: &[Recipient],
+) -> Result<SealedValue, SealError> {
+    binding.validate()?;
+    let mut unique: Vec<&Recipient> = Vec::with_capacity(recipients.len());
+    for r in recipients {
+        if !unique.contains(&r) {
+            unique.push(r);
+        }
+    }
+    let encryptor = Encryptor::with_recipients(unique.iter().map(|r| *r as &dyn age::Recipient))
+        .map_err(|_| SealError::NoRecipients)?;
+    let framed = payload::frame(binding, value);
+    let mut file = Vec::with_capacity(framed.len() + 200 + 80 * unique.len());
+    // Writing to a Vec cannot fail.
+    let mut writer = encryptor.wrap_output(&mut file).expect("write to Vec");
+    writer.write_all(&framed).expect("write to Vec");
+    writer.finish().expect("write to Vec");
+    Ok(SealedValue {
+        ciphertext: BASE64.encode(&file),
+        recipients: unique.iter().map(|r| r.to_string()).collect(),
+    })
+}
+
+/// Opens a sealed value for the SealedSecret at `target` declared with `scope`.
+///
+/// `recorded` is the value's `spec.recipients` entry. Only held identities for recorded
+/// recipients are tried, each first against the stanza at its recorded position, so the
+/// usual cost is a single X25519 operation whatever the size of the key ring.
+pub fn open_value(
+    ciphertext: &str,
+    recorded: &[String],
+    scope: Scope,
+    target: &Target,
+    keys: &KeyRing,
+) -> Result<Opened, OpenError> {
+    let file = BASE64
+        .decode(ciphertext.trim())
+        .map_err(|_| OpenError::NotBase64)?;
+    let decryptor = Decryptor::new_buffered(&file[..]).map_err(|_| OpenError::NotAgeFile)?;
+    if recorded.is_empty() {
+        return Err(OpenError::NoRecordedRecipients);
+    }
+    let candidates: Vec<StanzaAt<'_>> = recorded
+        .iter()
+        .enumerate()
+        .filter_map(|(index, recipient)| {
+            keys.get(recipient).map(|identity| StanzaAt {
+                identity,
+                index,
+                opened: Cell::new(false),
+            })
+        })
+        .collect();
+    let Some(first) = candidates.first() else {
+        return Err(OpenError::NoKeyHeld(recorded.to_vec()));
+    };
+    let first_recipient = recorded[first.index].clone();
+    let mut reader = decryptor
+        .decrypt(candidates.iter().map(|c| c as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::InvalidMac => OpenError::HeaderTampered,
+            age::DecryptError::NoMatchingKeys => OpenError::KeyMismatch(first_recipient),
+            _ => OpenError::PayloadTampered,
+        })?;
+    let mut payload = Zeroizing::new(Vec::with_capacity(file.len()));
+    reader
+        .read_to_end(&mut payload)
+        .map_err(|_| OpenError::PayloadTampered)?;
+    let (binding, value) = payload::unframe(&payload)?;
+    binding.check(scope, target)?;
+    let opened_with = candidates
+        .iter()
+        .find(|c| c.opened.get())
+        .map(|c| recorded[c.index].clone())
+        .unwrap_or_default();
+    Ok(Opened {
+        plaintext: Zeroizing::new(value.to_vec()),
+        opened_with,
+    })
+}
+
+/// Parses a sealed value's age header without opening it (for `seal check`).
+pub fn inspect_value(ciphertext: &str) -> Result<(), OpenError> {
+    let file = BASE64
+        .decode(ciphertext.trim())
+        .map_err(|_| OpenError::NotBase64)?;
+    Decryptor::new_buffered(&file[..]).map_err(|_| OpenError::NotAgeFile)?;
+    Ok(())
+}
+
+/// An identity that tries the stanza at its recipient's recorded position first, then the
+/// file's other stanzas (in case the record was reordered by hand).
+struct StanzaAt<'a> {
+    identity: &'a Identity,
+    index: usize,
+    opened: Cell<bool>,
+}
+
+impl age::Identity for StanzaAt<'_> {
+    fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
+        self.identity.unwrap_stanza(stanza)
+    }
+
+    fn unwrap_stanzas(&self, stanzas: &[Stanza]) -> Option<Result<FileKey, age::DecryptError>> {
+        let positioned = stanzas.get(self.index).into_iter();
+        let others = stanzas
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.index)
+            .map(|(_, s)| s);
+        let result = positioned
+            .chain(others)
+            .find_map(|stanza| self.identity.unwrap_stanza(stanza));
+        if matches!(result, Some(Ok(_))) {
+            self.opened.set(true);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::generate_key;
+
+    fn ring_and_recipients(n: usize) -> (KeyRing, Vec<Recipient>) {
+        let keys: Vec<_> = (0..n).map(|_| generate_key("t")).collect();
+        let recipients = keys.iter().map(|k| k.recipient.clone()).collect();
+        (
+            KeyRing::from_identities(keys.into_iter().map(|k| k.identity)),
+            recipients,
+        )
+    }
+
+    #[test]
+    fn each_recipient_alone_opens_the_value() {
+        let keys: Vec<_> = (0..3).map(|_| generate_key("t")).collect();
+        let recipients: Vec<_> = keys.iter().map(|k| k.recipient.clone()).collect();
+        let target = Target::new("prod", "db");
+        let binding = Binding::new(Scope::Strict, &target).unwrap();
+        let sealed = seal_value(b"hunter2", &binding, &recipients).unwrap();
+        assert_eq!(sealed.recipients.len(), 3);
+        for key in keys {
+            let expect = key.recipient.to_string();
+            let ring = KeyRing::from_identities([key.identity]);
+            let opened = open_value(
+                &sealed.ciphertext,
+                &sealed.recipients,
+                Scope::Strict,
+                &target,
+                &ring,
+            )
+            .unwrap();
+            assert_eq!(&opened.plaintext[..], b"hunter2");
+            assert_eq!(opened.opened_with, expect);
+        }
+    }
+
+    #[test]
+    fn wrong_key_and_missing_record_fail_clearly() {
+        let (ring, recipients) = ring_and_recipients(1);
+        let (other_ring, _) = ring_and_recipients(1);
+        let target = Target::new("prod", "db");
+        let binding = Binding::new(Scope::Strict, &target).unwrap();
+        let sealed = seal_value(b"v", &binding, &recipients).unwrap();
+        let err = open_value(
+            &sealed.ciphertext,
+            &sealed.recipients,
+            Scope::Strict,
+            &target,
+            &other_ring,
+        )
+        .unwrap_err();
+        assert!(matches!(err, OpenError::NoKeyHeld(_)));
+        let err = open_value(&sealed.ciphertext, &[], Scope::Strict, &target, &ring).unwrap_err();
+        assert_eq!(err, OpenError::NoRecordedRecipients);
+        // A recipients list that names the held key for a file sealed to another.
+        let (ring2, recipients2) = ring_and_recipients(1);
+        let err = open_value(
+            &sealed.ciphertext,
+            &[recipients2[0].to_string()],
+            Scope::Strict,
+            &target,
+            &ring2,
+        )
+        .unwrap_err();
+        assert!(matches!(err, OpenError::KeyMismatch(_)));
+    }
+
+    #[test]
+    fn reordered_records_still_open() {
+        let (ring, recipients) = ring_and_recipients(3);
+        let target = Target::new("a", "b");
+        let binding = Binding::new(Scope::ClusterWide, &target).unwrap();
+        let mut sealed = seal_value(b"v", &binding, &recipients).unwrap();
+        sealed.recipients.reverse();
+        let mut one = KeyRing::new();
+        one.insert(ring.get(&recipients[0].to_string()).unwrap().clone());
+        let opened = open_value(
+            &sealed.ciphertext,
+            &sealed.recipients,
+            Scope::ClusterWide,
+            &target,
+            &one,
+        )
+        .unwrap();
+        assert_eq!(&opened.plaintext[..], b"v");
+    }
+
+    #[test]
+    fn debug_never_shows_plaintext() {
+        let opened = Opened {
+            plaintext: Zeroizing::new(b"hunter2".to_vec()),
+            opened_with: "age1x".into(),
+        };
+        assert!(!format!("{opened:?}").contains("hunter2"));
+    }
+}
