@@ -175,7 +175,6 @@ pub fn split_documents(text: &str) -> Vec<Document<'_>> {
     let mut start = 0usize;
     let mut first_line = 1usize;
     let mut offset = 0usize;
-    let mut line_no = 1usize;
     let mut push = |start: usize, end: usize, first_line: usize| {
         let text = &text[start..end];
         let content = text.lines().position(|l| {
@@ -190,7 +189,7 @@ pub fn split_documents(text: &str) -> Vec<Document<'_>> {
             });
         }
     };
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1usize..).zip(text.split_inclusive('\n')) {
         let bare = line.trim_end_matches(['\n', '\r']);
         let marker =
             bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") || bare == "...";
@@ -210,7 +209,6 @@ pub fn split_documents(text: &str) -> Vec<Document<'_>> {
             }
         }
         offset += line.len();
-        line_no += 1;
     }
     push(start, text.len(), first_line);
     docs

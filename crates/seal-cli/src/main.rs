@@ -1,1 +1,47 @@
-fn main() {}
+//! `seal`: encrypt Kubernetes Secrets into SealedSecrets that are safe to commit.
+
+mod cli;
+mod commands;
+mod failure;
+mod files;
+mod recipients;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use failure::Result;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("seal: {failure}");
+            ExitCode::from(failure.exit_code)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        None => commands::seal::run(cli)?,
+        Some(Command::Create(args)) => commands::seal::create(args)?,
+        Some(Command::Raw(args)) => commands::seal::raw(args)?,
+        Some(Command::Merge(args)) => commands::merge::run(args)?,
+        Some(Command::Unseal(args)) => commands::unseal::run(args)?,
+        Some(Command::Check(args)) => {
+            let problems = commands::check::run(args)?;
+            return Ok(if problems == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Some(Command::Keygen(args)) => commands::keys::keygen(args)?,
+        Some(Command::Recipient(args)) => commands::keys::recipient(args)?,
+        Some(Command::Completions(args)) => commands::keys::completions(args)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

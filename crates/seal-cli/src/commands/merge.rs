@@ -1,0 +1,98 @@
+//! `seal merge`: change items of a SealedSecret file in place. Untouched items keep their
+//! ciphertext byte for byte, so a Git diff shows only what changed.
+
+use sealant_core::convert::{common_recipients, remove_items, seal_items, secret_items};
+use sealant_core::manifest::{Located, Manifest};
+
+use super::seal::items_from_flags;
+use super::{kind_of, read_objects, render};
+use crate::cli::{Format, MergeArgs};
+use crate::failure::{Failure, Result};
+use crate::files::{read_input, write_atomically};
+use crate::recipients::Recipients;
+use std::path::Path;
+
+pub fn run(args: &MergeArgs) -> Result<()> {
+    let path = &args.sealed_file;
+    let original = read_input(path)?;
+    let mut objects = read_objects(path)?;
+    if objects.len() != 1 {
+        return Err(Failure::in_file(
+            path,
+            format!(
+                "holds {} objects; merge works on a file with one SealedSecret",
+                objects.len()
+            ),
+        ));
+    }
+    let Located { line, value } = objects.remove(0);
+    let mut sealed = match value {
+        Manifest::SealedSecret(sealed) => *sealed,
+        other => {
+            return Err(Failure::at_line(
+                path,
+                line,
+                format!("is a {}, not a SealedSecret", kind_of(&other)),
+            ));
+        }
+    };
+    let from_flags = !args.literals.is_empty() || !args.files.is_empty() || !args.remove.is_empty();
+    let items = if from_flags {
+        items_from_flags(&args.literals, &args.files)?
+    } else {
+        items_from_stdin()?
+    };
+    if let Some(both) = args.remove.iter().find(|k| items.contains_key(*k)) {
+        return Err(Failure::usage(format!(
+            "item '{both}' is both removed and added"
+        )));
+    }
+    let name = sealed.metadata.name.clone().unwrap_or_default();
+    let fail = |e| Failure::at_line(path, line, format!("SealedSecret '{name}': {e}"));
+    remove_items(&mut sealed, &args.remove).map_err(fail)?;
+    if !items.is_empty() {
+        let recipients = Recipients::from_args(
+            &args.recipients,
+            &args.recipients_files,
+            args.config.as_deref(),
+        )?;
+        let to = match recipients.lookup(Some(path), sealed.metadata.namespace.as_deref())? {
+            Some(to) => to,
+            None => common_recipients(&sealed).ok_or_else(|| {
+                Failure::in_file(
+                    path,
+                    "its items are sealed to different recipients: say which to use with -r or -R",
+                )
+            })?,
+        };
+        seal_items(&mut sealed, items, &to).map_err(fail)?;
+    }
+    let format = if original.trim_start().starts_with('{') {
+        Format::Json
+    } else {
+        Format::Yaml
+    };
+    write_atomically(path, &render(&[sealed], format)?)
+}
+
+fn items_from_stdin() -> Result<sealant_core::convert::Items> {
+    let stdin = Path::new("-");
+    let mut objects = read_objects(stdin)?;
+    if objects.len() != 1 {
+        return Err(Failure::in_file(
+            stdin,
+            "expected one Secret to merge (or pass --from-literal/--from-file/--remove)",
+        ));
+    }
+    let Located { line, value } = objects.remove(0);
+    match value {
+        Manifest::Secret(secret) => {
+            secret_items(&secret).map_err(|e| Failure::at_line(stdin, line, format!("Secret: {e}")))
+        }
+        other => Err(Failure::at_line(
+            stdin,
+            line,
+            format!("is a {}, not a Secret", kind_of(&other)),
+        )),
+    }
+}

@@ -1,0 +1,51 @@
+//! `seal unseal`: recovery with a backed-up identity, with the controller's scope checks.
+
+use std::path::PathBuf;
+
+use sealant_core::KeyRing;
+use sealant_core::convert::unseal;
+use sealant_core::keys::parse_identity_file;
+use sealant_core::manifest::{Located, Manifest};
+use zeroize::Zeroizing;
+
+use super::{kind_of, read_objects, render};
+use crate::cli::UnsealArgs;
+use crate::failure::{Failure, Result};
+use crate::files::{emit, read_input};
+
+pub fn run(args: &UnsealArgs) -> Result<()> {
+    let mut keys = KeyRing::new();
+    for file in &args.identities {
+        let text = Zeroizing::new(read_input(file)?);
+        for identity in parse_identity_file(&text).map_err(|e| Failure::in_file(file, e))? {
+            keys.insert(identity);
+        }
+    }
+    let inputs = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
+    let mut opened = Vec::new();
+    for input in &inputs {
+        for Located { line, value } in read_objects(input)? {
+            let sealed = match value {
+                Manifest::SealedSecret(sealed) => sealed,
+                other => {
+                    return Err(Failure::at_line(
+                        input,
+                        line,
+                        format!("is a {}, not a SealedSecret", kind_of(&other)),
+                    ));
+                }
+            };
+            let name = sealed.metadata.name.clone().unwrap_or_default();
+            opened.push(unseal(&sealed, &keys).map_err(|e| {
+                Failure::at_line(input, line, format!("SealedSecret '{name}': {e}"))
+            })?);
+        }
+    }
+    let secrets: Vec<_> = opened.iter().map(|u| &u.secret).collect();
+    let text = Zeroizing::new(render(&secrets, args.format)?);
+    emit(&text, None)
+}

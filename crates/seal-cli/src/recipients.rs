@@ -1,0 +1,70 @@
+//! Choosing recipients: `-r`/`-R` when given, else the repo config's first matching rule.
+
+use std::path::{Path, PathBuf};
+
+use sealant_core::keys::{Recipient, parse_recipient, parse_recipients_file};
+
+use crate::failure::{Failure, Result};
+use crate::files::{FoundConfig, find_config, read_input};
+
+pub enum Recipients {
+    Explicit(Vec<Recipient>),
+    Config(FoundConfig),
+    Unset,
+}
+
+impl Recipients {
+    pub fn from_args(
+        recipients: &[String],
+        files: &[PathBuf],
+        config: Option<&Path>,
+    ) -> Result<Self> {
+        let mut explicit = Vec::new();
+        for r in recipients {
+            explicit.push(parse_recipient(r).map_err(|e| Failure::new(format!("-r: {e}")))?);
+        }
+        for file in files {
+            let text = read_input(file)?;
+            explicit.extend(parse_recipients_file(&text).map_err(|e| Failure::in_file(file, e))?);
+        }
+        if !explicit.is_empty() {
+            return Ok(Recipients::Explicit(explicit));
+        }
+        Ok(match find_config(config)? {
+            Some(found) => Recipients::Config(found),
+            None => Recipients::Unset,
+        })
+    }
+
+    /// The recipients for a sealed file at `path` (None: stdout) holding a Secret in `namespace`.
+    /// `Ok(None)` when nothing says.
+    pub fn lookup(
+        &self,
+        path: Option<&Path>,
+        namespace: Option<&str>,
+    ) -> Result<Option<Vec<Recipient>>> {
+        match self {
+            Recipients::Explicit(list) => Ok(Some(list.clone())),
+            Recipients::Unset => Ok(None),
+            Recipients::Config(found) => {
+                let rel = path.and_then(|p| found.relative(p));
+                match found.config.rule_for(rel.as_deref(), namespace) {
+                    Some(rule) => Ok(Some(rule.recipients.clone())),
+                    None => Err(Failure::new(format!(
+                        "no rule in {} matches {} (namespace {}): add a rule or pass -r/-R",
+                        found.path.display(),
+                        rel.as_deref().unwrap_or("output on stdout"),
+                        namespace.unwrap_or("none"),
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Like [`lookup`](Self::lookup), but with nothing to say is an error.
+    pub fn require(&self, path: Option<&Path>, namespace: Option<&str>) -> Result<Vec<Recipient>> {
+        self.lookup(path, namespace)?.ok_or_else(|| {
+            Failure::new("no recipients: pass -r age1…, -R FILE, or add a .sealant.yaml with rules")
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! Running the real `seal` binary in a scratch directory.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success, stderr: {}", self.stderr);
+        self
+    }
+
+    /// A failure: exit `code`, nothing on stdout, one line on stderr that contains `needle`.
+    #[track_caller]
+    pub fn fails(self, code: i32, needle: &str) -> Run {
+        assert_eq!(
+            self.code, code,
+            "stdout: {} stderr: {}",
+            self.stdout, self.stderr
+        );
+        assert_eq!(self.stdout, "", "no partial output on failure");
+        assert!(
+            self.stderr.contains(needle),
+            "stderr {:?} lacks {:?}",
+            self.stderr,
+            needle
+        );
+        if code == 1 {
+            assert_eq!(
+                self.stderr.trim_end().lines().count(),
+                1,
+                "one line: {:?}",
+                self.stderr
+            );
+            assert!(self.stderr.starts_with("seal: "), "{:?}", self.stderr);
+        }
+        self
+    }
+}
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap()
+    }
+
+    pub fn seal(&self, args: &[&str]) -> Run {
+        self.seal_with(args, None, &[])
+    }
+
+    pub fn seal_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        self.seal_with(args, Some(stdin.as_bytes()), &[])
+    }
+
+    pub fn seal_with(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_seal"));
+        cmd.args(args).current_dir(self.dir.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SEAL_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().copied());
+        run(cmd, stdin)
+    }
+
+    /// A new identity file `name`; returns its recipient.
+    pub fn keygen(&self, name: &str) -> String {
+        let out = self.seal(&["keygen", "-o", name]).ok();
+        out.stdout.trim().to_owned()
+    }
+}
+
+pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// A program the interop tests need, with the Debian package that provides it.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is not installed: apt-get install {package} (tests/run-all.sh does this)")
+    })
+}
+
+pub fn secret_yaml(name: &str, ns: &str, items: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\nstringData:\n"
+    );
+    for (k, v) in items {
+        s.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    s
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
