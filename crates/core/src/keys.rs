@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fmt;
 
 use age::secrecy::ExposeSecret;
-use age::x25519;
 use zeroize::Zeroizing;
 
 pub use age::x25519::{Identity, Recipient};
@@ -109,7 +108,38 @@ pub fn identity_file_text(identity: &Identity, created: &str) -> String {
 /// one lookup and one X25519 operation, however many keys are held.
 #[derive(Default, Clone)]
 pub struct KeyRing {
-    by_recipient: HashMap<String, x25519::Identity>,
+    by_recipient: HashMap<String, RingKey>,
+}
+
+/// An identity with what opening needs precomputed: its raw X25519 secret and its public key
+/// (age's own unwrap derives the public key again on every call, a second scalar multiplication).
+#[derive(Clone)]
+pub(crate) struct RingKey {
+    pub identity: Identity,
+    pub secret: x25519_dalek::StaticSecret,
+    pub public: [u8; 32],
+}
+
+impl RingKey {
+    fn new(identity: Identity) -> RingKey {
+        let encoded = identity.to_string();
+        let bytes: Zeroizing<Vec<u8>> = age_core::primitives::bech32_decode(
+            encoded.expose_secret(),
+            |_| (),
+            |_| Ok(()),
+            |_, data| Ok(Zeroizing::new(data.collect())),
+        )
+        .expect("an age identity is valid bech32");
+        let mut raw = Zeroizing::new([0u8; 32]);
+        raw.copy_from_slice(&bytes);
+        let secret = x25519_dalek::StaticSecret::from(*raw);
+        let public = x25519_dalek::PublicKey::from(&secret).to_bytes();
+        RingKey {
+            identity,
+            secret,
+            public,
+        }
+    }
 }
 
 impl KeyRing {
@@ -128,7 +158,8 @@ impl KeyRing {
     /// Adds an identity; returns its recipient.
     pub fn insert(&mut self, identity: Identity) -> String {
         let recipient = identity.to_public().to_string();
-        self.by_recipient.insert(recipient.clone(), identity);
+        self.by_recipient
+            .insert(recipient.clone(), RingKey::new(identity));
         recipient
     }
 
@@ -137,6 +168,10 @@ impl KeyRing {
     }
 
     pub fn get(&self, recipient: &str) -> Option<&Identity> {
+        self.by_recipient.get(recipient).map(|k| &k.identity)
+    }
+
+    pub(crate) fn ring_key(&self, recipient: &str) -> Option<&RingKey> {
         self.by_recipient.get(recipient)
     }
 

@@ -6,11 +6,12 @@ use std::io::{Read, Write};
 
 use age::{Decryptor, Encryptor};
 use age_core::format::{FileKey, Stanza};
+use age_core::primitives::{aead_decrypt, hkdf};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use zeroize::Zeroizing;
+use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NO_PAD};
+use zeroize::{Zeroize, Zeroizing};
 
-use crate::keys::{Identity, KeyRing, Recipient};
+use crate::keys::{KeyRing, Recipient, RingKey};
 use crate::payload::{self, PayloadError};
 use crate::scope::{Binding, BindingError, Scope, Target};
 
@@ -125,8 +126,8 @@ pub fn open_value(
         .iter()
         .enumerate()
         .filter_map(|(index, recipient)| {
-            keys.get(recipient).map(|identity| StanzaAt {
-                identity,
+            keys.ring_key(recipient).map(|key| StanzaAt {
+                key,
                 index,
                 opened: Cell::new(false),
             })
@@ -172,14 +173,14 @@ pub fn inspect_value(ciphertext: &str) -> Result<(), OpenError> {
 /// An identity that tries the stanza at its recipient's recorded position first, then the
 /// file's other stanzas (in case the record was reordered by hand).
 struct StanzaAt<'a> {
-    identity: &'a Identity,
+    key: &'a RingKey,
     index: usize,
     opened: Cell<bool>,
 }
 
 impl age::Identity for StanzaAt<'_> {
     fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
-        self.identity.unwrap_stanza(stanza)
+        unwrap_x25519(self.key, stanza)
     }
 
     fn unwrap_stanzas(&self, stanzas: &[Stanza]) -> Option<Result<FileKey, age::DecryptError>> {
@@ -191,12 +192,50 @@ impl age::Identity for StanzaAt<'_> {
             .map(|(_, s)| s);
         let result = positioned
             .chain(others)
-            .find_map(|stanza| self.identity.unwrap_stanza(stanza));
+            .find_map(|stanza| unwrap_x25519(self.key, stanza));
         if matches!(result, Some(Ok(_))) {
             self.opened.set(true);
         }
         result
     }
+}
+
+const X25519_TAG: &str = "X25519";
+const X25519_LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+
+/// The X25519 recipient stanza unwrap of the age spec (c2sp.org/age), with the identity's
+/// public key precomputed: exactly one scalar multiplication per stanza tried.
+fn unwrap_x25519(key: &RingKey, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
+    if stanza.tag != X25519_TAG {
+        return None;
+    }
+    let invalid = || Some(Err(age::DecryptError::InvalidHeader));
+    // The share must be canonical unpadded base64 of 32 bytes; the body a wrapped 16-byte key.
+    let [share] = &stanza.args[..] else {
+        return invalid();
+    };
+    let Ok(Ok(epk)) = BASE64_NO_PAD.decode(share).map(<[u8; 32]>::try_from) else {
+        return invalid();
+    };
+    if share.len() != 43 || stanza.body.len() != 32 {
+        return invalid();
+    }
+    let shared = key
+        .secret
+        .diffie_hellman(&x25519_dalek::PublicKey::from(epk));
+    if !shared.was_contributory() {
+        return invalid();
+    }
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(&epk);
+    salt[32..].copy_from_slice(&key.public);
+    let wrap_key = Zeroizing::new(hkdf(&salt, X25519_LABEL, shared.as_bytes()));
+    // Not ours (or not this stanza): the caller tries the next one.
+    let mut file_key = aead_decrypt(&wrap_key, 16, &stanza.body).ok()?;
+    Some(Ok(FileKey::init_with_mut(|out| {
+        out.copy_from_slice(&file_key);
+        file_key.zeroize();
+    })))
 }
 
 #[cfg(test)]
@@ -286,6 +325,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(&opened.plaintext[..], b"v");
+    }
+
+    #[test]
+    fn our_stanza_unwrap_agrees_with_age() {
+        use age::secrecy::ExposeSecret;
+        let key = generate_key("t");
+        let foreign = generate_key("t");
+        let ring = KeyRing::from_identities([key.identity.clone(), foreign.identity.clone()]);
+        let file_key = FileKey::new(Box::new([7u8; 16]));
+        let (stanzas, _) = age::Recipient::wrap_file_key(&key.recipient, &file_key).unwrap();
+        let ours = |k: &crate::keys::Recipient, s: &Stanza| {
+            unwrap_x25519(ring.ring_key(&k.to_string()).unwrap(), s)
+        };
+        let opened = ours(&key.recipient, &stanzas[0]).unwrap().unwrap();
+        assert_eq!(opened.expose_secret(), file_key.expose_secret());
+        let theirs = age::Identity::unwrap_stanza(&key.identity, &stanzas[0])
+            .unwrap()
+            .unwrap();
+        assert_eq!(theirs.expose_secret(), file_key.expose_secret());
+        // Another key's stanza is simply not ours, for both.
+        assert!(ours(&foreign.recipient, &stanzas[0]).is_none());
+        assert!(age::Identity::unwrap_stanza(&foreign.identity, &stanzas[0]).is_none());
+        // A non-canonical share is a malformed header, for both.
+        let mut args = stanzas[0].args.clone();
+        args[0].push('A');
+        let bad = Stanza {
+            tag: stanzas[0].tag.clone(),
+            args,
+            body: stanzas[0].body.clone(),
+        };
+        assert!(matches!(
+            ours(&key.recipient, &bad),
+            Some(Err(age::DecryptError::InvalidHeader))
+        ));
+        assert!(matches!(
+            age::Identity::unwrap_stanza(&key.identity, &bad),
+            Some(Err(age::DecryptError::InvalidHeader))
+        ));
     }
 
     #[test]
