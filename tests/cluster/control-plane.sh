@@ -1,0 +1,534 @@
+#!/usr/bin/env bash
+# Runs throwaway Kubernetes control planes (etcd + kube-apiserver +
+# kube-controller-manager 1.20.2) as plain local processes, for tests on
+# machines with no container engine and no kubelet. See README.md beside this.
+#
+#   control-plane.sh build          build and cache the kube binaries (once)
+#   control-plane.sh start DIR      start a control plane whose state lives in DIR
+#   control-plane.sh stop DIR       stop it (only the processes it started)
+#   control-plane.sh status DIR     say whether it is up (exit 0 if so)
+set -euo pipefail
+
+readonly K8S_VERSION=1.20.2
+readonly CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/sealant"
+readonly BIN_DIR="${CACHE_ROOT}/k8s-${K8S_VERSION}"
+readonly APISERVER_BIN="${BIN_DIR}/kube-apiserver"
+readonly CONTROLLER_MANAGER_BIN="${BIN_DIR}/kube-controller-manager"
+# Written last by a successful build. Bump the recipe when the build changes,
+# so binaries from an older recipe (e.g. with the reflect2 panic) are rebuilt.
+readonly BUILD_STAMP="${BIN_DIR}/build-info"
+readonly BUILD_RECIPE="recipe=2 reflect2=1.0.2"
+
+# The first address of this range (10.0.0.1) is the in-cluster address of the
+# "kubernetes" Service, so it goes into the serving certificate. Nothing ever
+# connects to it: there are no Pods.
+readonly SERVICE_CIDR=10.0.0.0/24
+readonly SERVICE_IP=10.0.0.1
+readonly SA_ISSUER=https://kubernetes.default.svc.cluster.local
+readonly READY_TIMEOUT=60
+readonly STOP_TIMEOUT=15
+# Stopped in this order, so nothing outlives what it talks to.
+readonly COMPONENTS=(kube-controller-manager kube-apiserver etcd)
+
+log() { printf '%s\n' "control-plane: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+usage() {
+  cat >&2 <<EOF
+usage: $0 build
+       $0 start DIR
+       $0 stop DIR
+       $0 status DIR
+EOF
+  exit 2
+}
+
+as_root() {
+  if [[ ${EUID} -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# ---------------------------------------------------------------------------
+# build
+
+APT_UPDATED=0
+apt_update_once() {
+  if [[ ${APT_UPDATED} -eq 0 ]]; then
+    log "apt-get update"
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+}
+
+ensure_packages() {
+  local pkg missing=()
+  for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("${pkg}")
+    fi
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    apt_update_once
+    log "installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# Adds a deb-src entry that reuses the URIs (and key) of the machine's own
+# Debian list, so the source comes from the same mirror as the binaries.
+ensure_deb_src() {
+  if apt-cache showsrc kubernetes 2>/dev/null | grep -q '^Package: kubernetes'; then
+    return
+  fi
+  local list=/etc/apt/sources.list.d/debian.sources
+  local target=/etc/apt/sources.list.d/sealant-deb-src.sources
+  [[ -r ${list} ]] || die "${list} not found: add a deb-src entry for bookworm main by hand"
+  local uris signed_by
+  # The stanza whose Suites has plain "bookworm" (not bookworm-security).
+  uris=$(awk 'BEGIN { RS = "" } /(^|\n)Suites:[^\n]*[ \t]bookworm([ \t\n]|$)/ {
+      if (match($0, /(^|\n)URIs:[^\n]*/)) { s = substr($0, RSTART, RLENGTH); sub(/^\n?URIs:[ \t]*/, "", s); print s; exit } }' "${list}")
+  signed_by=$(awk 'BEGIN { RS = "" } /(^|\n)Suites:[^\n]*[ \t]bookworm([ \t\n]|$)/ {
+      if (match($0, /(^|\n)Signed-By:[^\n]*/)) { s = substr($0, RSTART, RLENGTH); sub(/^\n?Signed-By:[ \t]*/, "", s); print s; exit } }' "${list}")
+  [[ -n ${uris} ]] || die "no bookworm stanza with URIs in ${list}"
+  log "adding deb-src entry ${target} (${uris} bookworm main)"
+  {
+    printf 'Types: deb-src\nURIs: %s\nSuites: bookworm\nComponents: main\n' "${uris}"
+    [[ -z ${signed_by} ]] || printf 'Signed-By: %s\n' "${signed_by}"
+  } | as_root tee "${target}" >/dev/null
+  APT_UPDATED=0
+  apt_update_once
+}
+
+have_binaries() {
+  [[ -x ${APISERVER_BIN} && -x ${CONTROLLER_MANAGER_BIN} ]] &&
+    grep -qxF "${BUILD_RECIPE}" "${BUILD_STAMP}" 2>/dev/null
+}
+
+cmd_build() {
+  # Runtime needs (etcd, cert generation, port probing, readiness checks),
+  # checked even when the binaries are cached: cheap when already there.
+  ensure_packages etcd-server openssl iproute2 curl
+  if have_binaries; then
+    log "cached: ${BIN_DIR}"
+    return
+  fi
+
+  mkdir -p "${CACHE_ROOT}"
+  # Two test runs may call build at once: the second waits and then finds the cache.
+  exec 8>"${CACHE_ROOT}/k8s-${K8S_VERSION}.build.lock"
+  flock 8
+  if have_binaries; then
+    log "cached: ${BIN_DIR}"
+    return
+  fi
+
+  ensure_packages golang-go golang-github-modern-go-reflect2-dev rsync make tar gzip
+  ensure_deb_src
+
+  local work="${CACHE_ROOT}/k8s-${K8S_VERSION}-build"
+  local build_log="${CACHE_ROOT}/k8s-${K8S_VERSION}-build.log"
+  rm -rf "${work}"
+  mkdir -p "${work}"
+  log "downloading Debian's kubernetes source package into ${work}"
+  (cd "${work}" && apt-get source --download-only -qq kubernetes >/dev/null 2>&1) ||
+    die "apt-get source --download-only kubernetes failed (is the deb-src entry reachable?)"
+
+  local orig
+  orig=$(find "${work}" -maxdepth 1 -name "kubernetes_*really${K8S_VERSION}.orig.tar.*" -print -quit)
+  [[ -n ${orig} ]] || die "Debian's kubernetes source is not ${K8S_VERSION}: $(ls "${work}")"
+  # Debian's patches only touch kubectl's printers, so the upstream tarball
+  # (which carries vendor/) is all the server binaries need.
+  tar -xf "${orig}" -C "${work}"
+  local src="${work}/kubernetes-${K8S_VERSION}"
+  [[ -d ${src} ]] || die "unexpected layout in ${orig}"
+
+  # 1.20 vendors reflect2 1.0.1, which reads Go's internal map type layout;
+  # built with Go >= 1.18 the apiserver then panics (nil pointer in
+  # UnsafeMapType.Key) decoding e.g. CRDs or objects with ownerReferences.
+  # reflect2 1.0.2 (Debian's package) fixes it and keeps the same API; the
+  # GOPATH-mode build below does not check vendor/modules.txt.
+  local reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+  local vendored="${src}/vendor/github.com/modern-go/reflect2"
+  rm -rf "${vendored}"
+  mkdir -p "${vendored}"
+  find "${reflect2}" -maxdepth 1 -type f \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' \
+    -exec cp -t "${vendored}" {} +
+
+  # A plain `go build` fails (go.mod and vendor/ disagree); the Makefile
+  # builds in GOPATH mode, which needs the tree at k8s.io/kubernetes.
+  mkdir -p "${src}/.go/src/k8s.io"
+  ln -sfn ../../.. "${src}/.go/src/k8s.io/kubernetes"
+
+  log "building kube-apiserver and kube-controller-manager (5-8 minutes on 2 cores; log: ${build_log})"
+  local start=${SECONDS}
+  (
+    cd "${src}"
+    # Debian's Go first: 1.20's build scripts are not tested against newer ones.
+    export PATH="/usr/lib/go/bin:${PATH}"
+    export GOPATH="${src}/.go" GOCACHE="${work}/gocache" CGO_ENABLED=0 GOFLAGS=
+    exec make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+  ) >"${build_log}" 2>&1 8>&- &
+  local make_pid=$! next_report=$((SECONDS + 15))
+  while kill -0 "${make_pid}" 2>/dev/null; do
+    sleep 1
+    if [[ ${SECONDS} -ge ${next_report} ]] && kill -0 "${make_pid}" 2>/dev/null; then
+      log "still building: $((SECONDS - start)) s elapsed"
+      next_report=$((next_report + 15))
+    fi
+  done
+  if ! wait "${make_pid}"; then
+    log "build failed after $((SECONDS - start)) s; last lines of ${build_log}:"
+    tail -n 40 "${build_log}" >&2
+    die "build failed (sources kept in ${work})"
+  fi
+
+  local out="${src}/_output/local/bin/linux/amd64"
+  mkdir -p "${BIN_DIR}"
+  local bin
+  for bin in kube-apiserver kube-controller-manager; do
+    [[ -x ${out}/${bin} ]] || die "${bin} missing from ${out} after the build"
+    # Copy then rename, so a reader never sees a half-written binary.
+    cp "${out}/${bin}" "${BIN_DIR}/.${bin}.tmp"
+    mv "${BIN_DIR}/.${bin}.tmp" "${BIN_DIR}/${bin}"
+  done
+  printf '%s\n' "${BUILD_RECIPE}" >"${BUILD_STAMP}"
+  log "built in $((SECONDS - start)) s: ${BIN_DIR}"
+  log "removing the build tree (sources and Go build cache; can take a minute)"
+  rm -rf "${work}"
+}
+
+# ---------------------------------------------------------------------------
+# process bookkeeping
+
+# Prints the pid recorded for a component if that process is still ours:
+# alive, not a zombie, and its command line names DIR (guards against pid reuse).
+live_pid() {
+  local dir=$1 name=$2 pid state
+  local pidfile="${dir}/run/${name}.pid"
+  [[ -r ${pidfile} ]] || return 1
+  pid=$(<"${pidfile}")
+  [[ ${pid} =~ ^[0-9]+$ ]] || return 1
+  state=$(awk '{ print $3 }' "/proc/${pid}/stat" 2>/dev/null) || return 1
+  # Containers often lack an init that reaps orphans; a zombie has exited.
+  [[ ${state} != Z ]] || return 1
+  tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "${dir}/" || return 1
+  printf '%s\n' "${pid}"
+}
+
+# Detached (own session, no inherited terminal or lock fds) so that the caller
+# exiting, or a Ctrl-C aimed at it, does not take the control plane down.
+launch() {
+  local dir=$1 name=$2
+  shift 2
+  setsid "$@" </dev/null >"${dir}/logs/${name}.log" 2>&1 9>&- &
+  printf '%s\n' "$!" >"${dir}/run/${name}.pid"
+}
+
+stop_component() {
+  local dir=$1 name=$2 pid waited=0
+  if pid=$(live_pid "${dir}" "${name}"); then
+    kill -TERM "${pid}" 2>/dev/null || true
+    while live_pid "${dir}" "${name}" >/dev/null; do
+      if [[ ${waited} -ge $((STOP_TIMEOUT * 10)) ]]; then
+        log "${name} (pid ${pid}) ignored SIGTERM for ${STOP_TIMEOUT} s: killing"
+        kill -KILL "${pid}" 2>/dev/null || true
+      fi
+      sleep 0.1
+      waited=$((waited + 1))
+    done
+    log "stopped ${name} (pid ${pid})"
+  fi
+  rm -f "${dir}/run/${name}.pid"
+}
+
+# ---------------------------------------------------------------------------
+# start
+
+# Prints N distinct free TCP ports. Drawn below the kernel's ephemeral range
+# (32768+) so that an outgoing connection cannot grab one before it is bound.
+pick_ports() {
+  local count=$1 port picked=() tries=0
+  local used
+  used=" $(ss -Htan | awk '{ n = split($4, a, ":"); printf "%s ", a[n] }') "
+  while [[ ${#picked[@]} -lt ${count} ]]; do
+    tries=$((tries + 1))
+    [[ ${tries} -lt 1000 ]] || die "no free loopback port found"
+    port=$((10000 + RANDOM % 22000))
+    [[ ${used} != *" ${port} "* ]] || continue
+    used+="${port} "
+    picked+=("${port}")
+  done
+  printf '%s\n' "${picked[@]}"
+}
+
+wait_listening() {
+  local port=$1 name=$2 dir=$3 deadline=$((SECONDS + READY_TIMEOUT))
+  until [[ -n $(ss -Htln "sport = :${port}") ]]; do
+    live_pid "${dir}" "${name}" >/dev/null || fail_start "${dir}" "${name} exited before listening on ${port}" "${name}"
+    [[ ${SECONDS} -lt ${deadline} ]] || fail_start "${dir}" "${name} not listening on ${port} after ${READY_TIMEOUT} s" "${name}"
+    sleep 0.2
+  done
+}
+
+fail_start() {
+  local dir=$1 message=$2 name=$3
+  log "error: ${message}; last lines of ${dir}/logs/${name}.log:"
+  tail -n 30 "${dir}/logs/${name}.log" >&2 || true
+  cmd_stop "${dir}" 2>/dev/null || true
+  exit 1
+}
+
+write_pki() {
+  local pki=$1
+  (
+    cd "${pki}"
+    openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 30 \
+      -keyout ca.key -out ca.crt -subj "/CN=sealant-test-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    # Signed by the CA rather than self-signed: rustls rejects a self-signed
+    # leaf used as its own trust anchor.
+    openssl req -new -nodes -newkey rsa:2048 -keyout apiserver.key -out apiserver.csr \
+      -subj "/CN=kube-apiserver" 2>/dev/null
+    cat >apiserver.ext <<EOF
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+subjectAltName=IP:127.0.0.1,DNS:localhost,IP:${SERVICE_IP},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+EOF
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+      -sha256 -days 30 -extfile apiserver.ext -out apiserver.crt 2>/dev/null
+    rm -f apiserver.csr apiserver.ext ca.srl
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+    openssl pkey -in sa.key -pubout -out sa.pub
+    chmod 600 ./*.key
+  ) || die "openssl failed writing ${pki}"
+}
+
+write_kubeconfig() {
+  local path=$1 server=$2 ca=$3 user=$4 token=$5
+  cat >"${path}" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: sealant-test
+  cluster:
+    server: ${server}
+    certificate-authority-data: $(base64 -w0 "${ca}")
+users:
+- name: ${user}
+  user:
+    token: ${token}
+contexts:
+- name: sealant-test
+  context:
+    cluster: sealant-test
+    user: ${user}
+current-context: sealant-test
+EOF
+  chmod 600 "${path}"
+}
+
+cmd_start() {
+  local dir=$1 name
+  mkdir -p "${dir}"
+  dir=$(cd "${dir}" && pwd -P)
+  have_binaries || die "no (current) kube binaries in ${BIN_DIR}: run '$0 build' first"
+  local tool
+  for tool in etcd openssl ss ip curl setsid flock; do
+    command -v "${tool}" >/dev/null || die "${tool} not found: run '$0 build' first"
+  done
+  for name in "${COMPONENTS[@]}"; do
+    if live_pid "${dir}" "${name}" >/dev/null; then
+      die "a control plane is already running in ${dir}: '$0 stop ${dir}' first"
+    fi
+  done
+
+  # Every start is a fresh cluster. Only the paths this script creates are
+  # removed, never DIR itself.
+  rm -rf "${dir}/etcd-data" "${dir}/pki" "${dir}/logs" "${dir}/run" "${dir}/apiserver-certs" \
+    "${dir}/kubeconfig" "${dir}/controller-manager.kubeconfig" "${dir}/env"
+  mkdir -p "${dir}/pki" "${dir}/logs" "${dir}/run" "${dir}/apiserver-certs"
+  chmod 700 "${dir}/pki"
+
+  write_pki "${dir}/pki"
+  local admin_token kcm_token
+  admin_token=$(openssl rand -hex 32)
+  kcm_token=$(openssl rand -hex 32)
+  # The controller-manager gets its own user (for readable audit/logs) but
+  # system:masters, since without per-controller credentials the garbage
+  # collector must be able to delete anything.
+  printf '%s,admin,admin,"system:masters"\n%s,system:kube-controller-manager,kcm,"system:masters"\n' \
+    "${admin_token}" "${kcm_token}" >"${dir}/pki/tokens.csv"
+  chmod 600 "${dir}/pki/tokens.csv"
+
+  # Serialise port picking with other starts on this machine until our
+  # listeners are bound, so two control planes started together never pick
+  # the same port.
+  exec 9>"${TMPDIR:-/tmp}/sealant-control-plane.ports.lock"
+  flock 9
+  local ports etcd_client_port etcd_peer_port apiserver_port
+  mapfile -t ports < <(pick_ports 3)
+  [[ ${#ports[@]} -eq 3 ]] || die "could not pick free loopback ports"
+  etcd_client_port=${ports[0]}
+  etcd_peer_port=${ports[1]}
+  apiserver_port=${ports[2]}
+  printf 'etcd_client=%s\netcd_peer=%s\napiserver=%s\n' \
+    "${etcd_client_port}" "${etcd_peer_port}" "${apiserver_port}" >"${dir}/run/ports"
+
+  local etcd_url="http://127.0.0.1:${etcd_client_port}"
+  local peer_url="http://127.0.0.1:${etcd_peer_port}"
+  # (Debian's etcd 3.4 has no --unsafe-no-fsync; each fsync costs a little.)
+  launch "${dir}" etcd etcd \
+    --name sealant-test \
+    --data-dir "${dir}/etcd-data" \
+    --listen-client-urls "${etcd_url}" --advertise-client-urls "${etcd_url}" \
+    --listen-peer-urls "${peer_url}" --initial-advertise-peer-urls "${peer_url}" \
+    --initial-cluster "sealant-test=${peer_url}"
+  wait_listening "${etcd_client_port}" etcd "${dir}"
+
+  local pki="${dir}/pki"
+  local extra_apiserver=() extra_kcm=()
+  read -ra extra_apiserver <<<"${KUBE_APISERVER_EXTRA_ARGS:-}"
+  read -ra extra_kcm <<<"${KUBE_CONTROLLER_MANAGER_EXTRA_ARGS:-}"
+  # With a loopback bind address the apiserver advertises the default route's
+  # interface address in the "kubernetes" Endpoints (nothing connects to it),
+  # and refuses to start without a default route (e.g. in a fresh network
+  # namespace). Loopback is the fallback: it works, but the Endpoints sync then
+  # logs an error every 10 s, since Endpoints may not hold loopback addresses.
+  local advertise=()
+  if [[ -z "$(ip -4 route show default 2>/dev/null)$(ip -6 route show default 2>/dev/null)" ]]; then
+    advertise=(--advertise-address 127.0.0.1)
+  fi
+  launch "${dir}" kube-apiserver "${APISERVER_BIN}" \
+    --etcd-servers "${etcd_url}" \
+    --bind-address 127.0.0.1 --secure-port "${apiserver_port}" \
+    --insecure-port 0 \
+    --cert-dir "${dir}/apiserver-certs" \
+    --tls-cert-file "${pki}/apiserver.crt" --tls-private-key-file "${pki}/apiserver.key" \
+    --client-ca-file "${pki}/ca.crt" \
+    --token-auth-file "${pki}/tokens.csv" \
+    --service-account-key-file "${pki}/sa.pub" \
+    --service-account-signing-key-file "${pki}/sa.key" \
+    --service-account-issuer "${SA_ISSUER}" \
+    --authorization-mode RBAC \
+    --service-cluster-ip-range "${SERVICE_CIDR}" \
+    "${advertise[@]}" "${extra_apiserver[@]}"
+  wait_listening "${apiserver_port}" kube-apiserver "${dir}"
+  exec 9>&-
+
+  local server="https://127.0.0.1:${apiserver_port}"
+  write_kubeconfig "${dir}/kubeconfig" "${server}" "${pki}/ca.crt" admin "${admin_token}"
+  write_kubeconfig "${dir}/controller-manager.kubeconfig" "${server}" "${pki}/ca.crt" \
+    system:kube-controller-manager "${kcm_token}"
+
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until curl -fsS --max-time 5 --cacert "${pki}/ca.crt" -H "Authorization: Bearer ${admin_token}" \
+      "${server}/readyz" 2>/dev/null | grep -qx ok; do
+    live_pid "${dir}" etcd >/dev/null || fail_start "${dir}" "etcd exited" etcd
+    live_pid "${dir}" kube-apiserver >/dev/null || fail_start "${dir}" "kube-apiserver exited" kube-apiserver
+    [[ ${SECONDS} -lt ${deadline} ]] ||
+      fail_start "${dir}" "kube-apiserver not ready after ${READY_TIMEOUT} s" kube-apiserver
+    sleep 0.5
+  done
+
+  # Only the controllers tests rely on: ownerReference garbage collection,
+  # namespace deletion, and ServiceAccounts with token Secrets (1.20 behaviour).
+  # No ports: nothing scrapes it, and fewer ports means fewer clashes.
+  launch "${dir}" kube-controller-manager "${CONTROLLER_MANAGER_BIN}" \
+    --kubeconfig "${dir}/controller-manager.kubeconfig" \
+    --controllers garbagecollector,namespace,serviceaccount-token,serviceaccount \
+    --service-account-private-key-file "${pki}/sa.key" \
+    --root-ca-file "${pki}/ca.crt" \
+    --leader-elect=false \
+    --port 0 --secure-port 0 \
+    "${extra_kcm[@]}"
+
+  # Tests usually act as a ServiceAccount right away, so "started" means the
+  # controllers have created the default one.
+  until curl -fsS --max-time 5 -o /dev/null --cacert "${pki}/ca.crt" \
+      -H "Authorization: Bearer ${admin_token}" \
+      "${server}/api/v1/namespaces/default/serviceaccounts/default" 2>/dev/null; do
+    live_pid "${dir}" kube-controller-manager >/dev/null ||
+      fail_start "${dir}" "kube-controller-manager exited" kube-controller-manager
+    [[ ${SECONDS} -lt ${deadline} ]] ||
+      fail_start "${dir}" "no default ServiceAccount after ${READY_TIMEOUT} s" kube-controller-manager
+    sleep 0.5
+  done
+
+  {
+    printf 'KUBECONFIG=%q\n' "${dir}/kubeconfig"
+    printf 'SEALANT_APISERVER=%q\n' "${server}"
+    printf 'SEALANT_ADMIN_TOKEN=%q\n' "${admin_token}"
+    printf 'SEALANT_CA_FILE=%q\n' "${pki}/ca.crt"
+  } >"${dir}/env"
+  chmod 600 "${dir}/env"
+  log "up: ${server} (kubeconfig ${dir}/kubeconfig, env ${dir}/env)"
+}
+
+# ---------------------------------------------------------------------------
+# stop / status
+
+cmd_stop() {
+  local dir=$1 name
+  if [[ ! -d ${dir} ]]; then
+    return 0
+  fi
+  dir=$(cd "${dir}" && pwd -P)
+  for name in "${COMPONENTS[@]}"; do
+    stop_component "${dir}" "${name}"
+  done
+}
+
+cmd_status() {
+  local dir=$1 name pid up=0 down=0
+  if [[ ! -d ${dir} ]]; then
+    echo "down: ${dir} does not exist"
+    return 3
+  fi
+  dir=$(cd "${dir}" && pwd -P)
+  for name in "${COMPONENTS[@]}"; do
+    if pid=$(live_pid "${dir}" "${name}"); then
+      echo "${name}: running (pid ${pid})"
+      up=$((up + 1))
+    else
+      echo "${name}: not running"
+      down=$((down + 1))
+    fi
+  done
+  if [[ ${up} -eq 0 ]]; then
+    echo "down"
+    return 3
+  fi
+  local server token ready=no
+  server=$(sed -n 's/^SEALANT_APISERVER=//p' "${dir}/env" 2>/dev/null || true)
+  token=$(sed -n 's/^SEALANT_ADMIN_TOKEN=//p' "${dir}/env" 2>/dev/null || true)
+  if [[ -n ${server} ]] && curl -fsS --max-time 5 --cacert "${dir}/pki/ca.crt" \
+      -H "Authorization: Bearer ${token}" "${server}/readyz" 2>/dev/null | grep -qx ok; then
+    ready=yes
+  fi
+  if [[ ${down} -eq 0 && ${ready} == yes ]]; then
+    echo "up: ${server} (KUBECONFIG=${dir}/kubeconfig)"
+    return 0
+  fi
+  echo "degraded: ${down} component(s) not running, readyz ok: ${ready}"
+  return 1
+}
+
+main() {
+  [[ $# -ge 1 ]] || usage
+  local cmd=$1
+  shift
+  case ${cmd} in
+    build) [[ $# -eq 0 ]] || usage; cmd_build ;;
+    start) [[ $# -eq 1 ]] || usage; cmd_start "$1" ;;
+    stop) [[ $# -eq 1 ]] || usage; cmd_stop "$1" ;;
+    status) [[ $# -eq 1 ]] || usage; cmd_status "$1" ;;
+    -h | --help | help) usage ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"
