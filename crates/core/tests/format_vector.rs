@@ -20,7 +20,7 @@ fn docs_format_vector_opens() {
     let value = line("YWdl");
     let recipient = "age1unztmdwlarnnqqd30u7ytvgf4tg0kjxw4syyhw4na7nju03xpulq6w25ac".to_owned();
     let ring = KeyRing::from_identities(parse_identity_file(&identity).unwrap());
-    assert_eq!(ring.recipients(), [recipient.clone()]);
+    assert_eq!(ring.recipients(), std::slice::from_ref(&recipient));
     let recorded = [recipient];
     let opened = open_value(
         &value,
