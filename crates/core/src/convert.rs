@@ -307,6 +307,29 @@ pub fn unseal(sealed: &SealedSecret, keys: &KeyRing) -> Result<UnsealedSecret, C
     })
 }
 
+/// Opens every item and seals it again to `recipients`, keeping scope, names and template:
+/// what `seal reencrypt` asks the controller for after a key rotation. Never returns plaintext.
+pub fn reencrypt(
+    sealed: &SealedSecret,
+    keys: &KeyRing,
+    recipients: &[Recipient],
+) -> Result<SealedSecret, ConvertError> {
+    let opened = unseal(sealed, keys)?;
+    let items: Items = opened
+        .secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), Zeroizing::new(v.0.clone())))
+        .collect();
+    let mut resealed = sealed.clone();
+    resealed.status = None;
+    resealed.spec.encrypted_data.clear();
+    resealed.spec.recipients.clear();
+    seal_items(&mut resealed, items, recipients)?;
+    Ok(resealed)
+}
+
 /// Kubernetes' rule for Secret item keys.
 fn check_item_key(key: &str) -> Result<(), ConvertError> {
     let ok = !key.is_empty()
@@ -431,6 +454,39 @@ mod tests {
             seal_secret(&secret(DB), &conflict),
             Err(ConvertError::NamespaceConflict { .. })
         ));
+    }
+
+    #[test]
+    fn reencrypt_moves_every_item_to_the_new_key() {
+        let old = generate_key("t");
+        let new = generate_key("t");
+        let r = [old.recipient.clone()];
+        let opts = SealOptions {
+            scope: Scope::NamespaceWide,
+            recipients: &r,
+            namespace: None,
+            allow_empty: false,
+        };
+        let sealed = seal_secret(&secret(DB), &opts).unwrap();
+        let both = KeyRing::from_identities([old.identity, new.identity.clone()]);
+        let moved = reencrypt(&sealed, &both, std::slice::from_ref(&new.recipient)).unwrap();
+        assert_eq!(moved.spec.scope, Scope::NamespaceWide);
+        assert_eq!(moved.spec.template, sealed.spec.template);
+        assert!(
+            moved
+                .spec
+                .recipients
+                .values()
+                .all(|r| r == &vec![new.recipient.to_string()])
+        );
+        let only_new = KeyRing::from_identities([new.identity]);
+        let data = unseal(&moved, &only_new)
+            .unwrap()
+            .secret
+            .data
+            .clone()
+            .unwrap();
+        assert_eq!(data["password"].0, b"hunter2");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod convert;
 pub mod crd;
 pub mod keys;
+pub mod keystore;
 pub mod manifest;
 pub mod output;
 pub mod payload;
