@@ -56,6 +56,10 @@ pub enum ConvertError {
     NoSuchItem(String),
     #[error("item '{item}' {error}")]
     Open { item: String, error: OpenError },
+    #[error(
+        "item '{item}' needs key {recipient}, which is marked compromised: re-seal it to the current key"
+    )]
+    Compromised { item: String, recipient: String },
 }
 
 pub struct SealOptions<'a> {
@@ -307,6 +311,31 @@ pub fn unseal(sealed: &SealedSecret, keys: &KeyRing) -> Result<UnsealedSecret, C
     })
 }
 
+/// [`unseal`] as a cluster does it: `keys` holds the usable keys, and a value that only a
+/// compromised key could open is reported as such.
+pub fn unseal_in_cluster(
+    sealed: &SealedSecret,
+    keys: &KeyRing,
+    compromised: &BTreeSet<String>,
+) -> Result<UnsealedSecret, ConvertError> {
+    unseal(sealed, keys).map_err(|e| match e {
+        ConvertError::Open {
+            item,
+            error: OpenError::NoKeyHeld(recorded),
+        } => match recorded.iter().find(|r| compromised.contains(*r)) {
+            Some(recipient) => ConvertError::Compromised {
+                item,
+                recipient: recipient.clone(),
+            },
+            None => ConvertError::Open {
+                item,
+                error: OpenError::NoKeyHeld(recorded),
+            },
+        },
+        other => other,
+    })
+}
+
 /// Opens every item and seals it again to `recipients`, keeping scope, names and template:
 /// what `seal reencrypt` asks the controller for after a key rotation. Never returns plaintext.
 pub fn reencrypt(
@@ -453,6 +482,31 @@ mod tests {
         assert!(matches!(
             seal_secret(&secret(DB), &conflict),
             Err(ConvertError::NamespaceConflict { .. })
+        ));
+    }
+
+    #[test]
+    fn values_needing_a_compromised_key_say_so() {
+        let key = generate_key("t");
+        let r = [key.recipient.clone()];
+        let opts = SealOptions {
+            scope: Scope::Strict,
+            recipients: &r,
+            namespace: None,
+            allow_empty: false,
+        };
+        let sealed = seal_secret(&secret(DB), &opts).unwrap();
+        let compromised = BTreeSet::from([key.recipient.to_string()]);
+        let err = unseal_in_cluster(&sealed, &KeyRing::new(), &compromised).unwrap_err();
+        assert!(matches!(err, ConvertError::Compromised { .. }), "{err}");
+        assert!(err.to_string().contains("marked compromised"));
+        let err = unseal_in_cluster(&sealed, &KeyRing::new(), &BTreeSet::new()).unwrap_err();
+        assert!(matches!(
+            err,
+            ConvertError::Open {
+                error: OpenError::NoKeyHeld(_),
+                ..
+            }
         ));
     }
 
