@@ -12,6 +12,7 @@ pub mod keystore;
 pub mod manifest;
 pub mod output;
 pub mod payload;
+pub mod reconcile;
 pub mod scope;
 pub mod value;
 

@@ -1,0 +1,326 @@
+//! What the controller should do for one SealedSecret, as pure functions: the Secret it
+//! wants, whether an existing Secret may be written, whether anything needs writing at all,
+//! and the status to report. The controller performs the I/O these decide.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+
+use crate::convert::UnsealedSecret;
+use crate::crd::{Condition, SealedSecret, SealedSecretStatus};
+
+/// On a pre-existing Secret: `"true"` lets Sealant take it over.
+pub const MANAGED_ANNOTATION: &str = "sealant.dev/managed";
+/// In `spec.template.metadata.annotations`: `"true"` keeps the Secret when the SealedSecret
+/// is deleted (no ownerReference, so the garbage collector leaves it).
+pub const KEEP_ANNOTATION: &str = "sealant.dev/keep-on-delete";
+/// Marks Secrets Sealant writes.
+pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "sealant");
+pub const READY: &str = "Ready";
+
+/// What to do about the Secret.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    Create(Box<Secret>),
+    /// Replace the existing Secret (its resourceVersion is carried over).
+    Update(Box<Secret>),
+    /// The existing Secret is immutable and its content must change: delete, then create.
+    Recreate(Box<Secret>),
+    /// Already right: write nothing.
+    UpToDate,
+    /// A Secret of that name exists and is not ours to write.
+    NotOwned,
+}
+
+/// The Secret a SealedSecret stands for: its opened data and template, owned by it.
+pub fn desired_secret(sealed: &SealedSecret, unsealed: &UnsealedSecret) -> Secret {
+    let mut secret = unsealed.secret.clone();
+    let labels = secret.metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(MANAGED_BY_LABEL.0.into(), MANAGED_BY_LABEL.1.into());
+    let keep = sealed
+        .spec
+        .template
+        .metadata
+        .annotations
+        .get(KEEP_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    if !keep && let Some(owner) = sealed.controller_owner_ref(&()) {
+        secret.metadata.owner_references = Some(vec![OwnerReference {
+            block_owner_deletion: Some(true),
+            ..owner
+        }]);
+    }
+    secret
+}
+
+/// Is `secret` controlled by `sealed` (an ownerReference with controller=true and its uid)?
+pub fn is_owned_by(secret: &Secret, sealed: &SealedSecret) -> bool {
+    let Some(uid) = sealed.metadata.uid.as_deref() else {
+        return false;
+    };
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.uid == uid && r.controller == Some(true))
+}
+
+/// Decides the write for `desired` given what exists.
+pub fn plan(sealed: &SealedSecret, existing: Option<&Secret>, desired: Secret) -> Plan {
+    let Some(existing) = existing else {
+        return Plan::Create(Box::new(desired));
+    };
+    let managed = existing
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(MANAGED_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    if !is_owned_by(existing, sealed) && !managed {
+        // A kept Secret (keep-on-delete) carries our label but no ownerReference: still ours.
+        let ours = existing
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(MANAGED_BY_LABEL.0))
+            .is_some_and(|v| v == MANAGED_BY_LABEL.1)
+            && desired.metadata.owner_references.is_none();
+        if !ours {
+            return Plan::NotOwned;
+        }
+    }
+    let mut desired = desired;
+    // A takeover keeps the annotation that allowed it, so the next reconcile agrees.
+    if managed {
+        desired
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(MANAGED_ANNOTATION.into(), "true".into());
+    }
+    if same_content(existing, &desired) {
+        return Plan::UpToDate;
+    }
+    desired.metadata.resource_version = existing.metadata.resource_version.clone();
+    if existing.immutable == Some(true) {
+        desired.metadata.resource_version = None;
+        return Plan::Recreate(Box::new(desired));
+    }
+    Plan::Update(Box::new(desired))
+}
+
+/// Everything Sealant decides about a Secret, compared exactly.
+fn same_content(existing: &Secret, desired: &Secret) -> bool {
+    let empty_data = BTreeMap::new();
+    let data = |s: &Secret| {
+        let d = s.data.as_ref().unwrap_or(&empty_data);
+        d.iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let map = |m: &Option<BTreeMap<String, String>>| m.clone().unwrap_or_default();
+    let type_of = |s: &Secret| s.type_.clone().unwrap_or_else(|| "Opaque".into());
+    data(existing) == data(desired)
+        && type_of(existing) == type_of(desired)
+        && existing.immutable.unwrap_or(false) == desired.immutable.unwrap_or(false)
+        && map(&existing.metadata.labels) == map(&desired.metadata.labels)
+        && map(&existing.metadata.annotations) == map(&desired.metadata.annotations)
+        && existing.metadata.owner_references == desired.metadata.owner_references
+}
+
+/// The Ready condition, keeping the previous transition time when the status is unchanged.
+pub fn ready_condition(
+    previous: Option<&SealedSecretStatus>,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &str,
+) -> Condition {
+    let status = if ready { "True" } else { "False" };
+    let old = previous.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+    let since = match old {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Some(now.to_owned()),
+    };
+    Condition {
+        type_: READY.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_transition_time: since,
+        observed_generation: generation,
+    }
+}
+
+/// Does `new` say anything `old` does not? Transition times alone are not news, so a
+/// reconcile that changes nothing writes no status.
+pub fn status_changed(old: Option<&SealedSecretStatus>, new: &SealedSecretStatus) -> bool {
+    let strip = |s: &SealedSecretStatus| {
+        let mut s = s.clone();
+        for c in &mut s.conditions {
+            c.last_transition_time = None;
+        }
+        s
+    };
+    old.map(strip) != Some(strip(new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::{SealOptions, seal_secret, unseal};
+    use crate::keys::{KeyRing, generate_key};
+    use crate::manifest::{Manifest, read_manifests};
+    use crate::scope::Scope;
+
+    fn fixture(template_annotations: &str) -> (SealedSecret, Secret) {
+        let key = generate_key("t");
+        let yaml = format!(
+            "kind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  labels: {{app: db}}\n  annotations: {{{template_annotations}}}\nstringData: {{pw: x}}\n"
+        );
+        let Manifest::Secret(s) = read_manifests(&yaml).unwrap().remove(0).value else {
+            unreachable!()
+        };
+        let r = [key.recipient.clone()];
+        let opts = SealOptions {
+            scope: Scope::Strict,
+            recipients: &r,
+            namespace: None,
+            allow_empty: false,
+        };
+        let mut sealed = seal_secret(&s, &opts).unwrap();
+        sealed.metadata.uid = Some("uid-1".into());
+        let unsealed = unseal(&sealed, &KeyRing::from_identities([key.identity])).unwrap();
+        let desired = desired_secret(&sealed, &unsealed);
+        (sealed, desired)
+    }
+
+    #[test]
+    fn desired_secret_is_owned_and_labelled() {
+        let (sealed, desired) = fixture("");
+        assert!(is_owned_by(&desired, &sealed));
+        let owner = &desired.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.kind, "SealedSecret");
+        assert_eq!(owner.block_owner_deletion, Some(true));
+        assert_eq!(desired.metadata.labels.as_ref().unwrap()["app"], "db");
+        assert_eq!(
+            plan(&sealed, None, desired.clone()),
+            Plan::Create(Box::new(desired))
+        );
+    }
+
+    #[test]
+    fn an_up_to_date_secret_needs_no_write_and_drift_is_corrected() {
+        let (sealed, desired) = fixture("");
+        let mut existing = desired.clone();
+        existing.metadata.resource_version = Some("7".into());
+        existing.metadata.uid = Some("secret-uid".into());
+        assert_eq!(
+            plan(&sealed, Some(&existing), desired.clone()),
+            Plan::UpToDate
+        );
+        existing
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("pw".into(), k8s_openapi::ByteString(b"edited".to_vec()));
+        let Plan::Update(fixed) = plan(&sealed, Some(&existing), desired.clone()) else {
+            panic!()
+        };
+        assert_eq!(fixed.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(fixed.data, desired.data);
+        existing.immutable = Some(true);
+        assert!(matches!(
+            plan(&sealed, Some(&existing), desired),
+            Plan::Recreate(_)
+        ));
+    }
+
+    #[test]
+    fn foreign_secrets_are_left_alone_unless_marked_managed() {
+        let (sealed, desired) = fixture("");
+        let mut foreign = Secret::default();
+        foreign.metadata.name = Some("db".into());
+        assert_eq!(
+            plan(&sealed, Some(&foreign), desired.clone()),
+            Plan::NotOwned
+        );
+        foreign.metadata.annotations =
+            Some(BTreeMap::from([(MANAGED_ANNOTATION.into(), "true".into())]));
+        let Plan::Update(taken) = plan(&sealed, Some(&foreign), desired) else {
+            panic!()
+        };
+        assert!(is_owned_by(&taken, &sealed));
+        assert_eq!(
+            taken.metadata.annotations.as_ref().unwrap()[MANAGED_ANNOTATION],
+            "true"
+        );
+    }
+
+    #[test]
+    fn keep_on_delete_drops_the_owner_reference() {
+        let (sealed, desired) = fixture("sealant.dev/keep-on-delete: 'true'");
+        assert!(desired.metadata.owner_references.is_none());
+        let mut existing = desired.clone();
+        existing.metadata.resource_version = Some("1".into());
+        assert_eq!(plan(&sealed, Some(&existing), desired), Plan::UpToDate);
+    }
+
+    #[test]
+    fn status_comparison_ignores_transition_times() {
+        let a = ready_condition(
+            None,
+            true,
+            "Unsealed",
+            "ok",
+            Some(1),
+            "2026-01-01T00:00:00Z",
+        );
+        let old = SealedSecretStatus {
+            conditions: vec![a],
+            observed_generation: Some(1),
+            ..Default::default()
+        };
+        let b = ready_condition(
+            Some(&old),
+            true,
+            "Unsealed",
+            "ok",
+            Some(1),
+            "2026-02-02T00:00:00Z",
+        );
+        assert_eq!(
+            b.last_transition_time.as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+        let same = SealedSecretStatus {
+            conditions: vec![b],
+            observed_generation: Some(1),
+            ..Default::default()
+        };
+        assert!(!status_changed(Some(&old), &same));
+        let c = ready_condition(
+            Some(&old),
+            false,
+            "OpenFailed",
+            "bad",
+            Some(1),
+            "2026-02-02T00:00:00Z",
+        );
+        assert_eq!(
+            c.last_transition_time.as_deref(),
+            Some("2026-02-02T00:00:00Z")
+        );
+        let flipped = SealedSecretStatus {
+            conditions: vec![c],
+            observed_generation: Some(1),
+            ..Default::default()
+        };
+        assert!(status_changed(Some(&old), &flipped));
+        assert!(status_changed(None, &flipped));
+    }
+}
