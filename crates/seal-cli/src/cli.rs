@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sealant_core::Scope;
+use sealant_core::keystore::DEFAULT_NAMESPACE;
 
 const SEAL_EXAMPLES: &str = "\
 Examples:
@@ -11,6 +12,10 @@ Examples:
     | seal -r age1… > db.sealed.yaml
   seal secret.yaml -w clusters/prod/db.sealed.yaml      # recipients from .sealant.yaml
   seal -R prod.recipients --scope namespace-wide secrets/*.yaml -o json
+  seal secret.yaml --context prod    # no -r, -R or .sealant.yaml: the cluster's recipients
+
+Recipients come from -r/-R, else from the repo config, else from the cluster (as `seal
+fetch-keys` prints them).
 
 Exit codes: 0 success, 1 bad input or failure (nothing written), 2 usage error.";
 
@@ -33,6 +38,8 @@ pub struct Cli {
     /// Seal Secrets that have no data (normally refused as a likely mistake).
     #[arg(long, env = "SEAL_ALLOW_EMPTY")]
     pub allow_empty: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Who can open what is sealed, and how tightly it is bound.
@@ -75,6 +82,65 @@ pub struct OutputArgs {
     /// Write to FILE (atomically, and only if everything succeeded) instead of stdout.
     #[arg(short = 'w', long = "write", value_name = "FILE", env = "SEAL_WRITE")]
     pub write: Option<PathBuf>,
+}
+
+/// How to reach the cluster and its controller.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Cluster access")]
+pub struct ClusterArgs {
+    /// The kubeconfig context to use (default: the current one). The kubeconfig is
+    /// $KUBECONFIG or ~/.kube/config.
+    #[arg(long, value_name = "NAME", env = "SEAL_CONTEXT")]
+    pub context: Option<String>,
+    /// The namespace the Sealant controller runs in.
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "SEAL_CONTROLLER_NAMESPACE",
+        default_value = DEFAULT_NAMESPACE,
+        value_parser = dns_label
+    )]
+    pub controller_namespace: String,
+    /// The name of the controller's Service.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SEAL_CONTROLLER_NAME",
+        default_value = "seal-controller",
+        value_parser = dns_label
+    )]
+    pub controller_name: String,
+    /// Talk to the controller's HTTP API at URL (e.g. a `kubectl port-forward`) instead of
+    /// through the API server's service proxy; no kubeconfig is needed then.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SEAL_CONTROLLER_URL",
+        value_parser = controller_url
+    )]
+    pub controller_url: Option<http::Uri>,
+}
+
+/// A namespace or Service name: an RFC 1123 label.
+fn dns_label(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    ok.then(|| s.to_owned())
+        .ok_or_else(|| "expected lowercase letters, digits and '-', at most 63".into())
+}
+
+fn controller_url(s: &str) -> Result<http::Uri, String> {
+    let bad = || format!("expected http://HOST[:PORT][/PATH] or https://…, got '{s}'");
+    let uri: http::Uri = s.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) || uri.query().is_some() {
+        return Err(bad());
+    }
+    Ok(uri)
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +220,35 @@ Examples:
   seal recipient break-glass.key
   age-keygen -o k.txt && seal recipient k.txt")]
     Recipient(RecipientArgs),
+    /// Print the age recipients the cluster seals to, one per line.
+    #[command(after_help = "\
+Examples:
+  seal fetch-keys > prod.recipients       # then: seal -R prod.recipients secret.yaml
+  seal fetch-keys --context prod-eu
+  seal fetch-keys --controller-url http://localhost:8080   # via kubectl port-forward
+
+Reads the ConfigMap sealant-recipients in the controller's namespace, which any
+authenticated user may read; with --controller-url, asks the controller instead.")]
+    FetchKeys(FetchKeysArgs),
+    /// Ask the cluster's controller whether SealedSecrets open there, without applying them.
+    #[command(after_help = "\
+Examples:
+  seal validate db.sealed.yaml
+  kubectl get sealedsecret db -n prod -o yaml | seal validate --context prod
+  seal validate --controller-url http://localhost:8080 clusters/prod/*.sealed.yaml
+
+Prints one line per SealedSecret that opens; stops at the first that does not (exit 1).")]
+    Validate(ValidateArgs),
+    /// Have the controller re-seal SealedSecret files to its current keys, rewriting them in place.
+    #[command(after_help = "\
+Examples:
+  seal reencrypt clusters/prod/*.sealed.yaml      # after a key rotation
+  seal reencrypt --controller-url http://localhost:8080 db.sealed.json
+
+Each file is rewritten atomically in its own format (YAML or JSON), and only if all of its
+SealedSecrets were re-sealed; the other files are still done, and the exit code is 1 if any
+failed. The values never leave the cluster in plaintext.")]
+    Reencrypt(ReencryptArgs),
     /// Print a shell completion script.
     #[command(after_help = "\
 Examples:
@@ -192,6 +287,8 @@ pub struct CreateArgs {
     /// Seal a Secret with no items.
     #[arg(long, env = "SEAL_ALLOW_EMPTY")]
     pub allow_empty: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +301,8 @@ pub struct RawArgs {
     /// Seal an empty value.
     #[arg(long, env = "SEAL_ALLOW_EMPTY")]
     pub allow_empty: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Args, Debug)]
@@ -285,6 +384,30 @@ pub struct CheckArgs {
     /// The repo config to check recipients against (default: .sealant.yaml here or in a parent directory).
     #[arg(long, value_name = "FILE", env = "SEAL_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct FetchKeysArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// SealedSecret files; stdin when none is given.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReencryptArgs {
+    /// SealedSecret files to re-seal in place (YAML or JSON, one or more SealedSecrets each).
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Args, Debug)]

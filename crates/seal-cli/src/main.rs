@@ -1,6 +1,7 @@
 //! `seal`: encrypt Kubernetes Secrets into SealedSecrets that are safe to commit.
 
 mod cli;
+mod cluster;
 mod commands;
 mod failure;
 mod files;
@@ -39,6 +40,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
+        Some(Command::FetchKeys(args)) => commands::fetch_keys::run(args)?,
+        Some(Command::Validate(args)) => commands::validate::run(args)?,
+        Some(Command::Reencrypt(args)) => commands::reencrypt::run(args)?,
         Some(Command::Keygen(args)) => commands::keys::keygen(args)?,
         Some(Command::Recipient(args)) => commands::keys::recipient(args)?,
         Some(Command::Completions(args)) => commands::keys::completions(args)?,

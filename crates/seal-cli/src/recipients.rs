@@ -1,15 +1,24 @@
-//! Choosing recipients: `-r`/`-R` when given, else the repo config's first matching rule.
+//! Choosing recipients: `-r`/`-R` when given, else the repo config's first matching rule,
+//! else (for the sealing commands) the cluster's.
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use sealant_core::keys::{Recipient, parse_recipient, parse_recipients_file};
 
+use crate::cli::ClusterArgs;
+use crate::cluster::fetch_recipients;
 use crate::failure::{Failure, Result};
 use crate::files::{FoundConfig, find_config, read_input};
 
 pub enum Recipients {
     Explicit(Vec<Recipient>),
     Config(FoundConfig),
+    /// The cluster's, fetched when first needed; the error message says why not.
+    Cluster(
+        Box<ClusterArgs>,
+        OnceCell<std::result::Result<Vec<Recipient>, String>>,
+    ),
     Unset,
 }
 
@@ -36,6 +45,15 @@ impl Recipients {
         })
     }
 
+    /// With nothing given, the cluster's recipients (as `seal fetch-keys` prints them), as
+    /// kubeseal fetches its certificate. Nothing is sent until they are needed.
+    pub fn or_cluster(self, cluster: &ClusterArgs) -> Self {
+        match self {
+            Recipients::Unset => Recipients::Cluster(Box::new(cluster.clone()), OnceCell::new()),
+            other => other,
+        }
+    }
+
     /// The recipients for a sealed file at `path` (None: stdout) holding a Secret in `namespace`.
     /// `Ok(None)` when nothing says.
     pub fn lookup(
@@ -46,6 +64,14 @@ impl Recipients {
         match self {
             Recipients::Explicit(list) => Ok(Some(list.clone())),
             Recipients::Unset => Ok(None),
+            Recipients::Cluster(args, fetched) => {
+                match fetched.get_or_init(|| fetch_recipients(args).map_err(|e| e.to_string())) {
+                    Ok(list) => Ok(Some(list.clone())),
+                    Err(reason) => Err(Failure::new(format!(
+                        "{NO_RECIPIENTS}, or make the cluster reachable ({reason})"
+                    ))),
+                }
+            }
             Recipients::Config(found) => {
                 let rel = path.and_then(|p| found.relative(p));
                 match found.config.rule_for(rel.as_deref(), namespace) {
@@ -63,8 +89,9 @@ impl Recipients {
 
     /// Like [`lookup`](Self::lookup), but with nothing to say is an error.
     pub fn require(&self, path: Option<&Path>, namespace: Option<&str>) -> Result<Vec<Recipient>> {
-        self.lookup(path, namespace)?.ok_or_else(|| {
-            Failure::new("no recipients: pass -r age1…, -R FILE, or add a .sealant.yaml with rules")
-        })
+        self.lookup(path, namespace)?
+            .ok_or_else(|| Failure::new(format!("{NO_RECIPIENTS}, or make the cluster reachable")))
     }
 }
+
+const NO_RECIPIENTS: &str = "no recipients: pass -r age1…, -R FILE, add a .sealant.yaml";

@@ -176,6 +176,9 @@ fn every_command_has_help_with_an_example() {
         "check",
         "keygen",
         "recipient",
+        "fetch-keys",
+        "validate",
+        "reencrypt",
         "completions",
     ] {
         let help = sb.seal(&[cmd, "--help"]).ok().stdout;

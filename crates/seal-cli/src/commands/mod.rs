@@ -1,13 +1,17 @@
 //! One module per command; shared reading and rendering helpers here.
 
 pub mod check;
+pub mod fetch_keys;
 pub mod keys;
 pub mod merge;
+pub mod reencrypt;
 pub mod seal;
 pub mod unseal;
+pub mod validate;
 
 use std::path::Path;
 
+use sealant_core::crd::SealedSecret;
 use sealant_core::manifest::{Located, Manifest, read_manifests};
 use sealant_core::output::{to_json, to_yaml_stream};
 use serde::Serialize;
@@ -18,9 +22,13 @@ use crate::files::read_input;
 
 /// Reads and parses every object in an input, errors pointing at `file:line:column`.
 pub fn read_objects(path: &Path) -> Result<Vec<Located<Manifest>>> {
-    let text = read_input(path)?;
+    parse_objects(path, &read_input(path)?)
+}
+
+/// [`read_objects`] for text already read.
+pub fn parse_objects(path: &Path, text: &str) -> Result<Vec<Located<Manifest>>> {
     let objects =
-        read_manifests(&text).map_err(|e| Failure::new(format!("{}:{e}", display_path(path))))?;
+        read_manifests(text).map_err(|e| Failure::new(format!("{}:{e}", display_path(path))))?;
     if objects.is_empty() {
         return Err(Failure::in_file(path, "holds no Kubernetes object"));
     }
@@ -33,6 +41,35 @@ pub fn render<T: Serialize>(objects: &[T], format: Format) -> Result<String> {
         Format::Json => to_json(objects),
     }
     .map_err(|e| Failure::new(e.to_string()))
+}
+
+/// The SealedSecrets of an input, each with its line; anything else is an error.
+pub fn sealed_secrets(
+    path: &Path,
+    objects: Vec<Located<Manifest>>,
+) -> Result<Vec<Located<SealedSecret>>> {
+    objects
+        .into_iter()
+        .map(|Located { line, value }| match value {
+            Manifest::SealedSecret(sealed) => Ok(Located {
+                line,
+                value: *sealed,
+            }),
+            other => Err(Failure::at_line(
+                path,
+                line,
+                format!("is a {}, not a SealedSecret", kind_of(&other)),
+            )),
+        })
+        .collect()
+}
+
+/// How a SealedSecret is named in messages.
+pub fn sealed_label(sealed: &SealedSecret) -> String {
+    format!(
+        "SealedSecret '{}'",
+        sealed.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// What a non-matching object is, for "is a …, not a …" messages.

@@ -26,7 +26,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         &args.recipients,
         &args.recipients_files,
         args.config.as_deref(),
-    )?;
+    )?
+    .or_cluster(&cli.cluster);
     let inputs = if cli.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -102,7 +103,8 @@ pub fn create(args: &CreateArgs) -> Result<()> {
         &args.sealing.recipients,
         &args.sealing.recipients_files,
         args.sealing.config.as_deref(),
-    )?;
+    )?
+    .or_cluster(&args.cluster);
     let to = recipients.require(
         args.output.write.as_deref(),
         args.sealing.namespace.as_deref(),
@@ -153,7 +155,8 @@ pub fn raw(args: &RawArgs) -> Result<()> {
         &args.sealing.recipients,
         &args.sealing.recipients_files,
         args.sealing.config.as_deref(),
-    )?;
+    )?
+    .or_cluster(&args.cluster);
     let to = recipients.require(None, args.sealing.namespace.as_deref())?;
     let sealed = seal_value(&value, &binding, &to).map_err(|e| Failure::new(e.to_string()))?;
     emit(&format!("{}\n", sealed.ciphertext), None)

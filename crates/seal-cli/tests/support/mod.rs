@@ -96,6 +96,11 @@ impl Sandbox {
                 cmd.env_remove(k);
             }
         }
+        // No real cluster is ever contacted: no kubeconfig, and not "in a pod" either.
+        // Tests that want a cluster pass their own KUBECONFIG.
+        cmd.env("KUBECONFIG", self.path("no-kubeconfig"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT");
         cmd.envs(env.iter().copied());
         run(cmd, stdin)
     }

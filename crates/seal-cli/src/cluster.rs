@@ -1,0 +1,362 @@
+//! Talking to a cluster: the API server through the kubeconfig, and the controller's HTTP API
+//! through the API server's service proxy, or directly at `--controller-url`. Only the commands
+//! that need a cluster make a (current-thread) runtime.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode, header};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::client::Body;
+use kube::config::{KubeConfigOptions, KubeconfigError};
+use kube::{Client, Config};
+use sealant_core::keys::{Recipient, parse_recipients_file};
+use sealant_core::keystore::{RECIPIENTS_CONFIGMAP, RECIPIENTS_DATA};
+use tokio::runtime::Runtime;
+
+use crate::cli::ClusterArgs;
+use crate::failure::{Failure, Result};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest part of a response body quoted in an error.
+const DETAIL_CHARS: usize = 200;
+
+/// A client for one cluster (or one controller URL) and the runtime it runs on.
+pub struct Cluster {
+    runtime: Runtime,
+    client: Client,
+    /// The API server's (or the controller's) URL, for messages.
+    server: String,
+    /// `--controller-url` was given: no API server in between.
+    direct: bool,
+    namespace: String,
+    /// Prepended to the controller's API paths: the service proxy path, or empty.
+    controller_prefix: String,
+    /// "the controller at …", for messages.
+    controller: String,
+}
+
+/// An HTTP answer, whatever its status.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+    retry_after: Option<String>,
+}
+
+impl Reply {
+    /// What the body says went wrong: a controller's `error`, an API server Status's
+    /// `message`, or the first line of a text body.
+    pub fn detail(&self) -> Option<String> {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&self.body) {
+            for key in ["error", "message"] {
+                if let Some(text) = value.get(key).and_then(|v| v.as_str())
+                    && !text.trim().is_empty()
+                {
+                    return Some(clip(text));
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&self.body);
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            // An HTML error page says nothing the status does not.
+            .filter(|l| !l.starts_with('<'))
+            .map(clip)
+    }
+
+    /// Seconds to wait before trying again, from a 429's `Retry-After`.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after.as_deref()?.trim().parse().ok()
+    }
+}
+
+impl Cluster {
+    /// A client for the controller URL when given, else for the kubeconfig's cluster.
+    /// Loads configuration only: nothing is sent yet.
+    pub fn connect(args: &ClusterArgs) -> Result<Cluster> {
+        // kube builds its TLS config from rustls' process-wide provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::new(format!("cannot start the async runtime: {e}")))?;
+        let direct = args.controller_url.is_some();
+        let mut config = match &args.controller_url {
+            Some(url) => Config::new(url.clone()),
+            None => runtime.block_on(kubeconfig(args.context.as_deref()))?,
+        };
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        config.read_timeout = Some(READ_TIMEOUT);
+        // One clear answer per request: a 429 or 503 is reported, not retried for minutes.
+        config.default_retry = false;
+        let server = config.cluster_url.to_string();
+        // The client spawns its request buffer, so it is made inside the runtime.
+        let client = runtime
+            .block_on(async { Client::try_from(config) })
+            .map_err(|e| Failure::new(format!("{server}: {}", chain(&e))))?;
+        let namespace = args.controller_namespace.clone();
+        let (controller_prefix, controller) = if direct {
+            (String::new(), format!("the controller at {server}"))
+        } else {
+            let name = &args.controller_name;
+            (
+                format!("/api/v1/namespaces/{namespace}/services/http:{name}:http/proxy"),
+                format!("the controller (service {namespace}/{name} via {server})"),
+            )
+        };
+        Ok(Cluster {
+            runtime,
+            client,
+            server,
+            direct,
+            namespace,
+            controller_prefix,
+            controller,
+        })
+    }
+
+    /// The recipients the cluster seals to: the `sealant-recipients` ConfigMap through the
+    /// API server, or the controller's `/v1/recipients` with `--controller-url`.
+    pub fn recipients(&self) -> Result<Vec<Recipient>> {
+        if self.direct {
+            let reply = self.send(Method::GET, "/v1/recipients", None)?;
+            if !reply.status.is_success() {
+                return Err(Failure::new(self.controller_failure(&reply)));
+            }
+            let text = recipients_text(&reply.body);
+            return parse_recipients_file(&text)
+                .map_err(|e| Failure::new(format!("{} /v1/recipients: {e}", self.controller)));
+        }
+        let ns = &self.namespace;
+        let what = format!("ConfigMap {ns}/{RECIPIENTS_CONFIGMAP}");
+        let reply = self.send(
+            Method::GET,
+            &format!("/api/v1/namespaces/{ns}/configmaps/{RECIPIENTS_CONFIGMAP}"),
+            None,
+        )?;
+        match reply.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => {
+                return Err(Failure::new(format!(
+                    "{what} not found at {}: is the Sealant controller installed in namespace \
+                     {ns}? (see --controller-namespace)",
+                    self.server
+                )));
+            }
+            _ => {
+                return Err(Failure::new(format!(
+                    "{what}: {} answered {}",
+                    self.server,
+                    with_detail(&reply)
+                )));
+            }
+        }
+        let map: ConfigMap = serde_json::from_slice(&reply.body).map_err(|e| {
+            Failure::new(format!(
+                "{what}: {} did not answer with a ConfigMap: {e}",
+                self.server
+            ))
+        })?;
+        let text = map
+            .data
+            .and_then(|mut d| d.remove(RECIPIENTS_DATA))
+            .ok_or_else(|| Failure::new(format!("{what} has no data.{RECIPIENTS_DATA}")))?;
+        parse_recipients_file(&text)
+            .map_err(|e| Failure::new(format!("{what}: data.{RECIPIENTS_DATA}: {e}")))
+    }
+
+    /// POSTs a JSON body to one of the controller's endpoints (`/v1/…`).
+    /// `Err` only when no answer came (the cluster or controller is unreachable).
+    pub fn post_to_controller(&self, endpoint: &str, json: Vec<u8>) -> Result<Reply> {
+        let path = format!("{}{endpoint}", self.controller_prefix);
+        self.send(Method::POST, &path, Some(json))
+    }
+
+    /// One line for an answer that is not the one hoped for: who answered, the status, what
+    /// the body says, and a hint for the usual causes.
+    pub fn controller_failure(&self, reply: &Reply) -> String {
+        let mut message = format!("{} answered {}", self.controller, with_detail(reply));
+        match reply.status {
+            StatusCode::TOO_MANY_REQUESTS => match reply.retry_after() {
+                Some(secs) => message.push_str(&format!(" (rate limited: try again in {secs}s)")),
+                None => message.push_str(" (rate limited: try again later)"),
+            },
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                message.push_str(" (the SealedSecret is larger than the controller accepts)")
+            }
+            StatusCode::FORBIDDEN if !self.direct => message.push_str(
+                " (the service proxy needs permission for services/proxy there; \
+                 or use --controller-url with kubectl port-forward)",
+            ),
+            StatusCode::NOT_FOUND if self.direct => {
+                message.push_str(" (is --controller-url the controller's HTTP API?)")
+            }
+            StatusCode::NOT_FOUND | StatusCode::SERVICE_UNAVAILABLE if !self.direct => message
+                .push_str(
+                    " (is the controller running? see --controller-namespace and --controller-name)",
+                ),
+            _ => {}
+        }
+        message
+    }
+
+    fn send(&self, method: Method, path: &str, json: Option<Vec<u8>>) -> Result<Reply> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::ACCEPT, "application/json, */*");
+        let body = match json {
+            Some(bytes) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(bytes)
+            }
+            None => Body::empty(),
+        };
+        let request = request
+            .body(body)
+            .map_err(|e| Failure::new(format!("{}{path}: {e}", self.server)))?;
+        let client = self.client.clone();
+        let answer = self.runtime.block_on(async move {
+            let response = client.send(request).await?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = response.into_body().collect_bytes().await?;
+            Ok::<_, kube::Error>(Reply {
+                status,
+                body: body.to_vec(),
+                retry_after,
+            })
+        });
+        answer.map_err(|e| Failure::new(self.unreachable(&e)))
+    }
+
+    fn unreachable(&self, e: &kube::Error) -> String {
+        let whom = if self.direct {
+            &self.controller
+        } else {
+            &self.server
+        };
+        match e {
+            kube::Error::Service(_) | kube::Error::HyperError(_) => {
+                format!("cannot reach {whom}: {}", innermost(e))
+            }
+            other => format!("{whom}: {}", chain(other)),
+        }
+    }
+}
+
+/// The recipients the cluster publishes, as [`Cluster::recipients`] reads them.
+pub fn fetch_recipients(args: &ClusterArgs) -> Result<Vec<Recipient>> {
+    Cluster::connect(args)?.recipients()
+}
+
+/// The kubeconfig (`$KUBECONFIG` or ~/.kube/config; in a pod, its service account), with
+/// `--context` when given.
+async fn kubeconfig(context: Option<&str>) -> Result<Config> {
+    let loaded = match context {
+        Some(context) => {
+            let options = KubeConfigOptions {
+                context: Some(context.to_owned()),
+                ..Default::default()
+            };
+            Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| describe_kubeconfig(&e))
+        }
+        None => Config::infer().await.map_err(|e| {
+            match e.source().and_then(|s| s.downcast_ref::<KubeconfigError>()) {
+                Some(kubeconfig) => describe_kubeconfig(kubeconfig),
+                None => chain(&e),
+            }
+        }),
+    };
+    loaded.map_err(Failure::new)
+}
+
+fn describe_kubeconfig(e: &KubeconfigError) -> String {
+    match e {
+        KubeconfigError::FindPath => {
+            "no kubeconfig (set KUBECONFIG or create ~/.kube/config)".into()
+        }
+        KubeconfigError::ReadConfig(io, path) if io.kind() == std::io::ErrorKind::NotFound => {
+            format!("no kubeconfig at {}", path.display())
+        }
+        other => format!("kubeconfig: {}", chain(other)),
+    }
+}
+
+/// `/v1/recipients` answers with text (one per line) or JSON (a list, or `{"recipients": […]}`).
+fn recipients_text(body: &[u8]) -> String {
+    let list = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Array(list)) => Some(list),
+        Ok(serde_json::Value::Object(mut object)) => match object.remove("recipients") {
+            Some(serde_json::Value::Array(list)) => Some(list),
+            _ => None,
+        },
+        _ => None,
+    };
+    match list {
+        Some(list) => list
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(|r| format!("{r}\n"))
+            .collect(),
+        None => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// `429 Too Many Requests: what the body says`.
+fn with_detail(reply: &Reply) -> String {
+    let status = reply.status;
+    let mut text = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+    .trim_end()
+    .to_owned();
+    if let Some(detail) = reply.detail() {
+        text.push_str(": ");
+        text.push_str(&detail);
+    }
+    text
+}
+
+fn clip(text: &str) -> String {
+    let text = text.trim();
+    let mut clipped: String = text.chars().take(DETAIL_CHARS).collect();
+    if clipped.len() < text.len() {
+        clipped.push('…');
+    }
+    clipped
+}
+
+/// The root cause, e.g. "Connection refused (os error 111)".
+fn innermost(e: &dyn StdError) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// An error and its causes, each said once.
+fn chain(e: &dyn StdError) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(next) = cause {
+        let said = next.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = next.source();
+    }
+    text
+}

@@ -1,0 +1,901 @@
+//! The commands that talk to a cluster, against a stub HTTP server on 127.0.0.1 that plays the
+//! Kubernetes API server (through a kubeconfig) and the controller (directly, with
+//! --controller-url, or behind the API server's service proxy path).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sealant_core::SealedSecret;
+use sealant_core::convert::{reencrypt, unseal};
+use sealant_core::keys::{KeyRing, parse_identity_file, parse_recipient};
+use sealant_core::manifest::{Manifest, read_manifests};
+use serde_json::{Value, json};
+use support::{Run, Sandbox, secret_yaml};
+
+// ---------------------------------------------------------------------------------------------
+// The stub server
+
+/// A request the stub received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Answer {
+    status: u16,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn answer(status: u16, body: impl Into<String>) -> Answer {
+    Answer {
+        status,
+        body: body.into(),
+        headers: Vec::new(),
+    }
+}
+
+type Handler = Box<dyn Fn(&Seen) -> Answer + Send>;
+
+/// One thread answering one connection at a time with canned HTTP/1.1 responses
+/// (Content-Length, then close), recording every request. Stops when dropped.
+struct Stub {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Stub {
+    fn start(handler: impl Fn(&Seen) -> Answer + Send + 'static) -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Handler = Box::new(handler);
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        serve(stream, &handler, &seen);
+                    }
+                }
+            })
+        };
+        Stub {
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.seen().into_iter().map(|s| s.path).collect()
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let request = Seen {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let reply = handler(&request);
+    seen.lock().unwrap().push(request);
+    let reason = match reply.status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        _ => "Whatever",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        reply.body.len()
+    );
+    for (k, v) in &reply.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = stream;
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(reply.body.as_bytes());
+    let _ = stream.flush();
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A kubeconfig with two contexts: `stub` (at `url`, with a bearer token) and `nowhere`
+/// (a closed port); `current` is the current one.
+fn write_kubeconfig(sb: &Sandbox, url: &str, current: &str) -> PathBuf {
+    sb.write(
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1
+kind: Config
+current-context: {current}
+clusters:
+- name: stub
+  cluster:
+    server: {url}
+- name: nowhere
+  cluster:
+    server: http://127.0.0.1:{closed}
+contexts:
+- name: stub
+  context:
+    cluster: stub
+    user: tester
+- name: nowhere
+  context:
+    cluster: nowhere
+    user: tester
+users:
+- name: tester
+  user:
+    token: t0ken
+",
+            closed = closed_port()
+        ),
+    )
+}
+
+fn with_kubeconfig(sb: &Sandbox, kubeconfig: &std::path::Path, args: &[&str]) -> Run {
+    sb.seal_with(args, None, &[("KUBECONFIG", kubeconfig.to_str().unwrap())])
+}
+
+const CONFIGMAP_PATH: &str = "/api/v1/namespaces/sealant-system/configmaps/sealant-recipients";
+const PROXY: &str = "/api/v1/namespaces/sealant-system/services/http:seal-controller:http/proxy";
+
+/// The API server's answer for the recipients ConfigMap.
+fn configmap(namespace: &str, recipients_txt: &str) -> String {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "sealant-recipients", "namespace": namespace},
+        "data": {"recipients.txt": recipients_txt},
+    })
+    .to_string()
+}
+
+fn not_found(what: &str) -> Answer {
+    answer(
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "message": format!("{what} not found"), "reason": "NotFound", "code": 404})
+        .to_string(),
+    )
+}
+
+/// A controller holding the identities in `key_files`, re-sealing to `reseal_to`: it really
+/// opens and re-seals, as the controller does, and also publishes its ConfigMap.
+fn controller(
+    sb: &Sandbox,
+    key_files: &[&str],
+    reseal_to: &str,
+) -> impl Fn(&Seen) -> Answer + Send + 'static {
+    let mut ring = KeyRing::new();
+    for file in key_files {
+        for identity in parse_identity_file(&sb.read(file)).unwrap() {
+            ring.insert(identity);
+        }
+    }
+    let to = parse_recipient(reseal_to).unwrap();
+    let published = format!("# this cluster's recipients\n{reseal_to}\n");
+    move |req: &Seen| {
+        let endpoint = req.path.strip_prefix(PROXY).unwrap_or(&req.path);
+        match (req.method.as_str(), endpoint) {
+            ("GET", CONFIGMAP_PATH) => answer(200, configmap("sealant-system", &published)),
+            ("GET", "/v1/recipients") => answer(200, published.clone()),
+            ("POST", "/v1/verify") => {
+                let sealed: SealedSecret = serde_json::from_str(&req.body).unwrap();
+                match unseal(&sealed, &ring) {
+                    Ok(opened) => answer(
+                        200,
+                        json!({"ok": true, "openedWith": opened.opened_with}).to_string(),
+                    ),
+                    Err(e) => answer(
+                        409,
+                        json!({"ok": false, "error": e.to_string()}).to_string(),
+                    ),
+                }
+            }
+            ("POST", "/v1/reencrypt") => {
+                let sealed: SealedSecret = serde_json::from_str(&req.body).unwrap();
+                match reencrypt(&sealed, &ring, std::slice::from_ref(&to)) {
+                    Ok(resealed) => answer(200, serde_json::to_string(&resealed).unwrap()),
+                    Err(e) => answer(409, json!({"error": e.to_string()}).to_string()),
+                }
+            }
+            _ => not_found(&req.path),
+        }
+    }
+}
+
+fn sealed_objects(text: &str) -> Vec<SealedSecret> {
+    read_manifests(text)
+        .unwrap()
+        .into_iter()
+        .map(|m| match m.value {
+            Manifest::SealedSecret(s) => *s,
+            other => panic!("not a SealedSecret: {other:?}"),
+        })
+        .collect()
+}
+
+/// The SealedSecrets the stub answered /v1/reencrypt with, in order.
+fn resealed_answers(handler_bodies: &Mutex<Vec<String>>) -> Vec<SealedSecret> {
+    handler_bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// fetch-keys and default recipients
+
+#[test]
+fn fetch_keys_reads_the_recipients_configmap() {
+    let sb = Sandbox::new();
+    let a = sb.keygen("a.txt");
+    let b = sb.keygen("b.txt");
+    let text = format!(
+        "# age recipients of this cluster\n\n{a}\n  {b}  \n# retired keys are not listed\n"
+    );
+    let stub = Stub::start(move |req| {
+        match req.path.as_str() {
+        CONFIGMAP_PATH => answer(200, configmap("sealant-system", &text)),
+        "/api/v1/namespaces/empty/configmaps/sealant-recipients" => {
+            answer(200, configmap("empty", "# nothing yet\n"))
+        }
+        "/api/v1/namespaces/denied/configmaps/sealant-recipients" => answer(
+            403,
+            json!({"kind": "Status", "message": "configmaps \"sealant-recipients\" is forbidden: User \"dev\" cannot get resource", "code": 403}).to_string(),
+        ),
+        other => not_found(other),
+    }
+    });
+    let kubeconfig = write_kubeconfig(&sb, &stub.url(), "stub");
+
+    let out = with_kubeconfig(&sb, &kubeconfig, &["fetch-keys"]).ok();
+    assert_eq!(out.stdout, format!("{a}\n{b}\n"));
+    let seen = stub.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].path, CONFIGMAP_PATH);
+    assert_eq!(seen[0].header("authorization"), Some("Bearer t0ken"));
+
+    // The output is a recipients file for -R.
+    sb.write("cluster.recipients", &out.stdout);
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    sb.seal(&["-R", "cluster.recipients", "s.yaml"]).ok();
+
+    // Errors: not installed, nothing published, forbidden.
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["fetch-keys", "--controller-namespace", "elsewhere"],
+    )
+    .fails(
+        1,
+        "ConfigMap elsewhere/sealant-recipients not found at http://127.0.0.1:",
+    );
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["fetch-keys", "--controller-namespace", "empty"],
+    )
+    .fails(
+        1,
+        "ConfigMap empty/sealant-recipients: data.recipients.txt: holds no age1… recipient",
+    );
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["fetch-keys", "--controller-namespace", "denied"],
+    )
+    .fails(
+        1,
+        "answered 403 Forbidden: configmaps \"sealant-recipients\" is forbidden",
+    );
+    // The environment names the namespace too.
+    sb.seal_with(
+        &["fetch-keys"],
+        None,
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("SEAL_CONTROLLER_NAMESPACE", "empty"),
+        ],
+    )
+    .fails(1, "empty/sealant-recipients");
+}
+
+#[test]
+fn fetch_keys_follows_the_context_and_the_controller_url() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    let stub = Stub::start(controller(&sb, &["k.txt"], &r));
+    // The current context is unreachable; --context picks the stub.
+    let kubeconfig = write_kubeconfig(&sb, &stub.url(), "nowhere");
+    with_kubeconfig(&sb, &kubeconfig, &["fetch-keys"]).fails(1, "cannot reach http://127.0.0.1:");
+    let out = with_kubeconfig(&sb, &kubeconfig, &["fetch-keys", "--context", "stub"]).ok();
+    assert_eq!(out.stdout, format!("{r}\n"));
+    let out = sb
+        .seal_with(
+            &["fetch-keys"],
+            None,
+            &[
+                ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+                ("SEAL_CONTEXT", "stub"),
+            ],
+        )
+        .ok();
+    assert_eq!(out.stdout, format!("{r}\n"));
+    with_kubeconfig(&sb, &kubeconfig, &["fetch-keys", "--context", "ghost"]).fails(1, "ghost");
+
+    // --controller-url needs no kubeconfig at all.
+    let out = sb
+        .seal(&["fetch-keys", "--controller-url", &stub.url()])
+        .ok();
+    assert_eq!(out.stdout, format!("{r}\n"));
+    assert_eq!(stub.paths().last().unwrap(), "/v1/recipients");
+
+    // Without any kubeconfig, say so.
+    sb.seal(&["fetch-keys"]).fails(1, "no kubeconfig at");
+    // Bad flag values are usage errors.
+    let out = sb.seal(&["fetch-keys", "--controller-url", "localhost:8080"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = sb.seal(&["fetch-keys", "--controller-name", "Not_A_Name"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+#[test]
+fn sealing_without_recipients_uses_the_clusters() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    let stub = Stub::start(controller(&sb, &["k.txt"], &r));
+    let kubeconfig = write_kubeconfig(&sb, &stub.url(), "stub");
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "hunter2")]));
+
+    let sealed = with_kubeconfig(&sb, &kubeconfig, &["s.yaml", "-w", "db.sealed.yaml"]).ok();
+    assert_eq!(sealed.stdout, "");
+    let objects = sealed_objects(&sb.read("db.sealed.yaml"));
+    assert_eq!(objects[0].spec.recipients["pw"], vec![r.clone()]);
+    let opened = sb
+        .seal(&["unseal", "-i", "k.txt", "db.sealed.yaml"])
+        .ok()
+        .stdout;
+    assert!(opened.contains("aHVudGVyMg=="), "{opened}");
+    assert_eq!(stub.paths(), vec![CONFIGMAP_PATH.to_owned()]);
+
+    // seal create and seal raw too.
+    let out = with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["create", "api", "-n", "prod", "--from-literal", "token=abc"],
+    )
+    .ok();
+    assert!(out.stdout.contains(&r), "{}", out.stdout);
+    let out = sb
+        .seal_with(
+            &["raw", "--name", "api", "-n", "prod"],
+            Some(b"abc"),
+            &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+        )
+        .ok();
+    assert!(out.stdout.trim().len() > 100, "{}", out.stdout);
+    // Several Secrets, one request.
+    sb.write(
+        "two.yaml",
+        &format!(
+            "{}---\n{}",
+            secret_yaml("a", "prod", &[("k", "v")]),
+            secret_yaml("b", "prod", &[("k", "v")])
+        ),
+    );
+    let before = stub.seen().len();
+    with_kubeconfig(&sb, &kubeconfig, &["two.yaml"]).ok();
+    assert_eq!(stub.seen().len(), before + 1);
+
+    // -r, a repo config, and merge never ask the cluster.
+    let before = stub.seen().len();
+    let other = sb.keygen("other.txt");
+    with_kubeconfig(&sb, &kubeconfig, &["s.yaml", "-r", &other]).ok();
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["merge", "db.sealed.yaml", "--from-literal", "user=admin"],
+    )
+    .ok();
+    assert!(sb.read("db.sealed.yaml").contains("user:"));
+    sb.write(
+        ".sealant.yaml",
+        &format!("recipients:\n  main: {other}\nrules:\n  - recipients: [main]\n"),
+    );
+    let out = with_kubeconfig(&sb, &kubeconfig, &["s.yaml"]).ok();
+    assert!(out.stdout.contains(&other) && !out.stdout.contains(&r));
+    assert_eq!(stub.seen().len(), before, "{:?}", stub.paths());
+}
+
+#[test]
+fn an_unreachable_cluster_means_no_recipients() {
+    let sb = Sandbox::new();
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    let kubeconfig = write_kubeconfig(&sb, "http://127.0.0.1:1", "nowhere");
+    let out = with_kubeconfig(&sb, &kubeconfig, &["s.yaml", "-w", "out.yaml"])
+        .fails(1, "s.yaml:1: no recipients: pass -r age1…, -R FILE, add a .sealant.yaml, or make the cluster reachable (cannot reach http://127.0.0.1:");
+    assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
+    assert!(!sb.path("out.yaml").exists());
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["create", "x", "-n", "y", "--from-literal", "a=b"],
+    )
+    .fails(1, "no recipients: pass -r");
+    let out = sb.seal_with(
+        &["raw", "--name", "x", "-n", "y"],
+        Some(b"v"),
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    out.fails(1, "no recipients: pass -r");
+    // No kubeconfig at all.
+    sb.seal(&["s.yaml"])
+        .fails(1, "make the cluster reachable (no kubeconfig at");
+    // A bad input is reported before the cluster is asked anything.
+    sb.write("bad.yaml", "kind: Pod\n");
+    with_kubeconfig(&sb, &kubeconfig, &["bad.yaml"]).fails(1, "bad.yaml:1: is a Pod, not a Secret");
+}
+
+// ---------------------------------------------------------------------------------------------
+// validate
+
+#[test]
+fn validate_asks_the_controller() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    let foreign = sb.keygen("foreign.txt");
+    let stub = Stub::start(controller(&sb, &["k.txt"], &r));
+    let url = stub.url();
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    sb.seal(&["-r", &r, "s.yaml", "-w", "ok.yaml"]).ok();
+    sb.seal(&["-r", &foreign, "s.yaml", "-w", "foreign.yaml"])
+        .ok();
+    sb.seal(&["-r", &r, "s.yaml", "-o", "json", "-w", "ok.json"])
+        .ok();
+
+    let out = sb
+        .seal(&["validate", "--controller-url", &url, "ok.yaml", "ok.json"])
+        .ok();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "ok.yaml: SealedSecret 'db' opens in this cluster (key {r})\nok.json: SealedSecret 'db' opens in this cluster (key {r})\n"
+        )
+    );
+    let seen = stub.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("POST", "/v1/verify")
+    );
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    let posted: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(posted["kind"], "SealedSecret");
+    assert_eq!(posted["metadata"]["name"], "db");
+    assert_eq!(posted["spec"]["recipients"]["pw"][0], r.as_str());
+
+    // stdin.
+    let out = sb
+        .seal_with(
+            &["validate", "--controller-url", &url],
+            Some(sb.read("ok.yaml").as_bytes()),
+            &[],
+        )
+        .ok();
+    assert!(
+        out.stdout.starts_with("<stdin>: SealedSecret 'db' opens"),
+        "{}",
+        out.stdout
+    );
+
+    // 409: the controller's reason, with the file and line; nothing on stdout.
+    sb.write(
+        "both.yaml",
+        &format!("{}---\n{}", sb.read("ok.yaml"), sb.read("foreign.yaml")),
+    );
+    let line = sb.read("ok.yaml").lines().count() + 2;
+    sb.seal(&["validate", "--controller-url", &url, "both.yaml"])
+        .fails(
+            1,
+            &format!("both.yaml:{line}: SealedSecret 'db': item 'pw'"),
+        );
+
+    // Not a SealedSecret: refused before anything is sent.
+    let before = stub.seen().len();
+    sb.seal(&["validate", "--controller-url", &url, "ok.yaml", "s.yaml"])
+        .fails(1, "s.yaml:1: is a Secret, not a SealedSecret");
+    assert_eq!(stub.seen().len(), before);
+
+    // Through the API server's service proxy, with the kubeconfig's credentials.
+    let kubeconfig = write_kubeconfig(&sb, &url, "stub");
+    let out = with_kubeconfig(&sb, &kubeconfig, &["validate", "ok.yaml"]).ok();
+    assert!(
+        out.stdout.contains("opens in this cluster"),
+        "{}",
+        out.stdout
+    );
+    let last = stub.seen().pop().unwrap();
+    assert_eq!(last.path, format!("{PROXY}/v1/verify"));
+    assert_eq!(last.header("authorization"), Some("Bearer t0ken"));
+    // Another controller namespace and Service name; it is not there.
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &[
+            "validate",
+            "ok.yaml",
+            "--controller-namespace",
+            "ops",
+            "--controller-name",
+            "sealer",
+        ],
+    )
+    .fails(
+        1,
+        "ok.yaml:1: SealedSecret 'db': the controller (service ops/sealer via http://127.0.0.1:",
+    );
+    assert_eq!(
+        stub.seen().pop().unwrap().path,
+        "/api/v1/namespaces/ops/services/http:sealer:http/proxy/v1/verify"
+    );
+
+    // An unreachable controller.
+    sb.seal(&[
+        "validate",
+        "--controller-url",
+        &format!("http://127.0.0.1:{}", closed_port()),
+        "ok.yaml",
+    ])
+    .fails(
+        1,
+        "ok.yaml:1: SealedSecret 'db': cannot reach the controller at http://127.0.0.1:",
+    );
+}
+
+#[test]
+fn validate_reports_the_controllers_status() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    sb.seal(&["-r", &r, "s.yaml", "-w", "ok.yaml"]).ok();
+    let status = Arc::new(AtomicUsize::new(429));
+    let stub = {
+        let status = status.clone();
+        Stub::start(move |_| {
+            let code = status.load(Ordering::SeqCst) as u16;
+            let mut a = answer(code, json!({"error": "slow down"}).to_string());
+            if code == 429 {
+                a.headers.push(("Retry-After", "7".into()));
+            }
+            if code == 200 {
+                a.body = "not json".into();
+            }
+            a
+        })
+    };
+    let validate = || sb.seal(&["validate", "--controller-url", &stub.url(), "ok.yaml"]);
+    validate().fails(
+        1,
+        "ok.yaml:1: SealedSecret 'db': the controller at http://127.0.0.1:",
+    );
+    let out = validate().fails(1, "answered 429 Too Many Requests: slow down");
+    assert!(out.stderr.contains("try again in 7s"), "{}", out.stderr);
+    assert_eq!(stub.seen().len(), 2, "validate does not retry");
+    status.store(413, Ordering::SeqCst);
+    validate().fails(1, "answered 413 Payload Too Large");
+    status.store(400, Ordering::SeqCst);
+    validate().fails(1, "answered 400 Bad Request: slow down");
+    status.store(500, Ordering::SeqCst);
+    validate().fails(1, "answered 500 Internal Server Error: slow down");
+    status.store(200, Ordering::SeqCst);
+    validate().fails(1, "answered 200 OK: not json");
+}
+
+// ---------------------------------------------------------------------------------------------
+// reencrypt
+
+/// Seals `secret` to `r` into `file` in `format`.
+fn seal_to(sb: &Sandbox, r: &str, secret: &str, file: &str, format: &str) {
+    sb.write("in.yaml", secret);
+    sb.seal(&["-r", r, "in.yaml", "-o", format, "-w", file])
+        .ok();
+}
+
+#[test]
+fn reencrypt_rewrites_files_in_their_own_format() {
+    let sb = Sandbox::new();
+    let old = sb.keygen("old.txt");
+    let new = sb.keygen("new.txt");
+    let foreign = sb.keygen("foreign.txt");
+    // The controller holds the old and the new key and re-seals to the new one; it records
+    // what it answered so that the files can be compared with it.
+    let answered = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stub = {
+        let inner = controller(&sb, &["old.txt", "new.txt"], &new);
+        let answered = answered.clone();
+        Stub::start(move |req| {
+            let a = inner(req);
+            if a.status == 200 && req.path.ends_with("/v1/reencrypt") {
+                answered.lock().unwrap().push(a.body.clone());
+            }
+            a
+        })
+    };
+    let db = secret_yaml("db", "prod", &[("pw", "hunter2")]);
+    let api = secret_yaml("api", "prod", &[("token", "abc")]);
+    seal_to(&sb, &old, &db, "db.yaml", "yaml");
+    seal_to(&sb, &old, &api, "api.json", "json");
+    // A YAML stream of two, and a JSON List of two.
+    sb.write("in.yaml", &format!("{db}---\n{api}"));
+    sb.seal(&["-r", &old, "in.yaml", "-w", "both.yaml"]).ok();
+    sb.seal(&["-r", &old, "in.yaml", "-o", "json", "-w", "list.json"])
+        .ok();
+    // The second object of this file opens nowhere: the whole file stays as it was.
+    seal_to(&sb, &foreign, &api, "foreign-part.yaml", "yaml");
+    sb.write(
+        "mixed.yaml",
+        &format!(
+            "{}---\n{}",
+            sb.read("db.yaml"),
+            sb.read("foreign-part.yaml")
+        ),
+    );
+    let mixed_before = sb.read("mixed.yaml");
+    let mixed_line = sb.read("db.yaml").lines().count() + 2;
+
+    let out = sb.seal(&[
+        "reencrypt",
+        "--controller-url",
+        &stub.url(),
+        "db.yaml",
+        "mixed.yaml",
+        "api.json",
+        "both.yaml",
+        "list.json",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with(&format!(
+            "seal: mixed.yaml:{mixed_line}: SealedSecret 'api': item 'token'"
+        )),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1], "seal: 1 of 5 files left as it was; reencrypted 4");
+    assert_eq!(sb.read("mixed.yaml"), mixed_before, "untouched");
+    assert!(
+        stub.paths().iter().all(|p| p == "/v1/reencrypt"),
+        "{:?}",
+        stub.paths()
+    );
+
+    // What was written is exactly what the controller answered, in each file's format.
+    let answers = resealed_answers(&answered);
+    // Requests: db.yaml, mixed.yaml (db ok, api refused), api.json, both.yaml ×2, list.json ×2.
+    assert_eq!(answers.len(), 7);
+    assert_eq!(
+        sealed_objects(&sb.read("db.yaml")),
+        vec![answers[0].clone()]
+    );
+    let api_json = sb.read("api.json");
+    assert!(api_json.starts_with('{'), "JSON stays JSON");
+    let api_value: Value = serde_json::from_str(&api_json).unwrap();
+    let served: Value = serde_json::from_str(&answered.lock().unwrap()[2]).unwrap();
+    assert_eq!(api_value, served);
+    let both = sb.read("both.yaml");
+    assert!(
+        !both.trim_start().starts_with('{') && both.contains("\n---\n"),
+        "YAML stays YAML"
+    );
+    assert_eq!(sealed_objects(&both), answers[3..5].to_vec());
+    let list: Value = serde_json::from_str(&sb.read("list.json")).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(
+        sealed_objects(&sb.read("list.json")),
+        answers[5..7].to_vec()
+    );
+
+    // They are now sealed to the new key only.
+    for file in ["db.yaml", "api.json", "both.yaml", "list.json"] {
+        let text = sb.read(file);
+        assert!(
+            text.contains(&new) && !text.contains(&old),
+            "{file}: {text}"
+        );
+        sb.seal(&["unseal", "-i", "new.txt", file]).ok();
+        sb.seal(&["unseal", "-i", "old.txt", file])
+            .fails(1, "none of those keys is held here");
+    }
+    let opened = sb.seal(&["unseal", "-i", "new.txt", "db.yaml"]).ok().stdout;
+    assert!(opened.contains("aHVudGVyMg=="), "{opened}");
+
+    // All good: nothing on stdout, a summary on stderr, exit 0.
+    let out = sb
+        .seal(&[
+            "reencrypt",
+            "--controller-url",
+            &stub.url(),
+            "db.yaml",
+            "api.json",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr, "seal reencrypt: reencrypted 2 files\n");
+}
+
+#[test]
+fn reencrypt_through_the_service_proxy_and_its_failures() {
+    let sb = Sandbox::new();
+    let old = sb.keygen("old.txt");
+    let new = sb.keygen("new.txt");
+    let db = secret_yaml("db", "prod", &[("pw", "hunter2")]);
+    seal_to(&sb, &old, &db, "db.yaml", "yaml");
+    // The first request is rate limited, the next ones are answered.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stub = {
+        let inner = controller(&sb, &["old.txt", "new.txt"], &new);
+        let calls = calls.clone();
+        Stub::start(move |req| {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                let mut a = answer(429, json!({"error": "rate limited"}).to_string());
+                a.headers.push(("Retry-After", "0".into()));
+                return a;
+            }
+            inner(req)
+        })
+    };
+    let kubeconfig = write_kubeconfig(&sb, &stub.url(), "stub");
+    let out = with_kubeconfig(&sb, &kubeconfig, &["reencrypt", "db.yaml"]).ok();
+    assert_eq!(out.stderr, "seal reencrypt: reencrypted 1 file\n");
+    assert_eq!(
+        stub.paths(),
+        vec![
+            format!("{PROXY}/v1/reencrypt"),
+            format!("{PROXY}/v1/reencrypt")
+        ],
+        "a 429 is tried again"
+    );
+    assert!(sb.read("db.yaml").contains(&new));
+
+    // Not a SealedSecret; a missing file: those files fail, the others are done.
+    seal_to(&sb, &old, &db, "again.yaml", "yaml");
+    sb.write("plain.yaml", &db);
+    let out = with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["reencrypt", "plain.yaml", "missing.yaml", "again.yaml"],
+    );
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "seal: plain.yaml:1: is a Secret, not a SealedSecret\nseal: missing.yaml: no such file\nseal: 2 of 3 files left as they were; reencrypted 1\n"
+    );
+    assert_eq!(sb.read("plain.yaml"), db);
+    assert!(sb.read("again.yaml").contains(&new));
+
+    // An unreachable controller stops at once, one line, nothing rewritten.
+    seal_to(&sb, &old, &db, "third.yaml", "yaml");
+    let before = sb.read("third.yaml");
+    sb.seal(&[
+        "reencrypt",
+        "--controller-url",
+        &format!("http://127.0.0.1:{}", closed_port()),
+        "third.yaml",
+        "db.yaml",
+    ])
+    .fails(
+        1,
+        "third.yaml:1: SealedSecret 'db': cannot reach the controller",
+    );
+    assert_eq!(sb.read("third.yaml"), before);
+
+    // Files must be named: they are rewritten in place.
+    let out = sb.seal(&["reencrypt"]);
+    assert_eq!(out.code, 2);
+    sb.seal(&["reencrypt", "-", "--controller-url", &stub.url()])
+        .fails(2, "<stdin>: reencrypt rewrites files in place");
+}
