@@ -1,0 +1,118 @@
+//! Flags; every one also reads an environment variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+/// The Sealant controller: unseals SealedSecrets into Secrets, owns them, corrects drift, and
+/// keeps this cluster's age keys. Runs in a cluster under its ServiceAccount, or outside one
+/// with KUBECONFIG.
+#[derive(Parser, Debug)]
+#[command(
+    name = "seal-controller",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "\
+Examples:
+  seal-controller                               # in a Pod: namespace from POD_NAMESPACE
+  KUBECONFIG=~/.kube/config seal-controller --namespace sealant-system --leader-elect=false
+  seal-controller rotate                        # what the rotation CronJob runs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Make a new active key now; the previous active keys become retired (they still open).
+    #[command(after_help = "Examples:\n  seal-controller rotate --namespace sealant-system")]
+    Rotate(CommonArgs),
+    /// Print the SealedSecret CRD.
+    #[command(after_help = "Examples:\n  seal-controller crd | kubectl apply -f -")]
+    Crd,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// The controller's namespace: where its keys and lease live.
+    #[arg(long, env = "POD_NAMESPACE", default_value = sealant_core::keystore::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SEALANT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Watch only these namespaces (comma-separated); default all.
+    #[arg(long, env = "SEALANT_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Reconcile only SealedSecrets matching this label selector.
+    #[arg(long, env = "SEALANT_LABEL_SELECTOR")]
+    pub label_selector: Option<String>,
+    /// Make a new key this often (e.g. 720h); 0 turns renewal off.
+    #[arg(long, env = "SEALANT_KEY_RENEW_PERIOD", default_value = "720h", value_parser = parse_duration)]
+    pub key_renew_period: Duration,
+    /// At start, make a new key if the newest is older than this time (RFC 3339).
+    #[arg(long, env = "SEALANT_KEY_CUTOFF_TIME")]
+    pub key_cutoff_time: Option<Timestamp>,
+    /// Reconcile every SealedSecret at least this often, to catch anything a watch missed.
+    #[arg(long, env = "SEALANT_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
+    pub resync_period: Duration,
+    /// Address of the HTTP server (health, metrics, recipients, verify, reencrypt).
+    #[arg(long, env = "SEALANT_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+    /// Elect a leader among replicas through a Lease; only the leader reconciles.
+    #[arg(long, env = "SEALANT_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// The Lease's name.
+    #[arg(long, env = "SEALANT_LEASE_NAME", default_value = "sealant-controller")]
+    pub lease_name: String,
+    /// How long a leader's Lease lasts without renewal: a standby takes over after this.
+    #[arg(long, env = "SEALANT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// This replica's identity in the Lease (default: POD_NAME, else the host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Requests per second `/v1/verify` accepts.
+    #[arg(long, env = "SEALANT_VERIFY_RATE", default_value_t = 10)]
+    pub verify_rate: u32,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `720h`, `10m`, `15s`, `1h30m`, or `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d: SignedDuration = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 720h, 10m, 15s)"))?;
+    Duration::try_from(d).map_err(|_| format!("'{s}' must not be negative"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("720h"), Ok(Duration::from_secs(720 * 3600)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,338 @@
+//! The controller's HTTP server: probes, metrics, the public recipients, and two endpoints
+//! that work on a SealedSecret without ever returning its plaintext (`/v1/verify`,
+//! `/v1/reencrypt`).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use governor::clock::Clock;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use sealant_core::SealedSecret;
+use sealant_core::convert::{ConvertError, reencrypt, unseal_in_cluster};
+use sealant_core::keys::{Recipient, parse_recipient};
+use sealant_core::manifest::{Manifest, read_manifests};
+use sealant_core::value::OpenError;
+use serde_json::json;
+
+use crate::metrics::Metrics;
+use crate::state::{KeysView, Readiness, SharedKeys};
+
+/// Request bodies above this are refused (413): a SealedSecret holds at most a 1 MiB Secret,
+/// which base64 and age framing grow by about a third.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+const RECIPIENTS_HEADER: &str =
+    "# age recipients of this cluster's active Sealant keys; seal to these\n";
+
+/// Longest error message a response carries; a parse error can quote the body.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// What the handlers read.
+pub struct HttpState {
+    pub keys: SharedKeys,
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<Readiness>,
+    /// Guards `/v1/verify`: each call costs an X25519 operation and a decryption per item.
+    pub verify_limiter: DefaultDirectRateLimiter,
+}
+
+impl HttpState {
+    /// `verify_per_second` is both the sustained rate and the burst; 0 is taken as 1, so the
+    /// limit can be made tight but never switched off by accident.
+    pub fn new(
+        keys: SharedKeys,
+        metrics: Arc<Metrics>,
+        ready: Arc<Readiness>,
+        verify_per_second: u32,
+    ) -> HttpState {
+        let rate = NonZeroU32::new(verify_per_second).unwrap_or(NonZeroU32::MIN);
+        HttpState {
+            keys,
+            metrics,
+            ready,
+            verify_limiter: RateLimiter::direct(Quota::per_second(rate)),
+        }
+    }
+}
+
+type Shared = Arc<HttpState>;
+
+pub fn router(state: HttpState) -> Router {
+    let state: Shared = Arc::new(state);
+    // The limit is checked before the body is read, so a flood costs no buffering.
+    let verify = post(verify).route_layer(from_fn_with_state(state.clone(), limit_verify));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/recipients", get(recipients))
+        .route("/v1/verify", verify)
+        .route("/v1/reencrypt", post(reencrypt_handler))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `router` until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<Shared>) -> Response {
+    let ready = &state.ready;
+    if ready.is_ready() {
+        return "ok".into_response();
+    }
+    let missing: Vec<&str> = [
+        (!ready.keys_loaded()).then_some("keys not loaded"),
+        (!ready.caches_synced()).then_some("caches not synced"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, missing.join("; ")).into_response()
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn recipients(State(state): State<Shared>) -> Response {
+    let active = state.keys.get().set.active_recipients();
+    if active.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no active key yet: the controller has not loaded or created one\n",
+        )
+            .into_response();
+    }
+    let mut text = String::from(RECIPIENTS_HEADER);
+    for r in active {
+        text.push_str(&r);
+        text.push('\n');
+    }
+    text.into_response()
+}
+
+async fn limit_verify(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let limiter = &state.verify_limiter;
+    match limiter.check() {
+        Ok(()) => next.run(request).await,
+        Err(not_until) => rate_limited(not_until.wait_time_from(limiter.clock().now())),
+    }
+}
+
+fn rate_limited(wait: Duration) -> Response {
+    // Whole seconds, rounded up: a client retrying at once would only be refused again.
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate limited: retry later");
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+async fn verify(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejected(&rejection),
+    };
+    let view = state.keys.get();
+    off_runtime(move || verify_body(&body, &view)).await
+}
+
+fn verify_body(body: &[u8], view: &KeysView) -> Response {
+    let sealed = match parse_sealed(body) {
+        Ok(sealed) => sealed,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    match unseal_in_cluster(&sealed, &view.ring, &view.compromised) {
+        // `opened` holds the plaintext; only the recipients leave, and it is zeroized on drop.
+        Ok(opened) => Json(json!({"ok": true, "openedWith": opened.opened_with})).into_response(),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            Json(json!({"ok": false, "error": one_line(&e.to_string())})),
+        )
+            .into_response(),
+    }
+}
+
+async fn reencrypt_handler(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejected(&rejection),
+    };
+    let view = state.keys.get();
+    off_runtime(move || reencrypt_body(&body, &view)).await
+}
+
+fn reencrypt_body(body: &[u8], view: &KeysView) -> Response {
+    let recipients = match active_recipients(view) {
+        Ok(recipients) => recipients,
+        Err((status, reason)) => return error(status, reason),
+    };
+    let sealed = match parse_sealed(body) {
+        Ok(sealed) => sealed,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    match reencrypt(&sealed, &view.ring, &recipients) {
+        Ok(resealed) => Json(resealed).into_response(),
+        Err(e) => error(
+            StatusCode::CONFLICT,
+            name_compromised(e, &view.compromised).to_string(),
+        ),
+    }
+}
+
+/// The recipients to re-seal to, or 503 while there is no active key.
+fn active_recipients(view: &KeysView) -> Result<Vec<Recipient>, (StatusCode, String)> {
+    let active = view.set.active_recipients();
+    if active.is_empty() {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no active key yet: the controller has not loaded or created one".to_owned(),
+        ));
+    }
+    // They were printed from identities held here, so they parse; a failure is our bug.
+    active
+        .iter()
+        .map(|r| parse_recipient(r))
+        .collect::<Result<_, _>>()
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// `reencrypt` opens with the plain ring, so a value that needs a compromised key reads as
+/// "no key held"; say why instead, as `unseal_in_cluster` does, since re-encrypting cannot
+/// fix it (the value must be sealed again from its plaintext).
+fn name_compromised(error: ConvertError, compromised: &BTreeSet<String>) -> ConvertError {
+    match error {
+        ConvertError::Open {
+            item,
+            error: OpenError::NoKeyHeld(recorded),
+        } => match recorded.iter().find(|r| compromised.contains(*r)) {
+            Some(recipient) => ConvertError::Compromised {
+                item,
+                recipient: recipient.clone(),
+            },
+            None => ConvertError::Open {
+                item,
+                error: OpenError::NoKeyHeld(recorded),
+            },
+        },
+        other => other,
+    }
+}
+
+/// The one SealedSecret a request body must hold (YAML or JSON), or why it does not.
+fn parse_sealed(body: &[u8]) -> Result<SealedSecret, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8 text".to_owned())?;
+    let mut objects =
+        read_manifests(text).map_err(|e| format!("body is not a YAML or JSON manifest: {e}"))?;
+    if objects.len() != 1 {
+        return Err(format!(
+            "body holds {} objects; send exactly one SealedSecret",
+            objects.len()
+        ));
+    }
+    match objects.remove(0).value {
+        Manifest::SealedSecret(sealed) => Ok(*sealed),
+        Manifest::Secret(_) => {
+            Err("body is a Secret, not a SealedSecret: seal it with `seal` first".to_owned())
+        }
+        Manifest::Other(kind) if kind.is_empty() => {
+            Err("body has no kind; send one SealedSecret".to_owned())
+        }
+        Manifest::Other(kind) if kind == "SealedSecret" => Err(
+            "body is a SealedSecret of another API group; expected apiVersion sealant.dev/v1alpha1"
+                .to_owned(),
+        ),
+        Manifest::Other(kind) => Err(format!("body is a {kind}, not a SealedSecret")),
+    }
+}
+
+/// Runs CPU-bound work (parsing up to 2 MiB, age decryption) where it cannot stall the
+/// reconciler's tasks.
+async fn off_runtime(work: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "HTTP request handler failed");
+        error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}
+
+fn body_rejected(rejection: &BytesRejection) -> Response {
+    let status = rejection.status();
+    let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("body is larger than {MAX_BODY_BYTES} bytes")
+    } else {
+        rejection.body_text()
+    };
+    error(status, reason)
+}
+
+/// `{"error": "..."}` with the message on one bounded line.
+fn error(status: StatusCode, message: impl AsRef<str>) -> Response {
+    (status, Json(json!({"error": one_line(message.as_ref())}))).into_response()
+}
+
+fn one_line(message: &str) -> String {
+    let mut line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_ERROR_CHARS)
+        .collect();
+    if message.chars().nth(MAX_ERROR_CHARS).is_some() {
+        line.push('…');
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_are_single_and_bounded() {
+        assert_eq!(one_line("a\nb\tc"), "a b c");
+        let long = one_line(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), MAX_ERROR_CHARS + 1);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let r = rate_limited(Duration::from_millis(1500));
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        let r = rate_limited(Duration::ZERO);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -1,0 +1,250 @@
+//! The key manager: watches the key Secrets (so keys added, relabelled or removed take effect
+//! without a restart), publishes the active recipients, and makes new keys on schedule.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, ResourceExt};
+use sealant_core::keystore::{
+    KEY_LABEL, KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
+    recipients_configmap,
+};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::metrics::Metrics;
+use crate::reconcile::MANAGER;
+use crate::state::{KeysView, Readiness, SharedKeys};
+
+pub fn key_selector() -> String {
+    format!("{KEY_LABEL}=true")
+}
+
+/// Reads every labelled key Secret. Unreadable ones are skipped with a warning naming them.
+pub fn key_set(secrets: impl IntoIterator<Item = Arc<Secret>>) -> KeySet {
+    let keys: Vec<StoredKey> = secrets
+        .into_iter()
+        .filter_map(|s| match parse_key_secret(&s) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                warn!(secret = s.name_any(), error = %e, "ignoring key Secret");
+                None
+            }
+        })
+        .collect();
+    KeySet::new(keys)
+}
+
+/// Keeps `shared` equal to the key Secrets in `namespace`, until the watch ends.
+/// `changed` is notified after every change (the reconciler re-runs everything on it).
+pub async fn watch_keys(
+    client: Client,
+    namespace: String,
+    shared: SharedKeys,
+    metrics: Arc<Metrics>,
+    ready: Arc<Readiness>,
+    changed: Arc<Notify>,
+) {
+    let api: Api<Secret> = Api::namespaced(client, &namespace);
+    let (store, writer) = reflector::store();
+    let config = watcher::Config::default().labels(&key_selector());
+    let mut stream = std::pin::pin!(reflector(writer, watcher(api, config)).default_backoff());
+    let mut last: Option<Vec<(String, KeyState)>> = None;
+    let mut listed = false;
+    while let Some(event) = stream.next().await {
+        match event {
+            Err(e) => {
+                warn!(error = %e, "key watch error; retrying");
+                continue;
+            }
+            // Until the first full list is in, the store holds only part of the keys.
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
+            Ok(watcher::Event::InitDone) => listed = true,
+            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {}
+        }
+        if !listed {
+            continue;
+        }
+        let set = key_set(store.state());
+        metrics.set_keys(
+            set.count(KeyState::Active),
+            set.count(KeyState::Retired),
+            set.count(KeyState::Compromised),
+        );
+        let summary: Vec<(String, KeyState)> = set
+            .keys()
+            .iter()
+            .map(|k| (k.recipient.clone(), k.state))
+            .collect();
+        if last.as_ref() != Some(&summary) {
+            info!(
+                active = set.count(KeyState::Active),
+                retired = set.count(KeyState::Retired),
+                compromised = set.count(KeyState::Compromised),
+                "keys loaded"
+            );
+            let any = !set.is_empty();
+            last = Some(summary);
+            shared.set(KeysView::new(set));
+            if any {
+                ready.set_keys_loaded();
+            }
+            changed.notify_waiters();
+        }
+    }
+}
+
+/// What key renewal reads and writes, so the schedule can be tested without a cluster.
+pub trait KeyStore: Send + Sync {
+    /// The keys as they are now. Read from the source, never a cache: a key is only ever made
+    /// from a fresh view, so a stale or broken watch cannot mint keys.
+    fn current(&self) -> impl Future<Output = anyhow::Result<KeySet>> + Send;
+    /// Makes a new active key and retires the other active ones.
+    fn rotate(&self) -> impl Future<Output = anyhow::Result<String>> + Send;
+}
+
+/// Makes a key whenever one is due (none at all, the newest older than `cutoff`, or
+/// `period` after the newest), until cancelled. `now` is the wall clock; `wake` fires when the
+/// keys change, so a key added by hand moves the schedule.
+pub async fn renew_keys<S: KeyStore>(
+    store: &S,
+    period: Duration,
+    cutoff: Option<Timestamp>,
+    now: impl Fn() -> Timestamp,
+    wake: &Notify,
+) {
+    loop {
+        let keys = match store.current().await {
+            Ok(keys) => keys,
+            Err(e) => {
+                warn!(error = %e, "cannot read the keys; retrying in 10s");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                continue;
+            }
+        };
+        let due = keys.renewal_due(now(), period, cutoff);
+        let wait = match due {
+            None => None,
+            Some(at) => {
+                let left = at.duration_since(now());
+                if left.is_zero() || left.is_negative() {
+                    match store.rotate().await {
+                        Ok(recipient) => info!(%recipient, "new active key"),
+                        Err(e) => {
+                            warn!(error = %e, "cannot make a new key; retrying in 30s");
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                        }
+                    }
+                    continue;
+                } else {
+                    Some(
+                        Duration::try_from(left)
+                            .unwrap_or(Duration::MAX)
+                            .min(Duration::from_secs(86_400 * 365)),
+                    )
+                }
+            }
+        };
+        match wait {
+            Some(d) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+            None => wake.notified().await,
+        }
+    }
+}
+
+/// The key Secrets and the recipients ConfigMap through the API.
+pub struct ClusterKeys {
+    pub client: Client,
+    pub namespace: String,
+    pub shared: SharedKeys,
+}
+
+impl ClusterKeys {
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The keys as they are in the API now (for one-shot commands, which have no watch).
+    pub async fn load(&self) -> anyhow::Result<KeySet> {
+        let list = self
+            .secrets()
+            .list(&ListParams::default().labels(&key_selector()))
+            .await?;
+        Ok(key_set(list.items.into_iter().map(Arc::new)))
+    }
+
+    /// Writes the recipients ConfigMap if it differs from the active recipients.
+    pub async fn publish(&self, set: &KeySet) -> anyhow::Result<()> {
+        let recipients = set.active_recipients();
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let desired = recipients_configmap(&self.namespace, &recipients);
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let name = desired.name_any();
+        match api.get_opt(&name).await? {
+            Some(existing) if existing.data == desired.data => {}
+            Some(_) => {
+                let patch = serde_json::json!({ "data": desired.data });
+                api.patch(&name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+                    .await?;
+                info!(configmap = name, "published recipients");
+            }
+            None => {
+                api.create(
+                    &PostParams {
+                        field_manager: Some(MANAGER.into()),
+                        ..Default::default()
+                    },
+                    &desired,
+                )
+                .await?;
+                info!(configmap = name, "published recipients");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl KeyStore for ClusterKeys {
+    async fn current(&self) -> anyhow::Result<KeySet> {
+        self.load().await
+    }
+
+    async fn rotate(&self) -> anyhow::Result<String> {
+        let previous = self.load().await?;
+        let (secret, recipient) = new_key_secret(&self.namespace, Timestamp::now());
+        let api = self.secrets();
+        let params = PostParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        };
+        api.create(&params, &secret).await?;
+        // Older active keys keep opening, but no longer seal.
+        for old in previous
+            .keys()
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+        {
+            let patch = serde_json::json!({ "metadata": { "labels": BTreeMap::from([(STATE_LABEL, KeyState::Retired.as_str())]) } });
+            api.patch(
+                &old.name,
+                &PatchParams::apply(MANAGER),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        }
+        Ok(recipient)
+    }
+}

@@ -1,0 +1,10 @@
+//! seal-controller: unseals SealedSecrets into Secrets, owns them, corrects drift, and keeps
+//! the cluster's keys. Kubernetes I/O lives here; the domain logic is in sealant-core.
+
+pub mod cli;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod reconcile;
+pub mod run;
+pub mod state;

@@ -1,0 +1,271 @@
+//! Wiring: the HTTP server and key watch on every replica; the reconciler, key renewal and
+//! recipient publishing only on the leader. SIGTERM stops everything and releases the Lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use kube_lease_manager::LeaseManagerBuilder;
+use sealant_core::crd::SealedSecret;
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use crate::cli::RunArgs;
+use crate::http::{HttpState, router, serve};
+use crate::keys::{ClusterKeys, renew_keys, watch_keys};
+use crate::metrics::Metrics;
+use crate::reconcile::{Context, error_policy, reconcile};
+use crate::state::{Readiness, SharedKeys};
+
+pub async fn run(
+    client: Client,
+    args: RunArgs,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let namespace = args.common.namespace.clone();
+    let keys = SharedKeys::default();
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(Readiness::default());
+    let keys_changed = Arc::new(Notify::new());
+
+    let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
+    info!(addr = %args.listen_addr, "HTTP server listening");
+    let http = HttpState::new(
+        keys.clone(),
+        metrics.clone(),
+        ready.clone(),
+        args.verify_rate,
+    );
+    let http_task = tokio::spawn(serve(listener, router(http), wait_for(shutdown.clone())));
+
+    let key_watch = tokio::spawn(watch_keys(
+        client.clone(),
+        namespace.clone(),
+        keys.clone(),
+        metrics.clone(),
+        ready.clone(),
+        keys_changed.clone(),
+    ));
+
+    let leading = Leading {
+        client: client.clone(),
+        args: args.clone(),
+        keys: keys.clone(),
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+        keys_changed: keys_changed.clone(),
+    };
+    if args.leader_elect {
+        let identity = args.identity.clone().unwrap_or_else(default_identity);
+        let lease_secs = args.lease_duration.as_secs().max(2);
+        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&namespace)
+            .with_identity(&identity)
+            .with_duration(lease_secs)
+            .with_grace((lease_secs / 3).max(1))
+            .build()
+            .await?;
+        let (mut is_leader, lease_task) = manager.watch().await;
+        let mut shutdown = shutdown.clone();
+        info!(%identity, lease = args.lease_name, "waiting for leadership");
+        metrics.set_leader(false);
+        ready.set_caches_synced(true); // a standby has nothing to sync
+        loop {
+            if *is_leader.borrow_and_update() {
+                info!(%identity, "became leader");
+                metrics.set_leader(true);
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let work = tokio::spawn(leading.clone().lead(stop_rx));
+                tokio::select! {
+                    _ = is_leader.wait_for(|l| !*l) => warn!("lost leadership"),
+                    _ = shutdown.wait_for(|s| *s) => {}
+                }
+                let _ = stop_tx.send(true);
+                let _ = work.await;
+                metrics.set_leader(false);
+                ready.set_caches_synced(true);
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                changed = is_leader.changed() => if changed.is_err() { break },
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+        }
+        // Dropping the receiver makes the lease manager release the Lease now, so a standby
+        // takes over without waiting for it to expire.
+        drop(is_leader);
+        match lease_task.await {
+            Ok(Ok(_)) => info!("lease released"),
+            Ok(Err(e)) => warn!(error = %e, "cannot release the lease"),
+            Err(e) => warn!(error = %e, "lease task failed"),
+        }
+    } else {
+        metrics.set_leader(true);
+        leading.lead(shutdown.clone()).await;
+    }
+    key_watch.abort();
+    http_task.await??;
+    Ok(())
+}
+
+/// What the leader runs, until `stop`.
+#[derive(Clone)]
+struct Leading {
+    client: Client,
+    args: RunArgs,
+    keys: SharedKeys,
+    metrics: Arc<Metrics>,
+    ready: Arc<Readiness>,
+    keys_changed: Arc<Notify>,
+}
+
+impl Leading {
+    async fn lead(self, stop: watch::Receiver<bool>) {
+        let namespace = self.args.common.namespace.clone();
+        let cluster_keys = Arc::new(ClusterKeys {
+            client: self.client.clone(),
+            namespace: namespace.clone(),
+            shared: self.keys.clone(),
+        });
+        // Keys first: with none at all, make one before reconciling anything.
+        let renewal = {
+            let store = cluster_keys.clone();
+            let (period, cutoff, wake) = (
+                self.args.key_renew_period,
+                self.args.key_cutoff_time,
+                self.keys_changed.clone(),
+            );
+            tokio::spawn(
+                async move { renew_keys(&*store, period, cutoff, Timestamp::now, &wake).await },
+            )
+        };
+        let publisher = {
+            let store = cluster_keys.clone();
+            let wake = self.keys_changed.clone();
+            tokio::spawn(async move {
+                loop {
+                    let notified = wake.notified();
+                    if let Err(e) = store.publish(&store.shared.get().set).await {
+                        warn!(error = %e, "cannot publish recipients; retrying in 10s");
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        continue;
+                    }
+                    notified.await;
+                }
+            })
+        };
+        self.reconcile_until(stop).await;
+        renewal.abort();
+        publisher.abort();
+    }
+
+    async fn reconcile_until(&self, stop: watch::Receiver<bool>) {
+        self.ready.set_caches_synced(false);
+        let reporter = Reporter {
+            controller: "sealant-controller".into(),
+            instance: self.args.identity.clone(),
+        };
+        let ctx = Arc::new(Context {
+            client: self.client.clone(),
+            keys: self.keys.clone(),
+            metrics: self.metrics.clone(),
+            recorder: Recorder::new(self.client.clone(), reporter),
+            resync: self.args.resync_period,
+        });
+        let namespaces: Vec<Option<String>> = if self.args.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.args.namespaces.iter().cloned().map(Some).collect()
+        };
+        let mut controllers = Vec::new();
+        for ns in namespaces {
+            let (sealed_api, secret_api): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) =
+                match &ns {
+                    Some(ns) => (
+                        Api::namespaced(self.client.clone(), ns),
+                        Api::namespaced(self.client.clone(), ns),
+                    ),
+                    None => (Api::all(self.client.clone()), Api::all(self.client.clone())),
+                };
+            let mut config = watcher::Config::default();
+            if let Some(selector) = &self.args.label_selector {
+                config = config.labels(selector);
+            }
+            // Any change to a Secret (edit, delete, a managed annotation) re-runs the
+            // SealedSecret of the same name: drift is corrected within seconds. Only metadata
+            // is watched, so memory does not grow with Secret sizes.
+            let secret_changes = watcher(secret_api, watcher::Config::default())
+                .default_backoff()
+                .touched_objects();
+            let keys_changed = self.keys_changed.clone();
+            let key_changes = stream::unfold(keys_changed, |n| async move {
+                n.notified().await;
+                Some(((), n))
+            });
+            let controller = Controller::new(sealed_api, config)
+                .watches_stream(secret_changes, |secret| {
+                    let name = secret.name_any();
+                    secret
+                        .namespace()
+                        .map(|ns| ObjectRef::<SealedSecret>::new(&name).within(&ns))
+                })
+                .reconcile_all_on(key_changes)
+                .graceful_shutdown_on(wait_for(stop.clone()));
+            let store = controller.store();
+            let ready = self.ready.clone();
+            tokio::spawn(async move {
+                // Re-check on a timer: the store's ready notification was seen to be lost
+                // (kube-runtime 5.0), leaving /readyz false until something else polled it.
+                loop {
+                    match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready())
+                        .await
+                    {
+                        Ok(Ok(())) => {
+                            info!(objects = store.state().len(), "SealedSecret cache synced");
+                            ready.set_caches_synced(true);
+                            break;
+                        }
+                        Ok(Err(e)) => {
+                            warn!(error = %e, "SealedSecret cache never synced");
+                            break;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            });
+            controllers.push(
+                controller
+                    .run(reconcile, error_policy, ctx.clone())
+                    .for_each(|result| async move {
+                        match result {
+                            Ok(_) => {}
+                            // A Secret with no SealedSecret of its name: nothing to do.
+                            Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+                            Err(e) => warn!(error = %e, "controller"),
+                        }
+                    }),
+            );
+        }
+        futures::future::join_all(controllers).await;
+    }
+}
+
+async fn wait_for(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_else(|_| "seal-controller".into());
+    format!("{}-{}", host.trim(), std::process::id())
+}

@@ -1,0 +1,431 @@
+//! The HTTP endpoints, driven through the Router without a socket.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use k8s_openapi::jiff::Timestamp;
+use sealant_controller::http::{HttpState, router};
+use sealant_controller::metrics::Metrics;
+use sealant_controller::state::{KeysView, Readiness, SharedKeys};
+use sealant_core::convert::{SealOptions, seal_secret, unseal};
+use sealant_core::keys::{generate_key, parse_recipient};
+use sealant_core::keystore::{
+    KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
+};
+use sealant_core::manifest::{Manifest, read_manifests};
+use sealant_core::{KeyRing, Scope, SealedSecret};
+use serde_json::Value;
+use tower::ServiceExt;
+
+const DB: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  password: hunter2\n";
+const PLAINTEXT: &str = "hunter2";
+
+fn key(name: &str, created: &str, state: KeyState) -> StoredKey {
+    let (mut secret, _) = new_key_secret("sealant-system", created.parse::<Timestamp>().unwrap());
+    secret.metadata.name = Some(name.into());
+    secret
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert(STATE_LABEL.into(), state.as_str().into());
+    parse_key_secret(&secret).unwrap()
+}
+
+fn active_key() -> StoredKey {
+    key("sealant-key-new", "2026-02-01T00:00:00Z", KeyState::Active)
+}
+
+fn seal_to(yaml: &str, recipient: &str) -> SealedSecret {
+    let Manifest::Secret(secret) = read_manifests(yaml).unwrap().remove(0).value else {
+        panic!("fixture is not a Secret")
+    };
+    let recipients = [parse_recipient(recipient).unwrap()];
+    let opts = SealOptions {
+        scope: Scope::Strict,
+        recipients: &recipients,
+        namespace: None,
+        allow_empty: false,
+    };
+    seal_secret(&secret, &opts).unwrap()
+}
+
+struct Server {
+    router: Router,
+    ready: Arc<Readiness>,
+}
+
+fn server(keys: Vec<StoredKey>, verify_per_second: u32) -> Server {
+    let shared = SharedKeys::new(KeysView::new(KeySet::new(keys)));
+    let ready = Arc::new(Readiness::default());
+    let metrics = Arc::new(Metrics::new());
+    let state = HttpState::new(shared, metrics, ready.clone(), verify_per_second);
+    Server {
+        router: router(state),
+        ready,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn send(router: &Router, request: Request<Body>) -> Reply {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+async fn get(router: &Router, path: &str) -> Reply {
+    send(router, Request::get(path).body(Body::empty()).unwrap()).await
+}
+
+async fn post(router: &Router, path: &str, body: impl Into<Body>) -> Reply {
+    send(router, Request::post(path).body(body.into()).unwrap()).await
+}
+
+async fn post_json(router: &Router, path: &str, sealed: &SealedSecret) -> Reply {
+    post(router, path, serde_json::to_vec(sealed).unwrap()).await
+}
+
+#[tokio::test]
+async fn healthz_is_ok() {
+    let s = server(vec![], 10);
+    let r = get(&s.router, "/healthz").await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ok"));
+}
+
+#[tokio::test]
+async fn readyz_says_what_is_missing() {
+    let s = server(vec![], 10);
+    let r = get(&s.router, "/readyz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.body.contains("keys not loaded") && r.body.contains("caches not synced"));
+
+    s.ready.set_keys_loaded();
+    let r = get(&s.router, "/readyz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body, "caches not synced");
+
+    s.ready.set_caches_synced(true);
+    let r = get(&s.router, "/readyz").await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ok"));
+}
+
+#[tokio::test]
+async fn metrics_are_openmetrics() {
+    let s = server(vec![], 10);
+    let r = get(&s.router, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers[header::CONTENT_TYPE],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    for name in [
+        "sealant_unseal_requests_total",
+        "sealant_unseal_errors_total",
+        "sealant_reconcile_duration_seconds",
+        "sealant_keys",
+        "sealant_is_leader",
+    ] {
+        assert!(r.body.contains(name), "no {name} in\n{}", r.body);
+    }
+    assert!(r.body.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn recipients_lists_active_keys_only() {
+    let active = active_key();
+    let retired = key("sealant-key-old", "2026-01-01T00:00:00Z", KeyState::Retired);
+    let s = server(vec![retired.clone(), active.clone()], 10);
+    let r = get(&s.router, "/v1/recipients").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(r.body.starts_with('#'));
+    let lines: Vec<&str> = r.body.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines, [active.recipient.as_str()]);
+    assert!(!r.body.contains(&retired.recipient));
+
+    let none = server(vec![retired], 10);
+    let r = get(&none.router, "/v1/recipients").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn verify_opens_a_good_object() {
+    let active = active_key();
+    let s = server(vec![active.clone()], 10);
+    let r = post_json(&s.router, "/v1/verify", &seal_to(DB, &active.recipient)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let json = r.json();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["openedWith"], serde_json::json!([active.recipient]));
+    assert!(!r.body.contains(PLAINTEXT));
+}
+
+#[tokio::test]
+async fn verify_accepts_yaml() {
+    let active = active_key();
+    let s = server(vec![active.clone()], 10);
+    let yaml = sealant_core::output::to_yaml(&seal_to(DB, &active.recipient)).unwrap();
+    let r = post(&s.router, "/v1/verify", yaml).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["ok"], true);
+}
+
+#[tokio::test]
+async fn verify_refuses_an_object_for_another_key() {
+    let s = server(vec![active_key()], 10);
+    let other = generate_key("t").recipient.to_string();
+    let r = post_json(&s.router, "/v1/verify", &seal_to(DB, &other)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let json = r.json();
+    assert_eq!(json["ok"], false);
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("none of those keys is held")
+    );
+}
+
+#[tokio::test]
+async fn verify_names_a_compromised_key() {
+    let bad = key(
+        "sealant-key-bad",
+        "2026-01-01T00:00:00Z",
+        KeyState::Compromised,
+    );
+    let s = server(vec![bad.clone(), active_key()], 10);
+    let r = post_json(&s.router, "/v1/verify", &seal_to(DB, &bad.recipient)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.json()["ok"], false);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("compromised"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("AGE-SECRET-KEY"));
+}
+
+#[tokio::test]
+async fn verify_refuses_a_relocated_strict_object() {
+    let active = active_key();
+    let s = server(vec![active.clone()], 10);
+    let mut sealed = seal_to(DB, &active.recipient);
+    sealed.metadata.namespace = Some("staging".into());
+    let r = post_json(&s.router, "/v1/verify", &sealed).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.json()["ok"], false);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_bad_requests() {
+    let s = server(vec![active_key()], 100);
+    let sealed = serde_json::to_string(&seal_to(DB, &active_key().recipient)).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("not UTF-8", vec![0xff, 0xfe, 0x00, 0x80]),
+        ("not YAML", b"kind: [unclosed\n  : :".to_vec()),
+        ("empty", Vec::new()),
+        ("a Secret", DB.as_bytes().to_vec()),
+        (
+            "a ConfigMap",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n".to_vec(),
+        ),
+        (
+            "two objects",
+            format!("{sealed}\n---\n{sealed}\n").into_bytes(),
+        ),
+    ];
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        for (what, body) in &cases {
+            let r = post(&s.router, path, body.clone()).await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{path} {what}: {}",
+                r.body
+            );
+            let error = r.error();
+            assert!(
+                !error.is_empty() && !error.contains('\n'),
+                "{what}: {error}"
+            );
+            assert!(!error.contains(PLAINTEXT), "{what}: {error}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let s = server(vec![active_key()], 10);
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        let r = post(&s.router, path, vec![b'a'; 3 * 1024 * 1024]).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert!(!r.error().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn verify_is_rate_limited() {
+    let s = server(vec![active_key()], 2);
+    let mut replies = Vec::new();
+    for _ in 0..6 {
+        replies.push(post(&s.router, "/v1/verify", "garbage").await);
+    }
+    // The burst of 2 is let through (and found malformed); the rest arrive within
+    // milliseconds, long before the next token at 500 ms.
+    assert_eq!(replies[0].status, StatusCode::BAD_REQUEST);
+    let limited = replies
+        .iter()
+        .find(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .expect("some request is rate limited");
+    assert_eq!(
+        limited.json(),
+        serde_json::json!({"error": "rate limited: retry later"})
+    );
+    let retry: u64 = limited.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+
+    // Other endpoints are not limited.
+    for _ in 0..4 {
+        assert_eq!(get(&s.router, "/healthz").await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn reencrypt_moves_to_the_active_key() {
+    let old = key("sealant-key-old", "2026-01-01T00:00:00Z", KeyState::Retired);
+    let new = active_key();
+    let s = server(vec![old.clone(), new.clone()], 10);
+    let r = post_json(&s.router, "/v1/reencrypt", &seal_to(DB, &old.recipient)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.contains(PLAINTEXT));
+    assert!(!r.body.contains("aHVudGVyMg"), "no base64 plaintext either");
+
+    let moved: SealedSecret = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(moved.metadata.name.as_deref(), Some("db"));
+    assert_eq!(moved.metadata.namespace.as_deref(), Some("prod"));
+    assert!(!moved.spec.recipients.is_empty());
+    for recipients in moved.spec.recipients.values() {
+        assert_eq!(recipients, &vec![new.recipient.clone()]);
+    }
+    let only_new = KeyRing::from_identities([new.identity.clone()]);
+    let opened = unseal(&moved, &only_new).unwrap();
+    assert_eq!(
+        opened.secret.data.as_ref().unwrap()["password"].0,
+        PLAINTEXT.as_bytes()
+    );
+}
+
+#[tokio::test]
+async fn reencrypt_accepts_yaml() {
+    let new = active_key();
+    let s = server(vec![new.clone()], 10);
+    let yaml = sealant_core::output::to_yaml(&seal_to(DB, &new.recipient)).unwrap();
+    let r = post(&s.router, "/v1/reencrypt", yaml).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let _: SealedSecret = serde_json::from_str(&r.body).unwrap();
+}
+
+#[tokio::test]
+async fn reencrypt_refusals() {
+    let bad = key(
+        "sealant-key-bad",
+        "2026-01-01T00:00:00Z",
+        KeyState::Compromised,
+    );
+    let retired = key("sealant-key-old", "2026-01-15T00:00:00Z", KeyState::Retired);
+    let s = server(vec![bad.clone(), active_key()], 10);
+
+    let other = generate_key("t").recipient.to_string();
+    let r = post_json(&s.router, "/v1/reencrypt", &seal_to(DB, &other)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(!r.error().is_empty());
+
+    let r = post_json(&s.router, "/v1/reencrypt", &seal_to(DB, &bad.recipient)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.error().contains("compromised"), "{}", r.body);
+
+    // Without an active key there is nothing to re-seal to.
+    let no_active = server(vec![retired.clone()], 10);
+    let r = post_json(
+        &no_active.router,
+        "/v1/reencrypt",
+        &seal_to(DB, &retired.recipient),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!r.error().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods() {
+    let s = server(vec![], 10);
+    assert_eq!(get(&s.router, "/nope").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&s.router, "/v1/verify").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn serves_on_a_socket_until_shutdown() {
+    use std::io::{Read, Write};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    let server = tokio::spawn(sealant_controller::http::serve(
+        listener,
+        server(vec![], 10).router,
+        shutdown,
+    ));
+    let reply = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    })
+    .await
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("ok"), "{reply}");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

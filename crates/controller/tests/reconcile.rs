@@ -1,0 +1,362 @@
+//! The reconciler against a mocked API server: each test answers requests like the API server
+//! and asserts exactly which requests (above all, which writes) were made.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Secret;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Resource};
+use sealant_controller::metrics::Metrics;
+use sealant_controller::reconcile::{Context, reconcile};
+use sealant_controller::state::{KeysView, SharedKeys};
+use sealant_core::convert::{SealOptions, seal_secret, unseal};
+use sealant_core::crd::SealedSecret;
+use sealant_core::keys::KeyRing;
+use sealant_core::keystore::{KeySet, new_key_secret, parse_key_secret};
+use sealant_core::manifest::{Manifest, read_manifests};
+use sealant_core::reconcile::{MANAGED_ANNOTATION, desired_secret};
+use sealant_core::scope::Scope;
+use serde_json::{Value, json};
+
+type Recorded = Arc<Mutex<Vec<(Method, String, Value)>>>;
+
+/// Answers requests with `handler` and records them.
+fn mock_client(
+    handler: impl Fn(&Method, &str, &Value) -> (StatusCode, Value) + Send + Sync + 'static,
+) -> (Client, Recorded) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let recorded: Recorded = Arc::default();
+    let log = recorded.clone();
+    tokio::spawn(async move {
+        while let Some((request, respond)) = handle.next_request().await {
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let (status, answer) = handler(&method, &path, &body);
+            log.lock().unwrap().push((method, path, body));
+            let response = Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                .unwrap();
+            respond.send_response(response);
+        }
+    });
+    (Client::new(service, "default"), recorded)
+}
+
+fn not_found(what: &str) -> (StatusCode, Value) {
+    (
+        StatusCode::NOT_FOUND,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404, "message": format!("{what} not found")}),
+    )
+}
+
+struct Fixture {
+    sealed: SealedSecret,
+    keys: SharedKeys,
+    /// The Secret the SealedSecret stands for, as the controller would write it.
+    desired: Secret,
+}
+
+fn fixture() -> Fixture {
+    let (mut key_secret, recipient) =
+        new_key_secret("sealant-system", "2026-01-01T00:00:00Z".parse().unwrap());
+    key_secret.metadata.name = Some("sealant-key-1".into());
+    let key = parse_key_secret(&key_secret).unwrap();
+    let yaml = "kind: Secret\nmetadata: {name: db, namespace: prod, labels: {app: db}}\nstringData: {password: hunter2}\n";
+    let Manifest::Secret(secret) = read_manifests(yaml).unwrap().remove(0).value else {
+        unreachable!()
+    };
+    let recipients = [sealant_core::keys::parse_recipient(&recipient).unwrap()];
+    let opts = SealOptions {
+        scope: Scope::Strict,
+        recipients: &recipients,
+        namespace: None,
+        allow_empty: false,
+    };
+    let mut sealed = seal_secret(&secret, &opts).unwrap();
+    sealed.metadata.uid = Some("11111111-2222-3333-4444-555555555555".into());
+    sealed.metadata.generation = Some(1);
+    sealed.metadata.resource_version = Some("100".into());
+    let ring = KeyRing::from_identities([key.identity.clone()]);
+    let desired = desired_secret(&sealed, &unseal(&sealed, &ring).unwrap());
+    Fixture {
+        keys: SharedKeys::new(KeysView::new(KeySet::new(vec![key]))),
+        sealed,
+        desired,
+    }
+}
+
+fn context(client: Client, keys: SharedKeys) -> Arc<Context> {
+    Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "sealant-test".into(),
+                instance: None,
+            },
+        ),
+        client,
+        keys,
+        metrics: Arc::new(Metrics::new()),
+        resync: Duration::from_secs(600),
+    })
+}
+
+const SECRET: &str = "/api/v1/namespaces/prod/secrets/db";
+const SECRETS: &str = "/api/v1/namespaces/prod/secrets";
+const STATUS: &str = "/apis/sealant.dev/v1alpha1/namespaces/prod/sealedsecrets/db/status";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
+
+fn calls(recorded: &Recorded) -> Vec<(Method, String)> {
+    recorded
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect()
+}
+
+fn echo(body: &Value) -> (StatusCode, Value) {
+    (StatusCode::OK, body.clone())
+}
+
+#[tokio::test]
+async fn creates_the_secret_reports_ready_and_emits_a_normal_event() {
+    let f = fixture();
+    let sealed = f.sealed.clone();
+    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
+        ("GET", SECRET) => not_found("secrets \"db\""),
+        ("POST", SECRETS) => (StatusCode::CREATED, body.clone()),
+        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
+        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
+        other => panic!("unexpected request {other:?}"),
+    });
+    let action = reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
+        .await
+        .unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(600))
+    );
+    assert_eq!(
+        calls(&recorded),
+        [
+            (Method::GET, SECRET.into()),
+            (Method::POST, SECRETS.into()),
+            (Method::PATCH, STATUS.into()),
+            (Method::POST, EVENTS.into())
+        ]
+    );
+    let log = recorded.lock().unwrap();
+    let created = &log[1].2;
+    assert_eq!(created["data"]["password"], "aHVudGVyMg==");
+    assert_eq!(created["metadata"]["labels"]["app"], "db");
+    assert_eq!(
+        created["metadata"]["ownerReferences"][0]["kind"],
+        "SealedSecret"
+    );
+    assert_eq!(
+        created["metadata"]["ownerReferences"][0]["controller"],
+        true
+    );
+    let condition = &log[2].2["status"]["conditions"][0];
+    assert_eq!(
+        (condition["type"].as_str(), condition["status"].as_str()),
+        (Some("Ready"), Some("True"))
+    );
+    assert_eq!(log[2].2["status"]["observedGeneration"], 1);
+    assert_eq!(log[3].2["type"], "Normal");
+}
+
+#[tokio::test]
+async fn an_up_to_date_secret_and_status_mean_no_writes() {
+    let f = fixture();
+    let mut existing = f.desired.clone();
+    existing.metadata.resource_version = Some("5".into());
+    let mut sealed = f.sealed.clone();
+    // The status a previous reconcile wrote.
+    let now = "2026-01-01T00:00:00Z";
+    sealed.status = Some(sealant_core::crd::SealedSecretStatus {
+        observed_generation: Some(1),
+        conditions: vec![sealant_core::reconcile::ready_condition(
+            None,
+            true,
+            "Unsealed",
+            "Secret db is up to date",
+            Some(1),
+            now,
+        )],
+        opened_with: f.keys.get().set.active_recipients(),
+    });
+    let (client, recorded) = mock_client(move |method, path, _| match (method.as_str(), path) {
+        ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&existing).unwrap()),
+        other => panic!("a write on an unchanged object: {other:?}"),
+    });
+    reconcile(Arc::new(sealed), context(client, f.keys))
+        .await
+        .unwrap();
+    assert_eq!(calls(&recorded), [(Method::GET, SECRET.into())]);
+}
+
+#[tokio::test]
+async fn an_edited_secret_is_restored() {
+    let f = fixture();
+    let mut edited = f.desired.clone();
+    edited.metadata.resource_version = Some("6".into());
+    edited.data.as_mut().unwrap().insert(
+        "password".into(),
+        k8s_openapi::ByteString(b"changed".to_vec()),
+    );
+    let sealed = f.sealed.clone();
+    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
+        ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&edited).unwrap()),
+        ("PUT", SECRET) => echo(body),
+        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
+        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
+        other => panic!("unexpected request {other:?}"),
+    });
+    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
+        .await
+        .unwrap();
+    let log = recorded.lock().unwrap();
+    let put = log
+        .iter()
+        .find(|(m, _, _)| m == Method::PUT)
+        .expect("a replace");
+    assert_eq!(put.2["data"]["password"], "aHVudGVyMg==");
+    assert_eq!(
+        put.2["metadata"]["resourceVersion"], "6",
+        "optimistic concurrency"
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_secret_is_left_alone_with_a_clear_condition() {
+    let f = fixture();
+    let foreign = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod", "resourceVersion": "3"}, "data": {"password": "b3RoZXI="}});
+    let sealed = f.sealed.clone();
+    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
+        ("GET", SECRET) => (StatusCode::OK, foreign.clone()),
+        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
+        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
+        other => panic!("the foreign Secret must not be written: {other:?}"),
+    });
+    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
+        .await
+        .unwrap();
+    let log = recorded.lock().unwrap();
+    let status =
+        &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"]["conditions"][0];
+    assert_eq!(status["status"], "False");
+    assert_eq!(status["reason"], "NotOwned");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains(MANAGED_ANNOTATION)
+    );
+    let event = &log.iter().find(|(_, p, _)| p == EVENTS).unwrap().2;
+    assert_eq!(event["type"], "Warning");
+}
+
+#[tokio::test]
+async fn a_managed_annotation_allows_takeover() {
+    let f = fixture();
+    let foreign = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod", "resourceVersion": "3", "annotations": {MANAGED_ANNOTATION: "true"}}, "data": {"password": "b3RoZXI="}});
+    let sealed = f.sealed.clone();
+    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
+        ("GET", SECRET) => (StatusCode::OK, foreign.clone()),
+        ("PUT", SECRET) => echo(body),
+        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
+        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
+        other => panic!("unexpected request {other:?}"),
+    });
+    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
+        .await
+        .unwrap();
+    let log = recorded.lock().unwrap();
+    let put = &log
+        .iter()
+        .find(|(m, _, _)| m == Method::PUT)
+        .expect("taken over")
+        .2;
+    assert_eq!(
+        put["metadata"]["ownerReferences"][0]["uid"],
+        f.sealed.metadata.uid.clone().unwrap()
+    );
+    assert_eq!(put["data"]["password"], "aHVudGVyMg==");
+}
+
+#[tokio::test]
+async fn a_value_it_cannot_open_leaves_the_existing_secret_untouched() {
+    let f = fixture();
+    let sealed = f.sealed.clone();
+    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
+        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
+        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
+        other => panic!("no Secret may be read or written: {other:?}"),
+    });
+    // The cluster lost its key: nothing opens.
+    reconcile(
+        Arc::new(f.sealed.clone()),
+        context(client, SharedKeys::default()),
+    )
+    .await
+    .unwrap();
+    let log = recorded.lock().unwrap();
+    assert_eq!(log.len(), 2);
+    let condition = &log[0].2["status"]["conditions"][0];
+    assert_eq!(condition["reason"], "NoKey");
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("none of those keys is held here")
+    );
+    assert_eq!(log[1].2["type"], "Warning");
+}
+
+#[tokio::test]
+async fn a_compromised_key_is_reported() {
+    let f = fixture();
+    let mut key = f.keys.get().set.keys()[0].clone();
+    key.state = sealant_core::keystore::KeyState::Compromised;
+    let keys = SharedKeys::new(KeysView::new(KeySet::new(vec![key])));
+    let sealed = f.sealed.clone();
+    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
+        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
+        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
+        other => panic!("unexpected request {other:?}"),
+    });
+    reconcile(Arc::new(f.sealed.clone()), context(client, keys))
+        .await
+        .unwrap();
+    let log = recorded.lock().unwrap();
+    assert_eq!(
+        log[0].2["status"]["conditions"][0]["reason"],
+        "KeyCompromised"
+    );
+}
+
+#[tokio::test]
+async fn api_errors_surface_for_a_retry() {
+    let f = fixture();
+    let (client, _) = mock_client(|_, _, _| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 500, "message": "etcd unavailable", "reason": "InternalError"}),
+        )
+    });
+    let sealed = Arc::new(f.sealed.clone());
+    let err = reconcile(sealed.clone(), context(client, f.keys))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("etcd unavailable"), "{err}");
+    assert_eq!(sealed.object_ref(&()).name.as_deref(), Some("db"));
+}
