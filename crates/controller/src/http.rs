@@ -2,7 +2,6 @@
 //! that work on a SealedSecret without ever returning its plaintext (`/v1/verify`,
 //! `/v1/reencrypt`).
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -20,10 +19,9 @@ use axum::routing::{get, post};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sealant_core::SealedSecret;
-use sealant_core::convert::{ConvertError, reencrypt, unseal_in_cluster};
+use sealant_core::convert::{reencrypt, unseal_in_cluster};
 use sealant_core::keys::{Recipient, parse_recipient};
 use sealant_core::manifest::{Manifest, read_manifests};
-use sealant_core::value::OpenError;
 use serde_json::json;
 
 use crate::metrics::Metrics;
@@ -206,12 +204,9 @@ fn reencrypt_body(body: &[u8], view: &KeysView) -> Response {
         Ok(sealed) => sealed,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
-    match reencrypt(&sealed, &view.ring, &recipients) {
+    match reencrypt(&sealed, &view.ring, &view.compromised, &recipients) {
         Ok(resealed) => Json(resealed).into_response(),
-        Err(e) => error(
-            StatusCode::CONFLICT,
-            name_compromised(e, &view.compromised).to_string(),
-        ),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
     }
 }
 
@@ -230,28 +225,6 @@ fn active_recipients(view: &KeysView) -> Result<Vec<Recipient>, (StatusCode, Str
         .map(|r| parse_recipient(r))
         .collect::<Result<_, _>>()
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
-
-/// `reencrypt` opens with the plain ring, so a value that needs a compromised key reads as
-/// "no key held"; say why instead, as `unseal_in_cluster` does, since re-encrypting cannot
-/// fix it (the value must be sealed again from its plaintext).
-fn name_compromised(error: ConvertError, compromised: &BTreeSet<String>) -> ConvertError {
-    match error {
-        ConvertError::Open {
-            item,
-            error: OpenError::NoKeyHeld(recorded),
-        } => match recorded.iter().find(|r| compromised.contains(*r)) {
-            Some(recipient) => ConvertError::Compromised {
-                item,
-                recipient: recipient.clone(),
-            },
-            None => ConvertError::Open {
-                item,
-                error: OpenError::NoKeyHeld(recorded),
-            },
-        },
-        other => other,
-    }
 }
 
 /// The one SealedSecret a request body must hold (YAML or JSON), or why it does not.

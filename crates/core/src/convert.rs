@@ -341,9 +341,10 @@ pub fn unseal_in_cluster(
 pub fn reencrypt(
     sealed: &SealedSecret,
     keys: &KeyRing,
+    compromised: &BTreeSet<String>,
     recipients: &[Recipient],
 ) -> Result<SealedSecret, ConvertError> {
-    let opened = unseal(sealed, keys)?;
+    let opened = unseal_in_cluster(sealed, keys, compromised)?;
     let items: Items = opened
         .secret
         .data
@@ -523,7 +524,13 @@ mod tests {
         };
         let sealed = seal_secret(&secret(DB), &opts).unwrap();
         let both = KeyRing::from_identities([old.identity, new.identity.clone()]);
-        let moved = reencrypt(&sealed, &both, std::slice::from_ref(&new.recipient)).unwrap();
+        let moved = reencrypt(
+            &sealed,
+            &both,
+            &BTreeSet::new(),
+            std::slice::from_ref(&new.recipient),
+        )
+        .unwrap();
         assert_eq!(moved.spec.scope, Scope::NamespaceWide);
         assert_eq!(moved.spec.template, sealed.spec.template);
         assert!(
