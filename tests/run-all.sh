@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit, property, CLI and interop tests.
+# Runs every test: formatting, lints, unit, property, CLI, interop and end-to-end tests on a
+# local Kubernetes control plane (built once from Debian's source package, then cached).
 # Installs what it needs on a fresh machine. Usage: ./tests/run-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./tests/install-deps.sh
+./tests/install-deps.sh kubectl:kubernetes-client curl:curl
+echo "== local control plane (cached after the first build, ~5-9 min)"
+./tests/cluster/control-plane.sh build
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== build the binaries the end-to-end tests run"
+cargo build --workspace --bins --quiet
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
   # nextest does not run doctests.
   cargo test --workspace --doc --quiet
 else
-  cargo test --workspace --no-fail-fast
+  # Without nextest's test groups, keep the end-to-end tests serial.
+  cargo test --workspace --no-fail-fast --exclude sealant-e2e
+  cargo test -p sealant-e2e -- --test-threads=1
 fi

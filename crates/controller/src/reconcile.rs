@@ -153,28 +153,41 @@ async fn write(
         field_manager: Some(MANAGER.into()),
         ..Default::default()
     };
-    Ok(match plan(sealed, existing, desired) {
-        Plan::UpToDate => Outcome::Unchanged,
-        Plan::NotOwned => Outcome::Failed {
-            reason: "NotOwned",
-            message: format!(
-                "Secret {name} exists and is not managed by this SealedSecret: annotate it sealant.dev/managed=true to let Sealant take it over"
-            ),
+    let written = match plan(sealed, existing, desired) {
+        Plan::UpToDate => return Ok(Outcome::Unchanged),
+        Plan::NotOwned => {
+            return Ok(Outcome::Failed {
+                reason: "NotOwned",
+                message: format!(
+                    "Secret {name} exists and is not managed by this SealedSecret: annotate it sealant.dev/managed=true to let Sealant take it over"
+                ),
+            });
+        }
+        Plan::Create(secret) => secrets.create(&params, &secret).await.map(|_| "created"),
+        Plan::Update(secret) => secrets
+            .replace(&name, &params, &secret)
+            .await
+            .map(|_| "updated"),
+        Plan::Recreate(secret) => match secrets.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => secrets
+                .create(&params, &secret)
+                .await
+                .map(|_| "recreated (its type or immutability required it)"),
+            Err(e) => Err(e),
         },
-        Plan::Create(secret) => {
-            secrets.create(&params, &secret).await?;
-            Outcome::Written("created")
+    };
+    match written {
+        Ok(action) => Ok(Outcome::Written(action)),
+        // The API server refused the Secret itself (invalid for its type, say): retrying will
+        // not help, so say so in the status; other errors are retried.
+        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
+            Ok(Outcome::Failed {
+                reason: "SecretRejected",
+                message: format!("the API server refused Secret {name}: {}", status.message),
+            })
         }
-        Plan::Update(secret) => {
-            secrets.replace(&name, &params, &secret).await?;
-            Outcome::Written("updated")
-        }
-        Plan::Recreate(secret) => {
-            secrets.delete(&name, &DeleteParams::default()).await?;
-            secrets.create(&params, &secret).await?;
-            Outcome::Written("recreated (it is immutable)")
-        }
-    })
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// (condition reason, metric reason) for an opening failure.

@@ -26,7 +26,7 @@ pub enum Plan {
     Create(Box<Secret>),
     /// Replace the existing Secret (its resourceVersion is carried over).
     Update(Box<Secret>),
-    /// The existing Secret is immutable and its content must change: delete, then create.
+    /// The existing Secret is immutable, or of another type, and must change: delete, then create.
     Recreate(Box<Secret>),
     /// Already right: write nothing.
     UpToDate,
@@ -105,7 +105,9 @@ pub fn plan(sealed: &SealedSecret, existing: Option<&Secret>, desired: Secret) -
         return Plan::UpToDate;
     }
     desired.metadata.resource_version = existing.metadata.resource_version.clone();
-    if existing.immutable == Some(true) {
+    let type_of = |s: &Secret| s.type_.clone().unwrap_or_else(|| "Opaque".into());
+    // Kubernetes forbids changing an immutable Secret's content and any Secret's type.
+    if existing.immutable == Some(true) || type_of(existing) != type_of(&desired) {
         desired.metadata.resource_version = None;
         return Plan::Recreate(Box::new(desired));
     }

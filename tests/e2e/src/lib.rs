@@ -1,0 +1,312 @@
+//! Harness for the end-to-end tests: local control planes (tests/cluster/control-plane.sh),
+//! the deploy/ manifests, the real `seal-controller` running as the deploy/ ServiceAccount,
+//! and the real `seal` and `kubectl`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A binary of this workspace (tests/run-all.sh builds them first).
+pub fn bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// Polls `check` until it returns Some, or panics after `timeout` saying what it waited for.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text(&out)
+}
+
+pub fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// One local control plane, stopped when dropped.
+pub struct ControlPlane {
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub server: String,
+    pub ca_file: PathBuf,
+}
+
+impl ControlPlane {
+    pub fn start() -> ControlPlane {
+        let dir = tempfile::Builder::new()
+            .prefix("sealant-e2e-")
+            .tempdir()
+            .unwrap();
+        let mut cmd = Command::new(root().join("tests/cluster/control-plane.sh"));
+        cmd.arg("start").arg(dir.path());
+        ok(run(cmd, None));
+        let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
+        let var = |name: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("{name} missing from env"))
+                .to_owned()
+        };
+        ControlPlane {
+            kubeconfig: PathBuf::from(var("KUBECONFIG")),
+            server: var("SEALANT_APISERVER"),
+            ca_file: PathBuf::from(var("SEALANT_CA_FILE")),
+            dir,
+        }
+    }
+
+    pub fn kubectl_cmd(&self) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        let mut cmd = self.kubectl_cmd();
+        cmd.args(args);
+        run(cmd, None)
+    }
+
+    #[track_caller]
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        ok(self.kubectl(args))
+    }
+
+    pub fn apply(&self, yaml: &str) -> String {
+        let mut cmd = self.kubectl_cmd();
+        cmd.args(["apply", "-f", "-"]);
+        ok(run(cmd, Some(yaml)))
+    }
+
+    /// `kubectl get … -o json`, or None when it does not exist.
+    pub fn get_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let out = self.kubectl(&all);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    /// Applies deploy/ (namespace, CRD, RBAC, …) and waits for the ServiceAccount's token.
+    pub fn install(&self) {
+        self.kubectl_ok(&["apply", "-k", root().join("deploy").to_str().unwrap()]);
+        wait_for("the CRD to be established", Duration::from_secs(30), || {
+            self.kubectl(&["get", "sealedsecrets", "-A"])
+                .status
+                .success()
+                .then_some(())
+        });
+    }
+
+    /// A kubeconfig that authenticates as the deploy/ ServiceAccount (its token Secret).
+    pub fn service_account_kubeconfig(&self) -> PathBuf {
+        let token = wait_for("the ServiceAccount token", Duration::from_secs(60), || {
+            let list = self.get_json(&["secrets", "-n", "sealant-system"])?;
+            list["items"].as_array()?.iter().find_map(|s| {
+                let sa =
+                    s["metadata"]["annotations"]["kubernetes.io/service-account.name"].as_str()?;
+                (sa == "seal-controller" && s["type"] == "kubernetes.io/service-account-token")
+                    .then(|| s["data"]["token"].as_str().map(str::to_owned))
+                    .flatten()
+            })
+        });
+        let token = String::from_utf8(decode_base64(&token)).unwrap();
+        let path = self.dir.path().join("seal-controller.kubeconfig");
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: seal-controller\n  user:\n    token: {token}\ncontexts:\n- name: sa\n  context: {{cluster: local, user: seal-controller}}\ncurrent-context: sa\n",
+            self.server,
+            self.ca_file.display()
+        );
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    /// `seal` with this cluster's admin kubeconfig.
+    pub fn seal(&self, args: &[&str], stdin: Option<&str>, cwd: &Path) -> Output {
+        let mut cmd = Command::new(bin("seal"));
+        cmd.args(args)
+            .current_dir(cwd)
+            .env("KUBECONFIG", &self.kubeconfig);
+        run(cmd, stdin)
+    }
+
+    /// The Ready condition of a SealedSecret: (status, reason).
+    pub fn ready(&self, ns: &str, name: &str) -> Option<(String, String)> {
+        let obj = self.get_json(&["sealedsecret", name, "-n", ns])?;
+        let c = obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")?
+            .clone();
+        Some((
+            c["status"].as_str()?.to_owned(),
+            c["reason"].as_str().unwrap_or("").to_owned(),
+        ))
+    }
+
+    /// A Secret's decoded item, if the Secret exists.
+    pub fn secret_value(&self, ns: &str, name: &str, item: &str) -> Option<String> {
+        let s = self.get_json(&["secret", name, "-n", ns])?;
+        let v = s["data"][item].as_str()?;
+        Some(String::from_utf8(decode_base64(v)).unwrap())
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let mut cmd = Command::new(root().join("tests/cluster/control-plane.sh"));
+        cmd.arg("stop").arg(self.dir.path());
+        let _ = run(cmd, None);
+    }
+}
+
+/// A running `seal-controller`, killed when dropped. Its log is kept for assertions.
+pub struct Controller {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Controller {
+    pub fn spawn(kubeconfig: &Path, log_dir: &Path, identity: &str, extra: &[&str]) -> Controller {
+        let port = free_port();
+        let log = log_dir.join(format!("controller-{identity}-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin("seal-controller"))
+            .args(["--namespace", "sealant-system", "--identity", identity])
+            .args(["--listen-addr", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("spawn seal-controller");
+        Controller {
+            child: Some(child),
+            port,
+            log,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn get(&self, path: &str) -> Option<String> {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("{}{path}", self.url())])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn wait_ready(&self) {
+        wait_for("the controller's /readyz", Duration::from_secs(60), || {
+            self.get("/readyz")
+        });
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a graceful exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().unwrap()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn decode_base64(s: &str) -> Vec<u8> {
+    let mut cmd = Command::new("base64");
+    cmd.arg("-d");
+    run(cmd, Some(s)).stdout
+}

@@ -1,0 +1,474 @@
+//! End-to-end: the real `seal-controller` runs as the deploy/ ServiceAccount on a local
+//! Kubernetes 1.20 control plane; the real `seal` and `kubectl` drive it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sealant_e2e::{ControlPlane, Controller, ok, run, text, wait_for};
+
+const SECS_30: Duration = Duration::from_secs(30);
+
+fn secret_yaml(name: &str, ns: &str, items: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    app: {name}\ntype: kubernetes.io/basic-auth\nstringData:\n"
+    );
+    for (k, v) in items {
+        s.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    s
+}
+
+/// A cluster with deploy/ applied and the controller running as its ServiceAccount.
+fn cluster_with_controller(extra: &[&str]) -> (ControlPlane, Controller) {
+    let cp = ControlPlane::start();
+    cp.install();
+    let sa = cp.service_account_kubeconfig();
+    let ctl = Controller::spawn(&sa, cp.dir.path(), "e2e", extra);
+    ctl.wait_ready();
+    (cp, ctl)
+}
+
+fn assert_logs_clean(ctl: &Controller, secrets: &[&str]) {
+    let logs = ctl.logs();
+    assert!(
+        !logs.contains("AGE-SECRET-KEY"),
+        "a private key in the controller's log"
+    );
+    for s in secrets {
+        assert!(!logs.contains(s), "plaintext {s:?} in the controller's log");
+    }
+    assert!(
+        !logs.contains("forbidden"),
+        "the ServiceAccount lacked a permission:\n{logs}"
+    );
+}
+
+#[test]
+fn the_whole_loop_drift_scope_gc_and_takeover() {
+    let (cp, ctl) = cluster_with_controller(&["--resync-period", "30s"]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    cp.kubectl_ok(&["create", "namespace", "prod"]);
+    cp.kubectl_ok(&["create", "namespace", "staging"]);
+
+    // 1. fetch-keys → seal (recipients from the cluster) → kubectl apply → the Secret.
+    let recipients = wait_for("published recipients", SECS_30, || {
+        let out = cp.seal(&["fetch-keys"], None, dir);
+        out.status.success().then(|| text(&out))
+    });
+    assert!(recipients.starts_with("age1"), "{recipients}");
+    let plain = secret_yaml(
+        "db",
+        "prod",
+        &[("username", "admin"), ("password", "hunter2-e2e")],
+    );
+    ok(cp.seal(&["-w", "db.yaml"], Some(&plain), dir));
+    let sealed = std::fs::read_to_string(dir.join("db.yaml")).unwrap();
+    assert!(sealed.contains(recipients.trim()) && !sealed.contains("hunter2-e2e"));
+    let applied = Instant::now();
+    cp.kubectl_ok(&["apply", "-f", dir.join("db.yaml").to_str().unwrap()]);
+    wait_for("Secret prod/db", SECS_30, || {
+        cp.secret_value("prod", "db", "password")
+    });
+    eprintln!("apply → Secret: {:?}", applied.elapsed());
+    let secret = cp.get_json(&["secret", "db", "-n", "prod"]).unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/basic-auth");
+    assert_eq!(secret["metadata"]["labels"]["app"], "db");
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["kind"],
+        "SealedSecret"
+    );
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(
+        cp.secret_value("prod", "db", "username").as_deref(),
+        Some("admin")
+    );
+    wait_for("Ready=True", SECS_30, || {
+        (cp.ready("prod", "db")? == ("True".into(), "Unsealed".into())).then_some(())
+    });
+
+    // 2. seal merge a changed value → the Secret follows.
+    ok(cp.seal(
+        &[
+            "merge",
+            "db.yaml",
+            "--from-literal",
+            "password=n3w-e2e-pass",
+        ],
+        None,
+        dir,
+    ));
+    cp.kubectl_ok(&["apply", "-f", dir.join("db.yaml").to_str().unwrap()]);
+    wait_for("the merged value", SECS_30, || {
+        (cp.secret_value("prod", "db", "password")? == "n3w-e2e-pass").then_some(())
+    });
+
+    // 3. A strict SealedSecret copied into another namespace: no Secret, Ready=False, a Warning.
+    let moved = std::fs::read_to_string(dir.join("db.yaml"))
+        .unwrap()
+        .replace("namespace: prod", "namespace: staging");
+    cp.apply(&moved);
+    wait_for("Ready=False in staging", SECS_30, || {
+        (cp.ready("staging", "db")? == ("False".into(), "ScopeMismatch".into())).then_some(())
+    });
+    assert!(cp.get_json(&["secret", "db", "-n", "staging"]).is_none());
+    wait_for("a Warning event", SECS_30, || {
+        let events = cp.get_json(&["events.events.k8s.io", "-n", "staging"])?;
+        events["items"]
+            .as_array()?
+            .iter()
+            .any(|e| e["type"] == "Warning" && e["reason"] == "ScopeMismatch")
+            .then_some(())
+    });
+
+    // 4. Drift: an edited Secret is restored; a deleted one is recreated.
+    cp.kubectl_ok(&[
+        "patch",
+        "secret",
+        "db",
+        "-n",
+        "prod",
+        "-p",
+        r#"{"data":{"password":"ZWRpdGVk"}}"#,
+    ]);
+    let edited = Instant::now();
+    wait_for("the edit to be reverted", SECS_30, || {
+        (cp.secret_value("prod", "db", "password")? == "n3w-e2e-pass").then_some(())
+    });
+    eprintln!("edit reverted in {:?}", edited.elapsed());
+    cp.kubectl_ok(&["delete", "secret", "db", "-n", "prod"]);
+    wait_for("the Secret to be recreated", SECS_30, || {
+        cp.secret_value("prod", "db", "password")
+    });
+
+    // 6. A pre-existing unmanaged Secret is left alone, then taken over once annotated.
+    cp.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "legacy",
+        "-n",
+        "prod",
+        "--from-literal=token=old-token",
+    ]);
+    let legacy = secret_yaml("legacy", "prod", &[("token", "sealed-token-e2e")])
+        .replace("type: kubernetes.io/basic-auth\n", "");
+    ok(cp.seal(&["-w", "legacy.yaml"], Some(&legacy), dir));
+    cp.kubectl_ok(&["apply", "-f", dir.join("legacy.yaml").to_str().unwrap()]);
+    wait_for("Ready=False NotOwned", SECS_30, || {
+        (cp.ready("prod", "legacy")? == ("False".into(), "NotOwned".into())).then_some(())
+    });
+    assert_eq!(
+        cp.secret_value("prod", "legacy", "token").as_deref(),
+        Some("old-token"),
+        "untouched"
+    );
+    cp.kubectl_ok(&[
+        "annotate",
+        "secret",
+        "legacy",
+        "-n",
+        "prod",
+        "sealant.dev/managed=true",
+    ]);
+    wait_for("the takeover", SECS_30, || {
+        (cp.secret_value("prod", "legacy", "token")? == "sealed-token-e2e").then_some(())
+    });
+    wait_for("Ready=True after takeover", SECS_30, || {
+        (cp.ready("prod", "legacy")?.0 == "True").then_some(())
+    });
+
+    // 5. Deleting the SealedSecret deletes the Secret through the garbage collector.
+    cp.kubectl_ok(&["delete", "sealedsecret", "db", "-n", "prod"]);
+    wait_for("garbage collection", Duration::from_secs(120), || {
+        cp.get_json(&["secret", "db", "-n", "prod"])
+            .is_none()
+            .then_some(())
+    });
+
+    // 12. Nothing secret in the controller's log.
+    assert_logs_clean(&ctl, &["hunter2-e2e", "n3w-e2e-pass", "sealed-token-e2e"]);
+}
+
+#[test]
+fn rotation_reencrypt_restart_and_break_glass() {
+    let (cp, mut ctl) = cluster_with_controller(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path();
+    cp.kubectl_ok(&["create", "namespace", "prod"]);
+    let old = wait_for("published recipients", SECS_30, || {
+        let out = cp.seal(&["fetch-keys"], None, repo);
+        out.status.success().then(|| text(&out).trim().to_owned())
+    });
+    let config = |r: &str| {
+        format!(
+            "recipients:\n  cluster: {r}\nrules:\n  - path: 'apps/**'\n    recipients: [cluster]\n"
+        )
+    };
+    std::fs::write(repo.join(".sealant.yaml"), config(&old)).unwrap();
+    std::fs::create_dir_all(repo.join("apps")).unwrap();
+    for i in 0..3 {
+        let plain = secret_yaml(
+            &format!("app{i}"),
+            "prod",
+            &[("password", &format!("rotate-secret-{i}"))],
+        );
+        ok(cp.seal(&["-w", &format!("apps/app{i}.yaml")], Some(&plain), repo));
+    }
+    cp.kubectl_ok(&["apply", "-f", repo.join("apps").to_str().unwrap()]);
+    for i in 0..3 {
+        wait_for("the first Secrets", SECS_30, || {
+            cp.secret_value("prod", &format!("app{i}"), "password")
+        });
+    }
+
+    // 7. Rotation: new seals use the new key; old objects still open.
+    let sa = cp.service_account_kubeconfig();
+    let mut rotate = std::process::Command::new(sealant_e2e::bin("seal-controller"));
+    rotate
+        .args(["rotate", "--namespace", "sealant-system"])
+        .env("KUBECONFIG", &sa);
+    let new = ok(run(rotate, None)).trim().to_owned();
+    assert!(new.starts_with("age1") && new != old);
+    wait_for("the new recipient to be published", SECS_30, || {
+        (text(&cp.seal(&["fetch-keys"], None, repo)).trim() == new).then_some(())
+    });
+    let fresh = secret_yaml("fresh", "prod", &[("password", "fresh-secret")]);
+    // Outside the repo (no .sealant.yaml): `seal` takes the cluster's published recipients.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let fresh_sealed = ok(cp.seal(&[], Some(&fresh), elsewhere.path()));
+    assert!(
+        fresh_sealed.contains(&new) && !fresh_sealed.contains(&old),
+        "new seals use the new key"
+    );
+    cp.apply(&fresh_sealed);
+    wait_for("the fresh Secret", SECS_30, || {
+        cp.secret_value("prod", "fresh", "password")
+    });
+    wait_for("old objects still Ready", SECS_30, || {
+        (cp.ready("prod", "app0")?.0 == "True").then_some(())
+    });
+
+    // seal check reports the old seals as stale once the repo config moves to the new key.
+    std::fs::write(repo.join(".sealant.yaml"), config(&new)).unwrap();
+    let check = cp.seal(&["check", "apps"], None, repo);
+    assert_eq!(check.status.code(), Some(1));
+    assert_eq!(
+        text(&check)
+            .matches("sealed to none of the recipients")
+            .count(),
+        3,
+        "{}",
+        text(&check)
+    );
+
+    // seal reencrypt moves them (through the controller's HTTP API); check is then clean.
+    let files: Vec<String> = (0..3).map(|i| format!("apps/app{i}.yaml")).collect();
+    let mut args = vec!["reencrypt", "--controller-url"];
+    let url = ctl.url();
+    args.push(&url);
+    args.extend(files.iter().map(String::as_str));
+    ok(cp.seal(&args, None, repo));
+    ok(cp.seal(&["check", "apps"], None, repo));
+    cp.kubectl_ok(&["apply", "-f", repo.join("apps").to_str().unwrap()]);
+    wait_for("objects opened with the new key", SECS_30, || {
+        let s = cp.get_json(&["sealedsecret", "app0", "-n", "prod"])?;
+        (s["status"]["openedWith"][0] == new.as_str()).then_some(())
+    });
+
+    // 8. Restart with nothing changed: zero writes (no Secret or status changes).
+    std::thread::sleep(Duration::from_secs(2));
+    let versions = |kind: &str| {
+        let list = cp.get_json(&[kind, "-n", "prod"]).unwrap();
+        let mut v: Vec<(String, String)> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["metadata"]["name"].as_str().unwrap().to_owned(),
+                    o["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = (versions("secrets"), versions("sealedsecrets"));
+    assert!(ctl.terminate().success(), "graceful exit on SIGTERM");
+    let restarted = Controller::spawn(&sa, cp.dir.path(), "e2e-restarted", &[]);
+    restarted.wait_ready();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        (versions("secrets"), versions("sealedsecrets")),
+        before,
+        "a restart wrote something"
+    );
+    assert!(
+        !restarted.logs().contains("Secret written"),
+        "{}",
+        restarted.logs()
+    );
+
+    // 11. Break-glass: the key exported from the cluster opens a value with Debian's age, and
+    // seal unseal rebuilds the Secret.
+    let keys = cp
+        .get_json(&[
+            "secrets",
+            "-n",
+            "sealant-system",
+            "-l",
+            "sealant.dev/key=true",
+        ])
+        .unwrap();
+    let key_b64 = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["metadata"]["labels"]["sealant.dev/key-state"] == "active")
+        .expect("an active key")["data"]["key.txt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(repo.join("key.txt"), sealant_e2e::decode_base64(&key_b64)).unwrap();
+    let sealed = std::fs::read_to_string(repo.join("apps/app1.yaml")).unwrap();
+    let value = sealed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap();
+    std::fs::write(repo.join("value.age"), sealant_e2e::decode_base64(value)).unwrap();
+    let mut age = std::process::Command::new("age");
+    age.args(["-d", "-i", "key.txt", "value.age"])
+        .current_dir(repo);
+    assert_eq!(
+        ok(run(age, None)),
+        "sealant/v1 strict prod/app1\nrotate-secret-1"
+    );
+    let unsealed = ok(cp.seal(
+        &["unseal", "-i", "key.txt", "apps/app1.yaml", "-o", "json"],
+        None,
+        repo,
+    ));
+    let secret: serde_json::Value = serde_json::from_str(&unsealed).unwrap();
+    assert_eq!(secret["data"]["password"], "cm90YXRlLXNlY3JldC0x");
+
+    // 12. Nothing secret in either controller's log.
+    for c in [&ctl, &restarted] {
+        assert_logs_clean(c, &["rotate-secret-0", "rotate-secret-1", "fresh-secret"]);
+    }
+}
+
+#[test]
+fn a_standby_takes_over_when_the_leader_dies() {
+    let cp = ControlPlane::start();
+    cp.install();
+    let sa = cp.service_account_kubeconfig();
+    let mut a = Controller::spawn(&sa, cp.dir.path(), "replica-a", &[]);
+    let mut b = Controller::spawn(&sa, cp.dir.path(), "replica-b", &[]);
+    a.wait_ready();
+    b.wait_ready();
+    cp.kubectl_ok(&["create", "namespace", "prod"]);
+    let work = tempfile::tempdir().unwrap();
+    let leader = wait_for("a leader", SECS_30, || {
+        let lease = cp.get_json(&["lease", "sealant-controller", "-n", "sealant-system"])?;
+        lease["spec"]["holderIdentity"].as_str().map(str::to_owned)
+    });
+    let plain = secret_yaml("ha", "prod", &[("password", "ha-secret")]);
+    let sealed = wait_for("published recipients", SECS_30, || {
+        let out = cp.seal(&[], Some(&plain), work.path());
+        out.status.success().then(|| text(&out))
+    });
+    cp.apply(&sealed);
+    wait_for("the Secret", SECS_30, || {
+        cp.secret_value("prod", "ha", "password")
+    });
+    // 9. Kill the leader: the other reconciles within about the lease duration (15 s).
+    let (dead, standby) = if leader == "replica-a" {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    dead.kill();
+    let killed = Instant::now();
+    cp.kubectl_ok(&["delete", "secret", "ha", "-n", "prod"]);
+    wait_for(
+        "the standby to restore the Secret",
+        Duration::from_secs(40),
+        || cp.secret_value("prod", "ha", "password"),
+    );
+    let took = killed.elapsed();
+    eprintln!("standby took over and restored the Secret in {took:?}");
+    assert!(took < Duration::from_secs(25), "took {took:?}");
+    let holder = cp
+        .get_json(&["lease", "sealant-controller", "-n", "sealant-system"])
+        .unwrap();
+    assert_ne!(
+        holder["spec"]["holderIdentity"].as_str(),
+        Some(leader.as_str())
+    );
+    assert!(
+        standby
+            .get("/metrics")
+            .unwrap()
+            .contains("sealant_is_leader 1")
+    );
+    assert_logs_clean(standby, &["ha-secret"]);
+}
+
+#[test]
+fn one_sealed_secret_for_two_clusters() {
+    let (east, east_ctl) = cluster_with_controller(&[]);
+    let (west, west_ctl) = cluster_with_controller(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let fetch = |cp: &ControlPlane| {
+        wait_for("published recipients", SECS_30, || {
+            let out = cp.seal(&["fetch-keys"], None, dir);
+            out.status.success().then(|| text(&out).trim().to_owned())
+        })
+    };
+    let (r_east, r_west) = (fetch(&east), fetch(&west));
+    for cp in [&east, &west] {
+        cp.kubectl_ok(&["create", "namespace", "prod"]);
+    }
+    // 10. Sealed to both: opens in both.
+    let both = ok(east.seal(
+        &["-r", &r_east, "-r", &r_west],
+        Some(&secret_yaml(
+            "shared",
+            "prod",
+            &[("password", "two-clusters")],
+        )),
+        dir,
+    ));
+    for cp in [&east, &west] {
+        cp.apply(&both);
+        wait_for("the shared Secret", SECS_30, || {
+            (cp.secret_value("prod", "shared", "password")? == "two-clusters").then_some(())
+        });
+    }
+    // Sealed to east only: fails cleanly in west.
+    let east_only = ok(east.seal(
+        &["-r", &r_east],
+        Some(&secret_yaml("east-only", "prod", &[("password", "east")])),
+        dir,
+    ));
+    east.apply(&east_only);
+    west.apply(&east_only);
+    wait_for("east opens it", SECS_30, || {
+        east.secret_value("prod", "east-only", "password")
+    });
+    wait_for("west reports NoKey", SECS_30, || {
+        (west.ready("prod", "east-only")? == ("False".into(), "NoKey".into())).then_some(())
+    });
+    assert!(
+        west.get_json(&["secret", "east-only", "-n", "prod"])
+            .is_none()
+    );
+    assert_logs_clean(&east_ctl, &["two-clusters"]);
+    assert_logs_clean(&west_ctl, &["two-clusters"]);
+    let _ = Path::new(".");
+}
