@@ -291,7 +291,12 @@ fn controller(
             }
             ("POST", "/v1/reencrypt") => {
                 let sealed: SealedSecret = serde_json::from_str(&req.body).unwrap();
-                match reencrypt(&sealed, &ring, std::slice::from_ref(&to)) {
+                match reencrypt(
+                    &sealed,
+                    &ring,
+                    &Default::default(),
+                    std::slice::from_ref(&to),
+                ) {
                     Ok(resealed) => answer(200, serde_json::to_string(&resealed).unwrap()),
                     Err(e) => answer(409, json!({"error": e.to_string()}).to_string()),
                 }
