@@ -124,6 +124,7 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
                 &sealed,
                 EventType::Normal,
                 "Unsealed",
+                action,
                 format!("Secret {name} {action}"),
             )
             .await;
@@ -132,7 +133,15 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
             warn!(%namespace, %name, reason, %message, "cannot unseal");
             // One event per change of state, not one per resync.
             if changed {
-                publish(&ctx, &sealed, EventType::Warning, reason, message.clone()).await;
+                publish(
+                    &ctx,
+                    &sealed,
+                    EventType::Warning,
+                    reason,
+                    "Unseal",
+                    message.clone(),
+                )
+                .await;
             }
         }
         Outcome::Unchanged => {}
@@ -206,18 +215,21 @@ fn failure_reason(error: &ConvertError) -> (&'static str, &'static str) {
     }
 }
 
+/// Events are grouped into series by reason and action, so each outcome gets its own action
+/// (a "created" series must not go on to count later updates).
 async fn publish(
     ctx: &Context,
     sealed: &SealedSecret,
     type_: EventType,
     reason: &str,
+    action: &str,
     note: String,
 ) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
-        action: "Unseal".into(),
+        action: action.into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &sealed.object_ref(&())).await {

@@ -360,3 +360,32 @@ async fn api_errors_surface_for_a_retry() {
     assert!(err.to_string().contains("etcd unavailable"), "{err}");
     assert_eq!(sealed.object_ref(&()).name.as_deref(), Some("db"));
 }
+
+#[tokio::test]
+async fn a_secret_the_api_server_refuses_is_reported_not_retried_silently() {
+    let f = fixture();
+    let sealed = f.sealed.clone();
+    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
+        ("GET", SECRET) => not_found("secrets \"db\""),
+        ("POST", SECRETS) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 422, "reason": "Invalid", "message": "Secret \"db\" is invalid: data[username]: Required value"}),
+        ),
+        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
+        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
+        other => panic!("unexpected request {other:?}"),
+    });
+    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
+        .await
+        .unwrap();
+    let log = recorded.lock().unwrap();
+    let condition =
+        &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"]["conditions"][0];
+    assert_eq!(condition["reason"], "SecretRejected");
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("Required value")
+    );
+}
