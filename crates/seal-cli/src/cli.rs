@@ -42,9 +42,9 @@ pub struct Cli {
     pub cluster: ClusterArgs,
 }
 
-/// Who can open what is sealed, and how tightly it is bound.
+/// Who can open what is sealed: `-r`, `-R`, or the repo config.
 #[derive(Args, Debug, Clone)]
-pub struct SealingArgs {
+pub struct SealToArgs {
     /// An age recipient (age1…) to seal to; repeat for several clusters or a break-glass key.
     #[arg(
         short = 'r',
@@ -66,6 +66,34 @@ pub struct SealingArgs {
     /// The repo config to take recipients from (default: .sealant.yaml here or in a parent directory).
     #[arg(long, value_name = "FILE", env = "SEAL_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// Item values given on the command line.
+#[derive(Args, Debug, Clone)]
+pub struct ItemArgs {
+    /// An item as KEY=VALUE. Repeatable.
+    #[arg(
+        long = "from-literal",
+        value_name = "KEY=VALUE",
+        env = "SEAL_FROM_LITERAL",
+        value_delimiter = ','
+    )]
+    pub literals: Vec<String>,
+    /// An item from a file, as [KEY=]PATH (KEY defaults to the file name). Repeatable.
+    #[arg(
+        long = "from-file",
+        value_name = "[KEY=]PATH",
+        env = "SEAL_FROM_FILE",
+        value_delimiter = ','
+    )]
+    pub files: Vec<String>,
+}
+
+/// Who can open what is sealed, and how tightly it is bound.
+#[derive(Args, Debug, Clone)]
+pub struct SealingArgs {
+    #[command(flatten)]
+    pub to: SealToArgs,
     /// What each value is bound to.
     #[arg(long, value_enum, default_value_t = ScopeArg::Strict, env = "SEAL_SCOPE")]
     pub scope: ScopeArg,
@@ -261,22 +289,8 @@ Examples:
 pub struct CreateArgs {
     /// Name of the Secret.
     pub name: String,
-    /// An item as KEY=VALUE. Repeatable.
-    #[arg(
-        long = "from-literal",
-        value_name = "KEY=VALUE",
-        env = "SEAL_FROM_LITERAL",
-        value_delimiter = ','
-    )]
-    pub literals: Vec<String>,
-    /// An item from a file, as [KEY=]PATH (KEY defaults to the file name). Repeatable.
-    #[arg(
-        long = "from-file",
-        value_name = "[KEY=]PATH",
-        env = "SEAL_FROM_FILE",
-        value_delimiter = ','
-    )]
-    pub files: Vec<String>,
+    #[command(flatten)]
+    pub items: ItemArgs,
     /// The Secret's type.
     #[arg(long = "type", value_name = "TYPE", env = "SEAL_TYPE")]
     pub type_: Option<String>,
@@ -309,22 +323,8 @@ pub struct RawArgs {
 pub struct MergeArgs {
     /// The SealedSecret file to change in place.
     pub sealed_file: PathBuf,
-    /// An item as KEY=VALUE. Repeatable.
-    #[arg(
-        long = "from-literal",
-        value_name = "KEY=VALUE",
-        env = "SEAL_FROM_LITERAL",
-        value_delimiter = ','
-    )]
-    pub literals: Vec<String>,
-    /// An item from a file, as [KEY=]PATH. Repeatable.
-    #[arg(
-        long = "from-file",
-        value_name = "[KEY=]PATH",
-        env = "SEAL_FROM_FILE",
-        value_delimiter = ','
-    )]
-    pub files: Vec<String>,
+    #[command(flatten)]
+    pub items: ItemArgs,
     /// Remove an item. Repeatable.
     #[arg(
         long = "remove",
@@ -333,27 +333,8 @@ pub struct MergeArgs {
         value_delimiter = ','
     )]
     pub remove: Vec<String>,
-    /// Recipients for the new items (default: as in the repo config, else as the file's items).
-    #[arg(
-        short = 'r',
-        long = "recipient",
-        value_name = "AGE1",
-        env = "SEAL_RECIPIENTS",
-        value_delimiter = ','
-    )]
-    pub recipients: Vec<String>,
-    /// A file of recipients for the new items. Repeatable.
-    #[arg(
-        short = 'R',
-        long = "recipients-file",
-        value_name = "FILE",
-        env = "SEAL_RECIPIENTS_FILE",
-        value_delimiter = ','
-    )]
-    pub recipients_files: Vec<PathBuf>,
-    /// The repo config (default: .sealant.yaml here or in a parent directory).
-    #[arg(long, value_name = "FILE", env = "SEAL_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub to: SealToArgs,
 }
 
 #[derive(Args, Debug)]

@@ -2,11 +2,11 @@
 //! else (for the sealing commands) the cluster's.
 
 use std::cell::OnceCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sealant_core::keys::{Recipient, parse_recipient, parse_recipients_file};
 
-use crate::cli::ClusterArgs;
+use crate::cli::{ClusterArgs, SealToArgs};
 use crate::cluster::fetch_recipients;
 use crate::failure::{Failure, Result};
 use crate::files::{FoundConfig, find_config, read_input};
@@ -23,23 +23,19 @@ pub enum Recipients {
 }
 
 impl Recipients {
-    pub fn from_args(
-        recipients: &[String],
-        files: &[PathBuf],
-        config: Option<&Path>,
-    ) -> Result<Self> {
+    pub fn from_args(args: &SealToArgs) -> Result<Self> {
         let mut explicit = Vec::new();
-        for r in recipients {
+        for r in &args.recipients {
             explicit.push(parse_recipient(r).map_err(|e| Failure::new(format!("-r: {e}")))?);
         }
-        for file in files {
+        for file in &args.recipients_files {
             let text = read_input(file)?;
             explicit.extend(parse_recipients_file(&text).map_err(|e| Failure::in_file(file, e))?);
         }
         if !explicit.is_empty() {
             return Ok(Recipients::Explicit(explicit));
         }
-        Ok(match find_config(config)? {
+        Ok(match find_config(args.config.as_deref())? {
             Some(found) => Recipients::Config(found),
             None => Recipients::Unset,
         })

@@ -36,9 +36,10 @@ pub fn run(args: &MergeArgs) -> Result<()> {
             ));
         }
     };
-    let from_flags = !args.literals.is_empty() || !args.files.is_empty() || !args.remove.is_empty();
+    let from_flags =
+        !args.items.literals.is_empty() || !args.items.files.is_empty() || !args.remove.is_empty();
     let items = if from_flags {
-        items_from_flags(&args.literals, &args.files)?
+        items_from_flags(&args.items)?
     } else {
         items_from_stdin()?
     };
@@ -51,11 +52,7 @@ pub fn run(args: &MergeArgs) -> Result<()> {
     let fail = |e| Failure::at_line(path, line, format!("SealedSecret '{name}': {e}"));
     remove_items(&mut sealed, &args.remove).map_err(fail)?;
     if !items.is_empty() {
-        let recipients = Recipients::from_args(
-            &args.recipients,
-            &args.recipients_files,
-            args.config.as_deref(),
-        )?;
+        let recipients = Recipients::from_args(&args.to)?;
         let to = match recipients.lookup(Some(path), sealed.metadata.namespace.as_deref())? {
             Some(to) => to,
             None => common_recipients(&sealed).ok_or_else(|| {

@@ -15,19 +15,14 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use super::{kind_of, read_objects, render};
-use crate::cli::{Cli, CreateArgs, RawArgs};
+use crate::cli::{Cli, CreateArgs, ItemArgs, RawArgs};
 use crate::failure::{Failure, Result, is_stdin};
 use crate::files::{emit, read_bytes};
 use crate::recipients::Recipients;
 
 pub fn run(cli: &Cli) -> Result<()> {
     let args = &cli.sealing;
-    let recipients = Recipients::from_args(
-        &args.recipients,
-        &args.recipients_files,
-        args.config.as_deref(),
-    )?
-    .or_cluster(&cli.cluster);
+    let recipients = Recipients::from_args(&args.to)?.or_cluster(&cli.cluster);
     let inputs = if cli.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -82,7 +77,7 @@ fn label(secret: &SecretManifest) -> String {
 }
 
 pub fn create(args: &CreateArgs) -> Result<()> {
-    let items = items_from_flags(&args.literals, &args.files)?;
+    let items = items_from_flags(&args.items)?;
     let data = items
         .iter()
         .map(|(k, v)| (k.clone(), SecretString::from(BASE64.encode(&v[..]))))
@@ -99,12 +94,7 @@ pub fn create(args: &CreateArgs) -> Result<()> {
         type_: args.type_.clone(),
         ..Default::default()
     };
-    let recipients = Recipients::from_args(
-        &args.sealing.recipients,
-        &args.sealing.recipients_files,
-        args.sealing.config.as_deref(),
-    )?
-    .or_cluster(&args.cluster);
+    let recipients = Recipients::from_args(&args.sealing.to)?.or_cluster(&args.cluster);
     let to = recipients.require(
         args.output.write.as_deref(),
         args.sealing.namespace.as_deref(),
@@ -151,19 +141,14 @@ pub fn raw(args: &RawArgs) -> Result<()> {
             "<stdin>: the value is empty (pass --allow-empty to seal it anyway)",
         ));
     }
-    let recipients = Recipients::from_args(
-        &args.sealing.recipients,
-        &args.sealing.recipients_files,
-        args.sealing.config.as_deref(),
-    )?
-    .or_cluster(&args.cluster);
+    let recipients = Recipients::from_args(&args.sealing.to)?.or_cluster(&args.cluster);
     let to = recipients.require(None, args.sealing.namespace.as_deref())?;
     let sealed = seal_value(&value, &binding, &to).map_err(|e| Failure::new(e.to_string()))?;
     emit(&format!("{}\n", sealed.ciphertext), None)
 }
 
 /// Items from `--from-literal KEY=VALUE` and `--from-file [KEY=]PATH`.
-pub fn items_from_flags(literals: &[String], files: &[String]) -> Result<Items> {
+pub fn items_from_flags(args: &ItemArgs) -> Result<Items> {
     let mut items = Items::new();
     let mut add = |key: String, value: Zeroizing<Vec<u8>>| {
         if items.insert(key.clone(), value).is_some() {
@@ -171,7 +156,7 @@ pub fn items_from_flags(literals: &[String], files: &[String]) -> Result<Items> 
         }
         Ok(())
     };
-    for literal in literals {
+    for literal in &args.literals {
         let Some((key, value)) = literal.split_once('=') else {
             return Err(Failure::usage(format!(
                 "--from-literal expects KEY=VALUE, got '{}'",
@@ -180,7 +165,7 @@ pub fn items_from_flags(literals: &[String], files: &[String]) -> Result<Items> 
         };
         add(key.to_owned(), Zeroizing::new(value.as_bytes().to_vec()))?;
     }
-    for spec in files {
+    for spec in &args.files {
         let (key, path) = match spec.split_once('=') {
             Some((key, path)) => (key.to_owned(), Path::new(path)),
             None => {
