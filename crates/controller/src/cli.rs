@@ -84,6 +84,9 @@ pub struct RunArgs {
     /// Requests per second `/v1/verify` accepts.
     #[arg(long, env = "SEALANT_VERIFY_RATE", default_value_t = 10)]
     pub verify_rate: u32,
+    /// Requests per second `/v1/reencrypt` accepts.
+    #[arg(long, env = "SEALANT_REENCRYPT_RATE", default_value_t = crate::http::DEFAULT_REENCRYPT_PER_SECOND)]
+    pub reencrypt_rate: u32,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

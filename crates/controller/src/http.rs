@@ -47,6 +47,17 @@ pub struct HttpState {
     pub ready: Arc<Readiness>,
     /// Guards `/v1/verify`: each call costs an X25519 operation and a decryption per item.
     pub verify_limiter: DefaultDirectRateLimiter,
+    /// Guards `/v1/reencrypt`, which costs the same plus sealing; higher, for bulk re-sealing.
+    pub reencrypt_limiter: DefaultDirectRateLimiter,
+}
+
+/// Default for `/v1/reencrypt`: `seal reencrypt` of a large repo retries on 429.
+pub const DEFAULT_REENCRYPT_PER_SECOND: u32 = 50;
+
+fn per_second(rate: u32) -> DefaultDirectRateLimiter {
+    RateLimiter::direct(Quota::per_second(
+        NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN),
+    ))
 }
 
 impl HttpState {
@@ -58,13 +69,19 @@ impl HttpState {
         ready: Arc<Readiness>,
         verify_per_second: u32,
     ) -> HttpState {
-        let rate = NonZeroU32::new(verify_per_second).unwrap_or(NonZeroU32::MIN);
         HttpState {
             keys,
             metrics,
             ready,
-            verify_limiter: RateLimiter::direct(Quota::per_second(rate)),
+            verify_limiter: per_second(verify_per_second),
+            reencrypt_limiter: per_second(DEFAULT_REENCRYPT_PER_SECOND),
         }
+    }
+
+    /// Sets `/v1/reencrypt`'s rate (and burst); 0 is taken as 1.
+    pub fn with_reencrypt_rate(mut self, per_second_rate: u32) -> HttpState {
+        self.reencrypt_limiter = per_second(per_second_rate);
+        self
     }
 }
 
@@ -74,13 +91,15 @@ pub fn router(state: HttpState) -> Router {
     let state: Shared = Arc::new(state);
     // The limit is checked before the body is read, so a flood costs no buffering.
     let verify = post(verify).route_layer(from_fn_with_state(state.clone(), limit_verify));
+    let reencrypt =
+        post(reencrypt_handler).route_layer(from_fn_with_state(state.clone(), limit_reencrypt));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/recipients", get(recipients))
         .route("/v1/verify", verify)
-        .route("/v1/reencrypt", post(reencrypt_handler))
+        .route("/v1/reencrypt", reencrypt)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -141,7 +160,14 @@ async fn recipients(State(state): State<Shared>) -> Response {
 }
 
 async fn limit_verify(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let limiter = &state.verify_limiter;
+    limited(&state.verify_limiter, request, next).await
+}
+
+async fn limit_reencrypt(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    limited(&state.reencrypt_limiter, request, next).await
+}
+
+async fn limited(limiter: &DefaultDirectRateLimiter, request: Request, next: Next) -> Response {
     match limiter.check() {
         Ok(()) => next.run(request).await,
         Err(not_until) => rate_limited(not_until.wait_time_from(limiter.clock().now())),

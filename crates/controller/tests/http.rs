@@ -429,3 +429,31 @@ async fn serves_on_a_socket_until_shutdown() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn reencrypt_is_rate_limited_separately() {
+    let shared = SharedKeys::new(KeysView::new(KeySet::new(vec![active_key()])));
+    let state = HttpState::new(
+        shared,
+        Arc::new(Metrics::new()),
+        Arc::new(Readiness::default()),
+        100,
+    )
+    .with_reencrypt_rate(2);
+    let router = router(state);
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(post(&router, "/v1/reencrypt", "garbage").await.status);
+    }
+    // The burst of 2 gets through (and is found malformed); the rest are refused.
+    assert_eq!(statuses[0], StatusCode::BAD_REQUEST);
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Verify has its own budget, untouched by reencrypt's.
+    assert_eq!(
+        post(&router, "/v1/verify", "garbage").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
