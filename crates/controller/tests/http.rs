@@ -457,3 +457,50 @@ async fn reencrypt_is_rate_limited_separately() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn hostile_yaml_bodies_are_refused_quickly() {
+    let s = server(vec![active_key()], 100);
+    let mut laughs = String::from(
+        "apiVersion: sealant.dev/v1alpha1\nkind: SealedSecret\nmetadata: {name: x, namespace: y}\nspec:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    let mut prev = 'a';
+    for name in 'b'..='i' {
+        laughs.push_str(&format!("  {name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        prev = name;
+    }
+    let deep = format!(
+        "kind: SealedSecret\nx: {}{}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let started = std::time::Instant::now();
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        let reply = post(&s.router, path, laughs.clone()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            reply.body
+        );
+        assert!(
+            reply
+                .error()
+                .contains("refused: the document exceeds the limits"),
+            "{}",
+            reply.error()
+        );
+        let reply = post(&s.router, path, deep.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert!(
+            reply.error().contains("refused: nested deeper than 64"),
+            "{}",
+            reply.error()
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -214,9 +214,40 @@ pub fn split_documents(text: &str) -> Vec<Document<'_>> {
     docs
 }
 
+/// Limits on what one document may cost to parse. Kubernetes manifests need none of YAML's
+/// expansion tricks, so anchors and aliases are capped low: a "billion laughs" document is
+/// refused long before it grows. Nesting and total size keep serde-saphyr's defaults.
+pub const MAX_ALIASES: usize = 1_000;
+pub const MAX_DEPTH: usize = 64;
+pub const MAX_NODES: usize = 250_000;
+
+fn parse_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_aliases = MAX_ALIASES;
+    budget.max_anchors = MAX_ALIASES;
+    budget.max_depth = MAX_DEPTH;
+    budget.max_nodes = MAX_NODES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// Says what a budget refusal means for the user.
+fn explain_refusal(message: String) -> String {
+    if let Some(detail) = message.strip_prefix("budget breached: ") {
+        format!(
+            "refused: the document exceeds the limits for a manifest ({detail}); anchors and aliases that multiply content are not accepted (at most {MAX_ALIASES} aliases, {MAX_NODES} nodes)"
+        )
+    } else if message.contains("recursion limit exceeded") || message.contains("depth") {
+        format!("refused: nested deeper than {MAX_DEPTH} levels ({message})")
+    } else {
+        message
+    }
+}
+
 /// Parses one document into `T`, with error positions in the whole stream.
 pub fn parse_document<T: DeserializeOwned>(doc: &Document<'_>) -> Result<T, ParseError> {
-    serde_saphyr::from_str(doc.text).map_err(|e| {
+    serde_saphyr::from_str_with_options(doc.text, parse_options()).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line() as usize, l.column() as usize))
@@ -234,7 +265,7 @@ pub fn parse_document<T: DeserializeOwned>(doc: &Document<'_>) -> Result<T, Pars
         ParseError {
             line: doc.first_line + line.max(1) - 1,
             column: column.max(1),
-            message,
+            message: explain_refusal(message),
         }
     })
 }
@@ -305,6 +336,65 @@ mod tests {
         assert!(!err.message.contains("line"), "{err}");
         let err = read_manifests("kind: Secret\ndata: 5\n").unwrap_err();
         assert_eq!((err.line, err.column), (2, 7));
+    }
+
+    /// Nine levels of nine aliases: 9^9 nodes if expanded.
+    pub(crate) fn billion_laughs() -> String {
+        let mut doc = String::from(
+            "kind: Secret\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        let mut prev = 'a';
+        for name in 'b'..='i' {
+            doc.push_str(&format!("{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+            prev = name;
+        }
+        doc
+    }
+
+    #[test]
+    fn hostile_yaml_is_refused_quickly_and_clearly() {
+        let started = std::time::Instant::now();
+        let err = read_manifests(&billion_laughs()).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("refused: the document exceeds the limits"),
+            "{err}"
+        );
+        let deep = format!(
+            "kind: Secret\nx: {}{}\n",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let err = read_manifests(&deep).unwrap_err();
+        assert!(
+            err.message.starts_with("refused: nested deeper than 64"),
+            "{err}"
+        );
+        assert_eq!(err.line, 2);
+        let nested_maps: String = (0..200)
+            .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+            .collect();
+        assert!(
+            read_manifests(&nested_maps)
+                .unwrap_err()
+                .message
+                .starts_with("refused")
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn ordinary_anchors_still_work() {
+        let yaml = "kind: Secret\nmetadata:\n  labels: &l {app: db}\n  annotations: *l\n";
+        let m = read_manifests(yaml).unwrap();
+        let Manifest::Secret(s) = &m[0].value else {
+            panic!("not a secret")
+        };
+        assert_eq!(s.metadata.annotations.as_ref().unwrap()["app"], "db");
     }
 
     #[test]

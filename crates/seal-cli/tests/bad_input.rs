@@ -154,3 +154,50 @@ fn usage_errors_exit_2() {
         assert_eq!(out.stdout, "");
     }
 }
+
+/// Nine levels of nine aliases: 9^9 nodes if expanded.
+fn billion_laughs() -> String {
+    let mut doc = String::from(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x, namespace: y}\nstringData:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    let mut prev = 'a';
+    for name in 'b'..='i' {
+        doc.push_str(&format!("  {name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        prev = name;
+    }
+    doc
+}
+
+#[test]
+fn hostile_yaml_is_refused_quickly() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    sb.write("laughs.yaml", &billion_laughs());
+    let deep = format!(
+        "apiVersion: v1\nkind: Secret\nx: {}{}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    sb.write("deep.yaml", &deep);
+    let started = std::time::Instant::now();
+    sb.seal(&["-r", &r, "laughs.yaml"]).fails(1, "laughs.yaml:");
+    sb.seal(&["-r", &r, "laughs.yaml"])
+        .fails(1, "refused: the document exceeds the limits for a manifest");
+    sb.seal(&["-r", &r, "deep.yaml"]).fails(1, "deep.yaml:3:");
+    sb.seal(&["-r", &r, "deep.yaml"])
+        .fails(1, "refused: nested deeper than 64 levels");
+    // seal check reports them rather than skipping them.
+    let out = sb.seal(&["check", "laughs.yaml", "deep.yaml"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stdout.matches("cannot parse (refused").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
