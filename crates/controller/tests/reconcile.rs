@@ -49,6 +49,20 @@ fn mock_client(
     (Client::new(service, "default"), recorded)
 }
 
+/// [`mock_client`] that also answers the status patch and event posts every reconcile makes
+/// (they are still recorded, so tests assert them).
+fn mock_api(
+    sealed: &SealedSecret,
+    handler: impl Fn(&Method, &str, &Value) -> (StatusCode, Value) + Send + Sync + 'static,
+) -> (Client, Recorded) {
+    let status = serde_json::to_value(sealed).unwrap();
+    mock_client(move |method, path, body| match (method.as_str(), path) {
+        ("PATCH", STATUS) => (StatusCode::OK, status.clone()),
+        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
+        _ => handler(method, path, body),
+    })
+}
+
 fn not_found(what: &str) -> (StatusCode, Value) {
     (
         StatusCode::NOT_FOUND,
@@ -129,13 +143,12 @@ fn echo(body: &Value) -> (StatusCode, Value) {
 #[tokio::test]
 async fn creates_the_secret_reports_ready_and_emits_a_normal_event() {
     let f = fixture();
-    let sealed = f.sealed.clone();
-    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
-        ("GET", SECRET) => not_found("secrets \"db\""),
-        ("POST", SECRETS) => (StatusCode::CREATED, body.clone()),
-        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
-        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
-        other => panic!("unexpected request {other:?}"),
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => not_found("secrets \"db\""),
+            ("POST", SECRETS) => (StatusCode::CREATED, body.clone()),
+            other => panic!("unexpected request {other:?}"),
+        }
     });
     let action = reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
         .await
@@ -213,13 +226,12 @@ async fn an_edited_secret_is_restored() {
         "password".into(),
         k8s_openapi::ByteString(b"changed".to_vec()),
     );
-    let sealed = f.sealed.clone();
-    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
-        ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&edited).unwrap()),
-        ("PUT", SECRET) => echo(body),
-        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
-        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
-        other => panic!("unexpected request {other:?}"),
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&edited).unwrap()),
+            ("PUT", SECRET) => echo(body),
+            other => panic!("unexpected request {other:?}"),
+        }
     });
     reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
         .await
@@ -240,12 +252,11 @@ async fn an_edited_secret_is_restored() {
 async fn a_foreign_secret_is_left_alone_with_a_clear_condition() {
     let f = fixture();
     let foreign = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod", "resourceVersion": "3"}, "data": {"password": "b3RoZXI="}});
-    let sealed = f.sealed.clone();
-    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
-        ("GET", SECRET) => (StatusCode::OK, foreign.clone()),
-        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
-        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
-        other => panic!("the foreign Secret must not be written: {other:?}"),
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => (StatusCode::OK, foreign.clone()),
+            other => panic!("the foreign Secret must not be written: {other:?}"),
+        }
     });
     reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
         .await
@@ -269,13 +280,12 @@ async fn a_foreign_secret_is_left_alone_with_a_clear_condition() {
 async fn a_managed_annotation_allows_takeover() {
     let f = fixture();
     let foreign = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod", "resourceVersion": "3", "annotations": {MANAGED_ANNOTATION: "true"}}, "data": {"password": "b3RoZXI="}});
-    let sealed = f.sealed.clone();
-    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
-        ("GET", SECRET) => (StatusCode::OK, foreign.clone()),
-        ("PUT", SECRET) => echo(body),
-        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
-        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
-        other => panic!("unexpected request {other:?}"),
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => (StatusCode::OK, foreign.clone()),
+            ("PUT", SECRET) => echo(body),
+            other => panic!("unexpected request {other:?}"),
+        }
     });
     reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
         .await
@@ -296,11 +306,10 @@ async fn a_managed_annotation_allows_takeover() {
 #[tokio::test]
 async fn a_value_it_cannot_open_leaves_the_existing_secret_untouched() {
     let f = fixture();
-    let sealed = f.sealed.clone();
-    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
-        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
-        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
-        other => panic!("no Secret may be read or written: {other:?}"),
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
+        match (method.as_str(), path) {
+            other => panic!("no Secret may be read or written: {other:?}"),
+        }
     });
     // The cluster lost its key: nothing opens.
     reconcile(
@@ -328,11 +337,10 @@ async fn a_compromised_key_is_reported() {
     let mut key = f.keys.get().set.keys()[0].clone();
     key.state = sealant_core::keystore::KeyState::Compromised;
     let keys = SharedKeys::new(KeysView::new(KeySet::new(vec![key])));
-    let sealed = f.sealed.clone();
-    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
-        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
-        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
-        other => panic!("unexpected request {other:?}"),
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
+        match (method.as_str(), path) {
+            other => panic!("unexpected request {other:?}"),
+        }
     });
     reconcile(Arc::new(f.sealed.clone()), context(client, keys))
         .await
@@ -364,16 +372,15 @@ async fn api_errors_surface_for_a_retry() {
 #[tokio::test]
 async fn a_secret_the_api_server_refuses_is_reported_not_retried_silently() {
     let f = fixture();
-    let sealed = f.sealed.clone();
-    let (client, recorded) = mock_client(move |method, path, body| match (method.as_str(), path) {
-        ("GET", SECRET) => not_found("secrets \"db\""),
-        ("POST", SECRETS) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 422, "reason": "Invalid", "message": "Secret \"db\" is invalid: data[username]: Required value"}),
-        ),
-        ("PATCH", STATUS) => (StatusCode::OK, serde_json::to_value(&sealed).unwrap()),
-        ("POST", EVENTS) => (StatusCode::CREATED, body.clone()),
-        other => panic!("unexpected request {other:?}"),
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => not_found("secrets \"db\""),
+            ("POST", SECRETS) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 422, "reason": "Invalid", "message": "Secret \"db\" is invalid: data[username]: Required value"}),
+            ),
+            other => panic!("unexpected request {other:?}"),
+        }
     });
     reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
         .await
