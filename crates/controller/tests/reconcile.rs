@@ -307,9 +307,7 @@ async fn a_managed_annotation_allows_takeover() {
 async fn a_value_it_cannot_open_leaves_the_existing_secret_untouched() {
     let f = fixture();
     let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
-        match (method.as_str(), path) {
-            other => panic!("no Secret may be read or written: {other:?}"),
-        }
+        panic!("no Secret may be read or written: {method} {path}")
     });
     // The cluster lost its key: nothing opens.
     reconcile(
@@ -338,9 +336,7 @@ async fn a_compromised_key_is_reported() {
     key.state = sealant_core::keystore::KeyState::Compromised;
     let keys = SharedKeys::new(KeysView::new(KeySet::new(vec![key])));
     let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
-        match (method.as_str(), path) {
-            other => panic!("unexpected request {other:?}"),
-        }
+        panic!("unexpected request {method} {path}")
     });
     reconcile(Arc::new(f.sealed.clone()), context(client, keys))
         .await
@@ -372,7 +368,7 @@ async fn api_errors_surface_for_a_retry() {
 #[tokio::test]
 async fn a_secret_the_api_server_refuses_is_reported_not_retried_silently() {
     let f = fixture();
-    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
         match (method.as_str(), path) {
             ("GET", SECRET) => not_found("secrets \"db\""),
             ("POST", SECRETS) => (
