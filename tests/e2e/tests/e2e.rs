@@ -472,3 +472,113 @@ fn one_sealed_secret_for_two_clusters() {
     assert_logs_clean(&west_ctl, &["two-clusters"]);
     let _ = Path::new(".");
 }
+
+/// A user who may create SealedSecrets (and read Secrets) in namespace `team-a` only cannot
+/// obtain `team-b`'s plaintext through Sealant: not by copying or renaming B's SealedSecret,
+/// nor through the controller's HTTP API.
+#[test]
+fn a_tenant_cannot_reach_another_namespaces_plaintext() {
+    let (cp, ctl) = cluster_with_controller(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    for ns in ["team-a", "team-b"] {
+        cp.kubectl_ok(&["create", "namespace", ns]);
+    }
+    // User A: a ServiceAccount with SealedSecret and Secret rights in team-a only.
+    cp.apply(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: user-a, namespace: team-a}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: tenant, namespace: team-a}\n\
+         rules:\n- apiGroups: [sealant.dev]\n  resources: [sealedsecrets]\n  verbs: [get, list, create, update, patch, delete]\n\
+         - apiGroups: ['']\n  resources: [secrets]\n  verbs: [get, list]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: tenant, namespace: team-a}\n\
+         subjects: [{kind: ServiceAccount, name: user-a, namespace: team-a}]\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: tenant}\n",
+    );
+    let token = wait_for("user A's token", SECS_30, || {
+        let sa = cp.get_json(&["serviceaccount", "user-a", "-n", "team-a"])?;
+        let name = sa["secrets"][0]["name"].as_str()?.to_owned();
+        let secret = cp.get_json(&["secret", &name, "-n", "team-a"])?;
+        Some(
+            String::from_utf8(sealant_e2e::decode_base64(
+                secret["data"]["token"].as_str()?,
+            ))
+            .unwrap(),
+        )
+    });
+    let as_a = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = cp.kubectl_cmd();
+        cmd.args(["--token", &token]).args(args);
+        run(cmd, stdin)
+    };
+
+    // B's secret, sealed strict for team-b/db by its owner.
+    let plain_b = secret_yaml("db", "team-b", &[("password", "team-b-only-secret")]);
+    let sealed_b = wait_for("published recipients", SECS_30, || {
+        let out = cp.seal(&[], Some(&plain_b), dir);
+        out.status.success().then(|| text(&out))
+    });
+    cp.apply(&sealed_b);
+    wait_for("B's Secret", SECS_30, || {
+        cp.secret_value("team-b", "db", "password")
+    });
+
+    // A cannot read B's Secret directly (the premise).
+    assert!(
+        !as_a(&["get", "secret", "db", "-n", "team-b"], None)
+            .status
+            .success()
+    );
+    // Path 1: copy B's SealedSecret into team-a, same name and under another name.
+    let copied = sealed_b.replace("namespace: team-b", "namespace: team-a");
+    ok(as_a(&["apply", "-f", "-"], Some(&copied)));
+    ok(as_a(
+        &["apply", "-f", "-"],
+        Some(&copied.replace("name: db", "name: stolen")),
+    ));
+    for name in ["db", "stolen"] {
+        wait_for("Ready=False ScopeMismatch in team-a", SECS_30, || {
+            (cp.ready("team-a", name)? == ("False".into(), "ScopeMismatch".into())).then_some(())
+        });
+        let out = as_a(&["get", "secret", name, "-n", "team-a", "-o", "json"], None);
+        assert!(!out.status.success(), "a Secret {name} appeared in team-a");
+    }
+    // Path 2: the controller's HTTP API answers with ciphertext or a verdict, never plaintext.
+    std::fs::write(dir.join("copied.yaml"), &copied).unwrap();
+    let url = ctl.url();
+    let validate = cp.seal(
+        &["validate", "--controller-url", &url, "copied.yaml"],
+        None,
+        dir,
+    );
+    assert!(!validate.status.success());
+    assert!(String::from_utf8_lossy(&validate.stderr).contains("cannot be moved"));
+    std::fs::write(dir.join("b.yaml"), &sealed_b).unwrap();
+    ok(cp.seal(
+        &["reencrypt", "--controller-url", &url, "b.yaml"],
+        None,
+        dir,
+    ));
+    let reencrypted = std::fs::read_to_string(dir.join("b.yaml")).unwrap();
+    assert!(
+        !reencrypted.contains("team-b-only-secret")
+            && !reencrypted.contains("dGVhbS1iLW9ubHktc2VjcmV0")
+    );
+    // The re-sealed copy is still bound to team-b/db: moved into team-a it still fails.
+    ok(as_a(
+        &["apply", "-f", "-"],
+        Some(
+            &reencrypted
+                .replace("namespace: team-b", "namespace: team-a")
+                .replace("name: db", "name: again"),
+        ),
+    ));
+    wait_for("the re-sealed copy refused too", SECS_30, || {
+        (cp.ready("team-a", "again")? == ("False".into(), "ScopeMismatch".into())).then_some(())
+    });
+    assert!(
+        !as_a(&["get", "secret", "again", "-n", "team-a"], None)
+            .status
+            .success()
+    );
+    assert_logs_clean(&ctl, &["team-b-only-secret"]);
+}
