@@ -15,6 +15,7 @@ use sealant_core::keystore::{
     KEY_LABEL, KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
     recipients_configmap,
 };
+use sealant_core::reconcile::MANAGED_BY_LABEL;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -26,10 +27,28 @@ pub fn key_selector() -> String {
     format!("{KEY_LABEL}=true")
 }
 
-/// Reads every labelled key Secret. Unreadable ones are skipped with a warning naming them.
+/// Reads every labelled key Secret. Unreadable ones are skipped with a warning naming them,
+/// and so is any Secret a SealedSecret generated: a SealedSecret must never be able to plant
+/// a key (its template's key labels are also stripped when it is written).
 pub fn key_set(secrets: impl IntoIterator<Item = Arc<Secret>>) -> KeySet {
     let keys: Vec<StoredKey> = secrets
         .into_iter()
+        .filter(|s| {
+            let generated = s
+                .labels()
+                .get(MANAGED_BY_LABEL.0)
+                .is_some_and(|v| v == MANAGED_BY_LABEL.1)
+                || s.owner_references()
+                    .iter()
+                    .any(|r| r.kind == "SealedSecret");
+            if generated {
+                warn!(
+                    secret = s.name_any(),
+                    "ignoring a key label on a Secret generated from a SealedSecret"
+                );
+            }
+            !generated
+        })
         .filter_map(|s| match parse_key_secret(&s) {
             Ok(key) => Some(key),
             Err(e) => {

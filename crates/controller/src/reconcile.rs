@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -177,13 +177,7 @@ async fn write(
             .replace(&name, &params, &secret)
             .await
             .map(|_| "updated"),
-        Plan::Recreate(secret) => match secrets.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => secrets
-                .create(&params, &secret)
-                .await
-                .map(|_| "recreated (its type or immutability required it)"),
-            Err(e) => Err(e),
-        },
+        Plan::Recreate(secret) => recreate(secrets, existing, &secret, &params).await,
     };
     match written {
         Ok(action) => Ok(Outcome::Written(action)),
@@ -197,6 +191,37 @@ async fn write(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Replaces a Secret that cannot be changed in place (its type, or immutable data). The new
+/// Secret is validated with a dry run first, so a working Secret is never deleted for one the
+/// API server would refuse; the delete is conditional on the exact object that was checked.
+async fn recreate(
+    secrets: &Api<Secret>,
+    existing: Option<&Secret>,
+    secret: &Secret,
+    params: &PostParams,
+) -> Result<&'static str, kube::Error> {
+    let name = secret.name_any();
+    let mut probe = secret.clone();
+    probe.metadata.name = None;
+    probe.metadata.generate_name = Some(format!("{name}-"));
+    let dry_run = PostParams {
+        dry_run: true,
+        ..params.clone()
+    };
+    secrets.create(&dry_run, &probe).await?;
+    let preconditions = existing.map(|e| Preconditions {
+        uid: e.metadata.uid.clone(),
+        resource_version: e.metadata.resource_version.clone(),
+    });
+    let delete = DeleteParams {
+        preconditions,
+        ..Default::default()
+    };
+    secrets.delete(&name, &delete).await?;
+    secrets.create(params, secret).await?;
+    Ok("recreated (its type or immutability required it)")
 }
 
 /// (condition reason, metric reason) for an opening failure.

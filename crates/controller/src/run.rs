@@ -83,15 +83,32 @@ pub async fn run(
                 info!(%identity, "became leader");
                 metrics.set_leader(true);
                 let (stop_tx, stop_rx) = watch::channel(false);
-                let work = tokio::spawn(leading.clone().lead(stop_rx));
-                tokio::select! {
-                    _ = is_leader.wait_for(|l| !*l) => warn!("lost leadership"),
-                    _ = shutdown.wait_for(|s| *s) => {}
-                }
+                let mut work = tokio::spawn(leading.clone().lead(stop_rx));
+                let ended = tokio::select! {
+                    _ = is_leader.wait_for(|l| !*l) => { warn!("lost leadership"); None }
+                    _ = shutdown.wait_for(|s| *s) => None,
+                    result = &mut work => Some(result),
+                };
                 let _ = stop_tx.send(true);
-                let _ = work.await;
+                if ended.is_none() {
+                    let _ = work.await;
+                }
+                // `lead` returning true means it stopped because it was told to.
+                let ended = ended.filter(|r| !matches!(r, Ok(true)));
                 metrics.set_leader(false);
                 ready.set_caches_synced(true);
+                // A leader whose work stopped must not keep the Lease: give it up and exit,
+                // so a standby (or a restarted process) takes over.
+                if let Some(result) = ended {
+                    warn!(
+                        ?result,
+                        "the leader's work ended unexpectedly; releasing the lease"
+                    );
+                    drop(is_leader);
+                    let _ = lease_task.await;
+                    key_watch.abort();
+                    anyhow::bail!("the reconciler stopped unexpectedly");
+                }
             }
             if *shutdown.borrow() {
                 break;
@@ -111,7 +128,10 @@ pub async fn run(
         }
     } else {
         metrics.set_leader(true);
-        leading.lead(shutdown.clone()).await;
+        if !leading.lead(shutdown.clone()).await {
+            key_watch.abort();
+            anyhow::bail!("the reconciler stopped unexpectedly");
+        }
     }
     key_watch.abort();
     http_task.await??;
@@ -130,21 +150,21 @@ struct Leading {
 }
 
 impl Leading {
-    async fn lead(self, stop: watch::Receiver<bool>) {
+    /// Returns false if the reconciler ended by itself rather than on `stop`.
+    async fn lead(self, stop: watch::Receiver<bool>) -> bool {
         let namespace = self.args.common.namespace.clone();
         let cluster_keys = Arc::new(ClusterKeys {
             client: self.client.clone(),
             namespace: namespace.clone(),
             shared: self.keys.clone(),
         });
-        // Keys first: with none at all, make one before reconciling anything.
         let renewal = {
             let store = cluster_keys.clone();
-            let (period, cutoff, wake) = (
-                self.args.key_renew_period,
-                self.args.key_cutoff_time,
-                self.keys_changed.clone(),
-            );
+            let wake = self.keys_changed.clone();
+            let period = self.args.key_renew_period;
+            // A cutoff in the future would make every new key "too old": treat it as now.
+            let start = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(1);
+            let cutoff = self.args.key_cutoff_time.map(|c| c.min(start));
             tokio::spawn(
                 async move { renew_keys(&*store, period, cutoff, Timestamp::now, &wake).await },
             )
@@ -164,9 +184,33 @@ impl Leading {
                 }
             })
         };
-        self.reconcile_until(stop).await;
+        // Keys first: reconciling against an empty ring would flip every status to NoKey.
+        let mut waiting = stop.clone();
+        while !self.ready.keys_loaded() && !*waiting.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = waiting.changed() => {}
+            }
+        }
+        let reconciling = tokio::spawn({
+            let this = self.clone();
+            let stop = stop.clone();
+            async move { this.reconcile_until(stop).await }
+        });
+        // Renewal and publishing stop the moment leadership ends, before in-flight reconciles
+        // drain: a former leader must not rotate keys alongside the new one.
+        let mut stop = stop;
+        let mut reconciling = reconciling;
+        let ended_early = tokio::select! {
+            _ = stop.wait_for(|s| *s) => false,
+            result = &mut reconciling => { warn!(?result, "the reconciler ended on its own"); true }
+        };
         renewal.abort();
         publisher.abort();
+        if !ended_early {
+            let _ = reconciling.await;
+        }
+        !ended_early
     }
 
     async fn reconcile_until(&self, stop: watch::Receiver<bool>) {

@@ -336,27 +336,31 @@ pub fn unseal_in_cluster(
     })
 }
 
-/// Opens every item and seals it again to `recipients`, keeping scope, names and template:
-/// what `seal reencrypt` asks the controller for after a key rotation. Never returns plaintext.
+/// Opens every item and seals it again to `active`, keeping scope, names and template: what
+/// `seal reencrypt` asks the controller for after a key rotation. Never returns plaintext.
+///
+/// Each item also keeps the recipients it was sealed to that are not this cluster's keys
+/// (a break-glass key, another cluster): re-encrypting moves a value off old cluster keys
+/// without silently cutting off its other readers.
 pub fn reencrypt(
     sealed: &SealedSecret,
     keys: &KeyRing,
     compromised: &BTreeSet<String>,
-    recipients: &[Recipient],
+    active: &[Recipient],
 ) -> Result<SealedSecret, ConvertError> {
     let opened = unseal_in_cluster(sealed, keys, compromised)?;
-    let items: Items = opened
-        .secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), Zeroizing::new(v.0.clone())))
-        .collect();
     let mut resealed = sealed.clone();
     resealed.status = None;
     resealed.spec.encrypted_data.clear();
     resealed.spec.recipients.clear();
-    seal_items(&mut resealed, items, recipients)?;
+    for (item, value) in opened.secret.data.iter().flatten() {
+        let mut to = active.to_vec();
+        let recorded = sealed.spec.recipients.get(item).into_iter().flatten();
+        let others = recorded.filter(|r| !keys.contains(r) && !compromised.contains(*r));
+        to.extend(others.filter_map(|r| parse_recipient(r).ok()));
+        let one = Items::from([(item.clone(), Zeroizing::new(value.0.clone()))]);
+        seal_items(&mut resealed, one, &to)?;
+    }
     Ok(resealed)
 }
 
@@ -548,6 +552,40 @@ mod tests {
             .clone()
             .unwrap();
         assert_eq!(data["password"].0, b"hunter2");
+    }
+
+    #[test]
+    fn reencrypt_keeps_break_glass_and_other_clusters() {
+        let old = generate_key("t");
+        let new = generate_key("t");
+        let glass = generate_key("t");
+        let r = [old.recipient.clone(), glass.recipient.clone()];
+        let opts = SealOptions {
+            scope: Scope::Strict,
+            recipients: &r,
+            namespace: None,
+            allow_empty: false,
+        };
+        let sealed = seal_secret(&secret(DB), &opts).unwrap();
+        let cluster = KeyRing::from_identities([old.identity, new.identity]);
+        let moved = reencrypt(
+            &sealed,
+            &cluster,
+            &BTreeSet::new(),
+            std::slice::from_ref(&new.recipient),
+        )
+        .unwrap();
+        let expect = vec![new.recipient.to_string(), glass.recipient.to_string()];
+        assert!(
+            moved.spec.recipients.values().all(|r| r == &expect),
+            "{:?}",
+            moved.spec.recipients
+        );
+        let glass_only = KeyRing::from_identities([glass.identity]);
+        assert!(
+            unseal(&moved, &glass_only).is_ok(),
+            "break-glass still opens it"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub const KEEP_ANNOTATION: &str = "sealant.dev/keep-on-delete";
 pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "sealant");
 pub const READY: &str = "Ready";
 
-/// What to do about the Secret.
-#[derive(Debug, Clone, PartialEq)]
+/// What to do about the Secret. Debug names the action only: the Secrets hold plaintext.
+#[derive(Clone, PartialEq)]
 pub enum Plan {
     Create(Box<Secret>),
     /// Replace the existing Secret (its resourceVersion is carried over).
@@ -34,9 +34,38 @@ pub enum Plan {
     NotOwned,
 }
 
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Plan::Create(_) => "Create",
+            Plan::Update(_) => "Update",
+            Plan::Recreate(_) => "Recreate",
+            Plan::UpToDate => "UpToDate",
+            Plan::NotOwned => "NotOwned",
+        })
+    }
+}
+
+/// Labels and annotations a template may not set: they would make the generated Secret look
+/// like one of the controller's keys (and so plant a sealing key), or claim a takeover.
+fn is_reserved(key: &str) -> bool {
+    key.starts_with(crate::keystore::KEY_LABEL)
+        || key == crate::keystore::CREATED_ANNOTATION
+        || key == MANAGED_ANNOTATION
+}
+
 /// The Secret a SealedSecret stands for: its opened data and template, owned by it.
 pub fn desired_secret(sealed: &SealedSecret, unsealed: &UnsealedSecret) -> Secret {
     let mut secret = unsealed.secret.clone();
+    for map in [
+        &mut secret.metadata.labels,
+        &mut secret.metadata.annotations,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        map.retain(|k, _| !is_reserved(k));
+    }
     let labels = secret.metadata.labels.get_or_insert_with(BTreeMap::new);
     labels.insert(MANAGED_BY_LABEL.0.into(), MANAGED_BY_LABEL.1.into());
     let keep = sealed
@@ -80,15 +109,20 @@ pub fn plan(sealed: &SealedSecret, existing: Option<&Secret>, desired: Secret) -
         .and_then(|a| a.get(MANAGED_ANNOTATION))
         .is_some_and(|v| v == "true");
     if !is_owned_by(existing, sealed) && !managed {
-        // A kept Secret (keep-on-delete) carries our label but no ownerReference: still ours.
-        let ours = existing
+        // A kept Secret (keep-on-delete) carries our label and no controller: still ours.
+        let labelled = existing
             .metadata
             .labels
             .as_ref()
             .and_then(|l| l.get(MANAGED_BY_LABEL.0))
-            .is_some_and(|v| v == MANAGED_BY_LABEL.1)
-            && desired.metadata.owner_references.is_none();
-        if !ours {
+            .is_some_and(|v| v == MANAGED_BY_LABEL.1);
+        let controlled = existing
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.controller == Some(true));
+        if !labelled || controlled {
             return Plan::NotOwned;
         }
     }
@@ -106,8 +140,11 @@ pub fn plan(sealed: &SealedSecret, existing: Option<&Secret>, desired: Secret) -
     }
     desired.metadata.resource_version = existing.metadata.resource_version.clone();
     let type_of = |s: &Secret| s.type_.clone().unwrap_or_else(|| "Opaque".into());
-    // Kubernetes forbids changing an immutable Secret's content and any Secret's type.
-    if existing.immutable == Some(true) || type_of(existing) != type_of(&desired) {
+    // Kubernetes forbids changing any Secret's type, and an immutable Secret's data or
+    // immutability; its metadata may still be updated in place.
+    let frozen = existing.immutable == Some(true)
+        && (existing.data != desired.data || desired.immutable != Some(true));
+    if frozen || type_of(existing) != type_of(&desired) {
         desired.metadata.resource_version = None;
         return Plan::Recreate(Box::new(desired));
     }
@@ -180,9 +217,16 @@ mod tests {
     use crate::scope::Scope;
 
     fn fixture(template_annotations: &str) -> (SealedSecret, Secret) {
+        fixture_with_labels(template_annotations, "")
+    }
+
+    fn fixture_with_labels(
+        template_annotations: &str,
+        extra_labels: &str,
+    ) -> (SealedSecret, Secret) {
         let key = generate_key("t");
         let yaml = format!(
-            "kind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  labels: {{app: db}}\n  annotations: {{{template_annotations}}}\nstringData: {{pw: x}}\n"
+            "kind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  labels: {{app: db{extra_labels}}}\n  annotations: {{{template_annotations}}}\nstringData: {{pw: x}}\n"
         );
         let Manifest::Secret(s) = read_manifests(&yaml).unwrap().remove(0).value else {
             unreachable!()
@@ -261,6 +305,41 @@ mod tests {
             taken.metadata.annotations.as_ref().unwrap()[MANAGED_ANNOTATION],
             "true"
         );
+    }
+
+    #[test]
+    fn templates_cannot_plant_keys_or_claim_takeovers() {
+        let (_, desired) = fixture_with_labels(
+            "sealant.dev/created-at: '2999-01-01T00:00:00Z', sealant.dev/managed: 'true', note: kept",
+            ", sealant.dev/key: 'true', sealant.dev/key-state: active",
+        );
+        let annotations = desired.metadata.annotations.as_ref().unwrap();
+        assert_eq!(annotations.keys().collect::<Vec<_>>(), ["note"]);
+        let labels = desired.metadata.labels.as_ref().unwrap();
+        assert_eq!(
+            labels.keys().collect::<Vec<_>>(),
+            ["app", MANAGED_BY_LABEL.0]
+        );
+        assert_eq!(
+            format!("{:?}", Plan::Create(Box::new(desired))),
+            "Create",
+            "Debug shows no data"
+        );
+    }
+
+    #[test]
+    fn another_controllers_secret_is_not_ours_even_with_our_label() {
+        let (sealed, desired) = fixture("sealant.dev/keep-on-delete: 'true'");
+        let mut existing = desired.clone();
+        existing.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "other".into(),
+            uid: "other-uid".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        assert_eq!(plan(&sealed, Some(&existing), desired), Plan::NotOwned);
     }
 
     #[test]
