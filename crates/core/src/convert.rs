@@ -392,19 +392,23 @@ mod tests {
         }
     }
 
+    fn seal_db(scope: Scope, recipients: &[Recipient]) -> SealedSecret {
+        let opts = SealOptions {
+            scope,
+            recipients,
+            namespace: None,
+            allow_empty: false,
+        };
+        seal_secret(&secret(DB), &opts).unwrap()
+    }
+
     const DB: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  labels: {app: db}\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{}'\n    team: payments\ntype: kubernetes.io/basic-auth\ndata:\n  password: aHVudGVyMg==\nstringData:\n  username: admin\n";
 
     #[test]
     fn seals_and_unseals_a_secret() {
         let key = generate_key("t");
         let recipients = [key.recipient.clone()];
-        let opts = SealOptions {
-            scope: Scope::Strict,
-            recipients: &recipients,
-            namespace: None,
-            allow_empty: false,
-        };
-        let sealed = seal_secret(&secret(DB), &opts).unwrap();
+        let sealed = seal_db(Scope::Strict, &recipients);
         assert_eq!(sealed.metadata.namespace.as_deref(), Some("prod"));
         assert_eq!(
             sealed.spec.template.type_.as_deref(),
@@ -494,13 +498,7 @@ mod tests {
     fn values_needing_a_compromised_key_say_so() {
         let key = generate_key("t");
         let r = [key.recipient.clone()];
-        let opts = SealOptions {
-            scope: Scope::Strict,
-            recipients: &r,
-            namespace: None,
-            allow_empty: false,
-        };
-        let sealed = seal_secret(&secret(DB), &opts).unwrap();
+        let sealed = seal_db(Scope::Strict, &r);
         let compromised = BTreeSet::from([key.recipient.to_string()]);
         let err = unseal_in_cluster(&sealed, &KeyRing::new(), &compromised).unwrap_err();
         assert!(matches!(err, ConvertError::Compromised { .. }), "{err}");
@@ -520,13 +518,7 @@ mod tests {
         let old = generate_key("t");
         let new = generate_key("t");
         let r = [old.recipient.clone()];
-        let opts = SealOptions {
-            scope: Scope::NamespaceWide,
-            recipients: &r,
-            namespace: None,
-            allow_empty: false,
-        };
-        let sealed = seal_secret(&secret(DB), &opts).unwrap();
+        let sealed = seal_db(Scope::NamespaceWide, &r);
         let both = KeyRing::from_identities([old.identity, new.identity.clone()]);
         let moved = reencrypt(
             &sealed,
@@ -560,13 +552,7 @@ mod tests {
         let new = generate_key("t");
         let glass = generate_key("t");
         let r = [old.recipient.clone(), glass.recipient.clone()];
-        let opts = SealOptions {
-            scope: Scope::Strict,
-            recipients: &r,
-            namespace: None,
-            allow_empty: false,
-        };
-        let sealed = seal_secret(&secret(DB), &opts).unwrap();
+        let sealed = seal_db(Scope::Strict, &r);
         let cluster = KeyRing::from_identities([old.identity, new.identity]);
         let moved = reencrypt(
             &sealed,
@@ -592,13 +578,7 @@ mod tests {
     fn merging_keeps_untouched_ciphertext() {
         let key = generate_key("t");
         let recipients = [key.recipient.clone()];
-        let opts = SealOptions {
-            scope: Scope::Strict,
-            recipients: &recipients,
-            namespace: None,
-            allow_empty: false,
-        };
-        let mut sealed = seal_secret(&secret(DB), &opts).unwrap();
+        let mut sealed = seal_db(Scope::Strict, &recipients);
         let before = sealed.spec.encrypted_data.clone();
         let common = common_recipients(&sealed).unwrap();
         let items = Items::from([("password".to_string(), Zeroizing::new(b"new".to_vec()))]);
