@@ -8,14 +8,17 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use sealant_core::convert::{ConvertError, unseal_in_cluster};
 use sealant_core::crd::{SealedSecret, SealedSecretStatus};
-use sealant_core::reconcile::{Plan, desired_secret, plan, ready_condition, status_changed};
+use sealant_core::reconcile::{
+    Plan, desired_secret, plan, ready_condition, status_changed, status_digest,
+};
 use sealant_core::value::OpenError;
 use tracing::{info, warn};
 
+use crate::cache::{SecretVersions, Seen, Written};
 use crate::metrics::Metrics;
 use crate::state::SharedKeys;
 
@@ -26,9 +29,32 @@ pub struct Context {
     pub client: Client,
     pub keys: SharedKeys,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub reporter: Reporter,
     /// Requeue after success: the periodic resync that catches anything a watch missed.
     pub resync: Duration,
+    /// Fed by the Secret metadata watch.
+    pub versions: Arc<SecretVersions>,
+    pub written: Arc<Written>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        keys: SharedKeys,
+        metrics: Arc<Metrics>,
+        reporter: Reporter,
+        resync: Duration,
+    ) -> Context {
+        Context {
+            client,
+            keys,
+            metrics,
+            reporter,
+            resync,
+            versions: Arc::default(),
+            written: Arc::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,14 +97,8 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         Ok(unsealed) => {
             ctx.metrics.unseal_ok();
             let opened_with = unsealed.opened_with.iter().cloned().collect();
-            let existing = secrets.get_opt(&name).await?;
-            let outcome = write(
-                &secrets,
-                &sealed,
-                existing.as_ref(),
-                desired_secret(&sealed, &unsealed),
-            )
-            .await?;
+            let outcome =
+                sync_secret(&ctx, &secrets, &sealed, desired_secret(&sealed, &unsealed)).await?;
             (outcome, opened_with)
         }
     };
@@ -108,12 +128,17 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         conditions: vec![condition],
         opened_with,
     };
-    let changed = status_changed(sealed.status.as_ref(), &status);
+    // The cached object can predate the status this controller just wrote (its watch event
+    // is still on its way): what was written is remembered, so it is not written twice.
+    let digest = status_digest(&status);
+    let changed = status_changed(sealed.status.as_ref(), &status)
+        && !ctx.written.status_written(&sealed, digest);
     if changed {
         let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &namespace);
         let patch = serde_json::json!({ "status": status });
         api.patch_status(&name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
             .await?;
+        ctx.written.record_status(&sealed, digest);
     }
 
     match &outcome {
@@ -151,43 +176,94 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
     Ok(Action::requeue(ctx.resync))
 }
 
+/// Brings the Secret to `desired`, reading it from the API only when the watch and the
+/// controller's memory of its own writes cannot say it is already there.
+async fn sync_secret(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    sealed: &SealedSecret,
+    desired: Secret,
+) -> Result<Outcome, Error> {
+    let namespace = sealed.namespace().unwrap_or_default();
+    let name = sealed.name_any();
+    let seen = ctx.versions.get(&namespace, &name);
+    if let Seen::At(version) = &seen
+        && ctx.written.secret_version(sealed, ctx.resync / 2).as_ref() == Some(version)
+    {
+        // Nothing touched it since this generation was written or confirmed.
+        return Ok(Outcome::Unchanged);
+    }
+    if seen == Seen::Absent && !ctx.written.knows_secret(&namespace, &name) {
+        // New: create it without reading first. If it exists after all (the watch lags),
+        // the create fails with 409 and the usual read-then-plan follows.
+        match write(secrets, sealed, None, desired.clone()).await {
+            Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => {}
+            other => return record(ctx, sealed, other),
+        }
+    }
+    let existing = secrets.get_opt(&name).await?;
+    let written = write(secrets, sealed, existing.as_ref(), desired).await;
+    record(ctx, sealed, written)
+}
+
+fn record(
+    ctx: &Context,
+    sealed: &SealedSecret,
+    written: Result<(Outcome, Option<String>), Error>,
+) -> Result<Outcome, Error> {
+    let (outcome, version) = written?;
+    if let Some(version) = version {
+        ctx.written.record_secret(sealed, version);
+    }
+    Ok(outcome)
+}
+
+/// Writes what `plan` decides; with the Secret's resourceVersion afterwards when it is ours.
 async fn write(
     secrets: &Api<Secret>,
     sealed: &SealedSecret,
     existing: Option<&Secret>,
     desired: Secret,
-) -> Result<Outcome, Error> {
+) -> Result<(Outcome, Option<String>), Error> {
     let name = sealed.name_any();
     let params = PostParams {
         field_manager: Some(MANAGER.into()),
         ..Default::default()
     };
     let written = match plan(sealed, existing, desired) {
-        Plan::UpToDate => return Ok(Outcome::Unchanged),
+        Plan::UpToDate => {
+            let version = existing.and_then(|e| e.metadata.resource_version.clone());
+            return Ok((Outcome::Unchanged, version));
+        }
         Plan::NotOwned => {
-            return Ok(Outcome::Failed {
+            let failed = Outcome::Failed {
                 reason: "NotOwned",
                 message: format!(
                     "Secret {name} exists and is not managed by this SealedSecret: annotate it sealant.dev/managed=true to let Sealant take it over"
                 ),
-            });
+            };
+            return Ok((failed, None));
         }
-        Plan::Create(secret) => secrets.create(&params, &secret).await.map(|_| "created"),
+        Plan::Create(secret) => secrets
+            .create(&params, &secret)
+            .await
+            .map(|s| ("created", s)),
         Plan::Update(secret) => secrets
             .replace(&name, &params, &secret)
             .await
-            .map(|_| "updated"),
+            .map(|s| ("updated", s)),
         Plan::Recreate(secret) => recreate(secrets, existing, &secret, &params).await,
     };
     match written {
-        Ok(action) => Ok(Outcome::Written(action)),
+        Ok((action, secret)) => Ok((Outcome::Written(action), secret.metadata.resource_version)),
         // The API server refused the Secret itself (invalid for its type, say): retrying will
         // not help, so say so in the status; other errors are retried.
         Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
-            Ok(Outcome::Failed {
+            let failed = Outcome::Failed {
                 reason: "SecretRejected",
                 message: format!("the API server refused Secret {name}: {}", status.message),
-            })
+            };
+            Ok((failed, None))
         }
         Err(e) => Err(e.into()),
     }
@@ -201,7 +277,7 @@ async fn recreate(
     existing: Option<&Secret>,
     secret: &Secret,
     params: &PostParams,
-) -> Result<&'static str, kube::Error> {
+) -> Result<(&'static str, Secret), kube::Error> {
     let name = secret.name_any();
     let mut probe = secret.clone();
     probe.metadata.name = None;
@@ -220,8 +296,8 @@ async fn recreate(
         ..Default::default()
     };
     secrets.delete(&name, &delete).await?;
-    secrets.create(params, secret).await?;
-    Ok("recreated (its type or immutability required it)")
+    let created = secrets.create(params, secret).await?;
+    Ok(("recreated (its type or immutability required it)", created))
 }
 
 /// (condition reason, metric reason) for an opening failure.
@@ -257,7 +333,11 @@ async fn publish(
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &sealed.object_ref(&())).await {
+    // A Recorder per event: a long-lived one keeps every event it sent for six minutes (to
+    // aggregate repeats into series), so a bulk apply of 20,000 objects holds 20,000 events.
+    // Sealant sends one event per write or change of state: there is little to aggregate.
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    if let Err(e) = recorder.publish(&event, &sealed.object_ref(&())).await {
         warn!(error = %e, "cannot publish event");
     }
 }

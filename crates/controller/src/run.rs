@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use sealant_core::crd::SealedSecret;
@@ -219,13 +219,6 @@ impl Leading {
             controller: "sealant-controller".into(),
             instance: self.args.identity.clone(),
         };
-        let ctx = Arc::new(Context {
-            client: self.client.clone(),
-            keys: self.keys.clone(),
-            metrics: self.metrics.clone(),
-            recorder: Recorder::new(self.client.clone(), reporter),
-            resync: self.args.resync_period,
-        });
         let namespaces: Vec<Option<String>> = if self.args.namespaces.is_empty() {
             vec![None]
         } else {
@@ -241,22 +234,60 @@ impl Leading {
                     ),
                     None => (Api::all(self.client.clone()), Api::all(self.client.clone())),
                 };
+            let ctx = Arc::new(Context::new(
+                self.client.clone(),
+                self.keys.clone(),
+                self.metrics.clone(),
+                reporter.clone(),
+                self.args.resync_period,
+            ));
             let mut config = watcher::Config::default();
             if let Some(selector) = &self.args.label_selector {
                 config = config.labels(selector);
             }
+            // SealedSecrets are reconciled when their generation changes (spec edits), not on
+            // the echo of this controller's own status writes. The cache drops what the
+            // reconciler never reads: managedFields and kubectl's last-applied copy.
+            let (reader, writer) = reflector::store();
+            let written = ctx.written.clone();
+            let relisted = reader.clone();
+            let sealed_changes = watcher(sealed_api, config)
+                .default_backoff()
+                .modify(strip_for_cache)
+                .reflect(writer)
+                .inspect_ok(move |event| match event {
+                    watcher::Event::Delete(sealed) => written.forget(sealed),
+                    watcher::Event::InitDone => written.retain(|ns, name| {
+                        relisted.get(&ObjectRef::new(name).within(ns)).is_some()
+                    }),
+                    _ => {}
+                })
+                .applied_objects()
+                .predicate_filter(predicates::generation, Default::default());
             // Any change to a Secret (edit, delete, a managed annotation) re-runs the
             // SealedSecret of the same name: drift is corrected within seconds. Only metadata
-            // is watched, so memory does not grow with Secret sizes.
+            // is watched, so memory does not grow with Secret sizes; the echo of the
+            // controller's own writes is recognised by its resourceVersion and ignored.
+            let versions = ctx.versions.clone();
+            let written = ctx.written.clone();
             let secret_changes = watcher(secret_api, watcher::Config::default())
                 .default_backoff()
-                .touched_objects();
+                .inspect_ok(move |event| versions.observe(event))
+                .touched_objects()
+                .try_filter(move |secret| {
+                    let echo = written.is_echo(
+                        &secret.namespace().unwrap_or_default(),
+                        &secret.name_any(),
+                        &secret.resource_version().unwrap_or_default(),
+                    );
+                    std::future::ready(!echo)
+                });
             let keys_changed = self.keys_changed.clone();
             let key_changes = stream::unfold(keys_changed, |n| async move {
                 n.notified().await;
                 Some(((), n))
             });
-            let controller = Controller::new(sealed_api, config)
+            let controller = Controller::for_stream(sealed_changes, reader)
                 .watches_stream(secret_changes, |secret| {
                     let name = secret.name_any();
                     secret
@@ -302,6 +333,14 @@ impl Leading {
         }
         futures::future::join_all(controllers).await;
     }
+}
+
+/// Drops what the reconciler never reads from a cached SealedSecret.
+fn strip_for_cache(sealed: &mut SealedSecret) {
+    sealed.managed_fields_mut().clear();
+    sealed
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {

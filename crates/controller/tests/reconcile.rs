@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::{Client, Resource};
 use sealant_controller::metrics::Metrics;
 use sealant_controller::reconcile::{Context, reconcile};
@@ -107,19 +107,16 @@ fn fixture() -> Fixture {
 }
 
 fn context(client: Client, keys: SharedKeys) -> Arc<Context> {
-    Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "sealant-test".into(),
-                instance: None,
-            },
-        ),
+    Arc::new(Context::new(
         client,
         keys,
-        metrics: Arc::new(Metrics::new()),
-        resync: Duration::from_secs(600),
-    })
+        Arc::new(Metrics::new()),
+        Reporter {
+            controller: "sealant-test".into(),
+            instance: None,
+        },
+        Duration::from_secs(600),
+    ))
 }
 
 const SECRET: &str = "/api/v1/namespaces/prod/secrets/db";
@@ -391,4 +388,104 @@ async fn a_secret_the_api_server_refuses_is_reported_not_retried_silently() {
             .unwrap()
             .contains("Required value")
     );
+}
+
+fn secret_meta(rv: &str) -> kube::core::PartialObjectMeta<Secret> {
+    let mut m = kube::core::PartialObjectMeta::<Secret>::default();
+    m.metadata.name = Some("db".into());
+    m.metadata.namespace = Some("prod".into());
+    m.metadata.resource_version = Some(rv.into());
+    m
+}
+
+#[tokio::test]
+async fn the_echo_of_its_own_writes_costs_no_request() {
+    use kube::runtime::watcher::Event;
+    let f = fixture();
+    let mut edited = f.desired.clone();
+    edited.metadata.resource_version = Some("8".into());
+    edited.data.as_mut().unwrap().insert(
+        "password".into(),
+        k8s_openapi::ByteString(b"changed".to_vec()),
+    );
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+        match (method.as_str(), path) {
+            ("POST", SECRETS) => {
+                let mut created = body.clone();
+                created["metadata"]["resourceVersion"] = json!("7");
+                (StatusCode::CREATED, created)
+            }
+            ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&edited).unwrap()),
+            ("PUT", SECRET) => (StatusCode::OK, body.clone()),
+            other => panic!("unexpected request {other:?}"),
+        }
+    });
+    let ctx = context(client, f.keys);
+    ctx.versions.observe(&Event::Init);
+    ctx.versions.observe(&Event::InitDone);
+    let sealed = Arc::new(f.sealed.clone());
+
+    // A new object: created without a read first.
+    reconcile(sealed.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(
+        calls(&recorded),
+        [
+            (Method::POST, SECRETS.into()),
+            (Method::PATCH, STATUS.into()),
+            (Method::POST, EVENTS.into())
+        ]
+    );
+    // The watch reports the Secret it wrote, and the cached SealedSecret still lacks the
+    // status it wrote: a reconcile now (the trigger, or a stale cache) makes no request.
+    assert!(ctx.written.is_echo("prod", "db", "7"));
+    ctx.versions.observe(&Event::Apply(secret_meta("7")));
+    reconcile(sealed.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(calls(&recorded).len(), 3, "{:?}", calls(&recorded));
+
+    // Someone else changed the Secret: it is read and put right.
+    assert!(!ctx.written.is_echo("prod", "db", "8"));
+    ctx.versions.observe(&Event::Apply(secret_meta("8")));
+    reconcile(sealed, ctx.clone()).await.unwrap();
+    assert_eq!(
+        calls(&recorded)[3..],
+        [
+            (Method::GET, SECRET.into()),
+            (Method::PUT, SECRET.into()),
+            (Method::POST, EVENTS.into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_create_that_finds_the_secret_there_reads_it_and_writes_nothing_more() {
+    use kube::runtime::watcher::Event;
+    let f = fixture();
+    let mut existing = f.desired.clone();
+    existing.metadata.resource_version = Some("5".into());
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
+        match (method.as_str(), path) {
+            // The watch lagged: the Secret exists already.
+            ("POST", SECRETS) => (
+                StatusCode::CONFLICT,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "AlreadyExists", "code": 409, "message": "secrets \"db\" already exists"}),
+            ),
+            ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&existing).unwrap()),
+            other => panic!("unexpected request {other:?}"),
+        }
+    });
+    let ctx = context(client, f.keys);
+    ctx.versions.observe(&Event::Init);
+    ctx.versions.observe(&Event::InitDone);
+    reconcile(Arc::new(f.sealed.clone()), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        calls(&recorded),
+        [
+            (Method::POST, SECRETS.into()),
+            (Method::GET, SECRET.into()),
+            (Method::PATCH, STATUS.into()),
+        ]
+    );
+    assert!(ctx.written.is_echo("prod", "db", "5"));
 }

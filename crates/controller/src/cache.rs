@@ -1,0 +1,274 @@
+//! What the reconciler remembers so that it does not ask the API server what it already
+//! knows: the resourceVersion of every Secret (from the metadata watch), and what it last wrote
+//! or confirmed for each SealedSecret. Both only ever save requests: whenever they are missing,
+//! disagree or are old, the reconciler reads the Secret from the API as before.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::Event;
+use sealant_core::crd::SealedSecret;
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// What the metadata watch last said about a Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// It exists at this resourceVersion.
+    At(String),
+    /// The watch has listed everything and it is not there.
+    Absent,
+    /// The watch has not finished its first list yet.
+    Unknown,
+}
+
+/// name → resourceVersion of every Secret the watch sees: a few dozen bytes each, where a
+/// reflector store would keep the whole ObjectMeta.
+#[derive(Debug, Default)]
+pub struct SecretVersions {
+    inner: Mutex<Versions>,
+}
+
+#[derive(Debug, Default)]
+struct Versions {
+    current: HashMap<String, String>,
+    /// A re-list in progress; replaces `current` when it is done.
+    relist: Option<HashMap<String, String>>,
+    listed: bool,
+}
+
+impl SecretVersions {
+    pub fn observe(&self, event: &Event<PartialObjectMeta<Secret>>) {
+        let mut v = self.inner.lock().expect("versions lock");
+        let entry = |s: &PartialObjectMeta<Secret>| {
+            let ns = s.namespace().unwrap_or_default();
+            let rv = s.resource_version().unwrap_or_default();
+            (key(&ns, &s.name_any()), rv)
+        };
+        match event {
+            Event::Init => v.relist = Some(HashMap::new()),
+            Event::InitApply(s) => {
+                let (k, rv) = entry(s);
+                v.relist.get_or_insert_with(HashMap::new).insert(k, rv);
+            }
+            Event::InitDone => {
+                let mut fresh = v.relist.take().unwrap_or_default();
+                fresh.shrink_to_fit();
+                v.current = fresh;
+                v.listed = true;
+            }
+            Event::Apply(s) => {
+                let (k, rv) = entry(s);
+                v.current.insert(k, rv);
+            }
+            Event::Delete(s) => {
+                v.current.remove(&entry(s).0);
+            }
+        }
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Seen {
+        let v = self.inner.lock().expect("versions lock");
+        match v.current.get(&key(namespace, name)) {
+            Some(rv) => Seen::At(rv.clone()),
+            None if v.listed => Seen::Absent,
+            None => Seen::Unknown,
+        }
+    }
+}
+
+/// Per SealedSecret (by namespace/name): the Secret version it last wrote or read back as
+/// up to date, and the status it last wrote, for one uid and generation.
+#[derive(Debug, Default)]
+pub struct Written {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    uid: String,
+    generation: Option<i64>,
+    secret: Option<(String, Instant)>,
+    status: Option<u64>,
+}
+
+impl Written {
+    /// The entry for this exact object (uid and generation), started afresh if it was for
+    /// an older generation or a deleted namesake.
+    fn with_entry<T>(&self, sealed: &SealedSecret, f: impl FnOnce(&mut Entry) -> T) -> T {
+        let uid = sealed.metadata.uid.clone().unwrap_or_default();
+        let generation = sealed.metadata.generation;
+        let mut entries = self.entries.lock().expect("written lock");
+        let entry = entries
+            .entry(key(
+                &sealed.namespace().unwrap_or_default(),
+                &sealed.name_any(),
+            ))
+            .or_insert_with(|| Entry {
+                uid: uid.clone(),
+                generation,
+                secret: None,
+                status: None,
+            });
+        if entry.uid != uid || entry.generation != generation {
+            *entry = Entry {
+                uid,
+                generation,
+                secret: None,
+                status: None,
+            };
+        }
+        f(entry)
+    }
+
+    fn find<T>(&self, sealed: &SealedSecret, f: impl FnOnce(&Entry) -> Option<T>) -> Option<T> {
+        let entries = self.entries.lock().expect("written lock");
+        let entry = entries.get(&key(
+            &sealed.namespace().unwrap_or_default(),
+            &sealed.name_any(),
+        ))?;
+        let same = Some(entry.uid.as_str()) == sealed.metadata.uid.as_deref()
+            && entry.generation == sealed.metadata.generation;
+        if same { f(entry) } else { None }
+    }
+
+    /// The Secret version this generation was written or confirmed at, if within `max_age`:
+    /// older confirmations are re-checked against the API, so a missed watch event is
+    /// caught at the next resync.
+    pub fn secret_version(&self, sealed: &SealedSecret, max_age: Duration) -> Option<String> {
+        self.find(sealed, |e| {
+            e.secret
+                .as_ref()
+                .filter(|(_, at)| at.elapsed() < max_age)
+                .map(|(rv, _)| rv.clone())
+        })
+    }
+
+    /// Has a Secret version been recorded for this SealedSecret, of any generation?
+    pub fn knows_secret(&self, namespace: &str, name: &str) -> bool {
+        let entries = self.entries.lock().expect("written lock");
+        entries
+            .get(&key(namespace, name))
+            .is_some_and(|e| e.secret.is_some())
+    }
+
+    pub fn record_secret(&self, sealed: &SealedSecret, version: String) {
+        self.with_entry(sealed, |e| e.secret = Some((version, Instant::now())));
+    }
+
+    /// Is `version` of Secret namespace/name one this controller wrote itself? Its watch
+    /// event is then only the echo of that write.
+    pub fn is_echo(&self, namespace: &str, name: &str, version: &str) -> bool {
+        let entries = self.entries.lock().expect("written lock");
+        entries
+            .get(&key(namespace, name))
+            .and_then(|e| e.secret.as_ref())
+            .is_some_and(|(rv, _)| rv == version)
+    }
+
+    pub fn status_written(&self, sealed: &SealedSecret, digest: u64) -> bool {
+        self.find(sealed, |e| e.status.filter(|d| *d == digest))
+            .is_some()
+    }
+
+    pub fn record_status(&self, sealed: &SealedSecret, digest: u64) {
+        self.with_entry(sealed, |e| e.status = Some(digest));
+    }
+
+    pub fn forget(&self, sealed: &SealedSecret) {
+        let mut entries = self.entries.lock().expect("written lock");
+        entries.remove(&key(
+            &sealed.namespace().unwrap_or_default(),
+            &sealed.name_any(),
+        ));
+    }
+
+    /// Drops entries for objects no longer present (after a re-list, when deletions may have
+    /// been missed).
+    pub fn retain(&self, mut present: impl FnMut(&str, &str) -> bool) {
+        let mut entries = self.entries.lock().expect("written lock");
+        entries.retain(|k, _| {
+            let (ns, name) = k.split_once('/').unwrap_or(("", k));
+            present(ns, name)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(uid: &str, generation: i64) -> SealedSecret {
+        let mut s = SealedSecret::new("db", Default::default());
+        s.metadata.namespace = Some("prod".into());
+        s.metadata.uid = Some(uid.into());
+        s.metadata.generation = Some(generation);
+        s
+    }
+
+    fn meta(name: &str, rv: &str) -> PartialObjectMeta<Secret> {
+        let mut m = PartialObjectMeta::<Secret>::default();
+        m.metadata.name = Some(name.into());
+        m.metadata.namespace = Some("prod".into());
+        m.metadata.resource_version = Some(rv.into());
+        m
+    }
+
+    #[test]
+    fn versions_follow_the_watch_and_its_relists() {
+        let v = SecretVersions::default();
+        assert_eq!(v.get("prod", "db"), Seen::Unknown);
+        v.observe(&Event::Init);
+        v.observe(&Event::InitApply(meta("db", "1")));
+        assert_eq!(v.get("prod", "db"), Seen::Unknown, "not listed yet");
+        v.observe(&Event::InitDone);
+        assert_eq!(v.get("prod", "db"), Seen::At("1".into()));
+        assert_eq!(v.get("prod", "other"), Seen::Absent);
+        v.observe(&Event::Apply(meta("db", "2")));
+        assert_eq!(v.get("prod", "db"), Seen::At("2".into()));
+        v.observe(&Event::Delete(meta("db", "3")));
+        assert_eq!(v.get("prod", "db"), Seen::Absent);
+        // A re-list replaces everything: what it does not list is gone.
+        v.observe(&Event::Apply(meta("old", "4")));
+        v.observe(&Event::Init);
+        v.observe(&Event::InitApply(meta("new", "5")));
+        v.observe(&Event::InitDone);
+        assert_eq!(v.get("prod", "old"), Seen::Absent);
+        assert_eq!(v.get("prod", "new"), Seen::At("5".into()));
+    }
+
+    #[test]
+    fn written_is_per_uid_and_generation_and_ages() {
+        let w = Written::default();
+        let s = sealed("u1", 1);
+        w.record_secret(&s, "10".into());
+        w.record_status(&s, 7);
+        assert_eq!(
+            w.secret_version(&s, Duration::from_secs(60)).as_deref(),
+            Some("10")
+        );
+        assert_eq!(w.secret_version(&s, Duration::ZERO), None, "too old");
+        assert!(w.is_echo("prod", "db", "10"));
+        assert!(!w.is_echo("prod", "db", "11"));
+        assert!(w.status_written(&s, 7));
+        assert!(!w.status_written(&s, 8));
+        // A new generation or a recreated namesake remembers nothing of the old one.
+        for other in [sealed("u1", 2), sealed("u2", 1)] {
+            assert_eq!(w.secret_version(&other, Duration::from_secs(60)), None);
+            assert!(!w.status_written(&other, 7));
+        }
+        w.record_status(&sealed("u1", 2), 9);
+        assert!(
+            !w.knows_secret("prod", "db"),
+            "generation 2 wrote no Secret yet"
+        );
+        w.forget(&s);
+        assert!(!w.is_echo("prod", "db", "10"));
+    }
+}
