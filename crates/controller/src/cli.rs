@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Reconcile every SealedSecret at least this often, to catch anything a watch missed.
     #[arg(long, env = "SEALANT_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
     pub resync_period: Duration,
+    /// SealedSecrets reconciled at once. Each reconcile in flight holds its own connection to
+    /// the API server, so this also bounds the controller's connections.
+    #[arg(long, env = "SEALANT_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
     /// Address of the HTTP server (health, metrics, recipients, verify, reencrypt).
     #[arg(long, env = "SEALANT_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
