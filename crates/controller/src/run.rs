@@ -18,6 +18,7 @@ use sealant_core::crd::SealedSecret;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use crate::backoff::WatchBackoff;
 use crate::cli::RunArgs;
 use crate::http::{HttpState, router, serve};
 use crate::keys::{ClusterKeys, renew_keys, watch_keys};
@@ -248,9 +249,8 @@ impl Leading {
             // Any change to a Secret (edit, delete, a managed annotation) re-runs the
             // SealedSecret of the same name: drift is corrected within seconds. Only metadata
             // is watched, so memory does not grow with Secret sizes.
-            let secret_changes = watcher(secret_api, watcher::Config::default())
-                .default_backoff()
-                .touched_objects();
+            // No backoff of its own: the controller's trigger backoff covers both watches.
+            let secret_changes = watcher(secret_api, watcher::Config::default()).touched_objects();
             let keys_changed = self.keys_changed.clone();
             let key_changes = stream::unfold(keys_changed, |n| async move {
                 n.notified().await;
@@ -264,6 +264,7 @@ impl Leading {
                         .map(|ns| ObjectRef::<SealedSecret>::new(&name).within(&ns))
                 })
                 .reconcile_all_on(key_changes)
+                .trigger_backoff(WatchBackoff::default())
                 .graceful_shutdown_on(wait_for(stop.clone()));
             let store = controller.store();
             let ready = self.ready.clone();
