@@ -7,6 +7,14 @@
 #   control-plane.sh start DIR      start a control plane whose state lives in DIR
 #   control-plane.sh stop DIR       stop it (only the processes it started)
 #   control-plane.sh status DIR     say whether it is up (exit 0 if so)
+#
+# Faults, for tests of what runs against the control plane (same ports, flags,
+# certificates and data as `start`; logs are appended to):
+#   control-plane.sh stop-apiserver DIR / start-apiserver DIR   (SIGTERM; graceful)
+#   control-plane.sh kill-apiserver DIR                         (SIGKILL: a crash)
+#   control-plane.sh restart-apiserver DIR                      (kill-apiserver, then start)
+#   control-plane.sh stop-etcd DIR / start-etcd DIR   (SIGTERM; data kept)
+#   control-plane.sh pause-etcd DIR / resume-etcd DIR (SIGSTOP / SIGCONT)
 set -euo pipefail
 
 readonly K8S_VERSION=1.20.2
@@ -39,6 +47,8 @@ usage: $0 build
        $0 start DIR
        $0 stop DIR
        $0 status DIR
+       $0 stop-apiserver|kill-apiserver|start-apiserver|restart-apiserver DIR
+       $0 stop-etcd|start-etcd|pause-etcd|resume-etcd DIR
 EOF
   exit 2
 }
@@ -220,14 +230,18 @@ live_pid() {
 launch() {
   local dir=$1 name=$2
   shift 2
-  setsid "$@" </dev/null >"${dir}/logs/${name}.log" 2>&1 9>&- &
+  # Appends: a component restarted by a fault subcommand keeps its earlier log.
+  setsid "$@" </dev/null >>"${dir}/logs/${name}.log" 2>&1 9>&- &
   printf '%s\n' "$!" >"${dir}/run/${name}.pid"
 }
 
+# SIGTERM (then SIGKILL after STOP_TIMEOUT), or with a third argument KILL, SIGKILL at once.
 stop_component() {
-  local dir=$1 name=$2 pid waited=0
+  local dir=$1 name=$2 signal=${3:-TERM} pid waited=0
   if pid=$(live_pid "${dir}" "${name}"); then
-    kill -TERM "${pid}" 2>/dev/null || true
+    kill "-${signal}" "${pid}" 2>/dev/null || true
+    # A paused (SIGSTOPped, see pause-etcd) process only acts on SIGTERM once continued.
+    kill -CONT "${pid}" 2>/dev/null || true
     while live_pid "${dir}" "${name}" >/dev/null; do
       if [[ ${waited} -ge $((STOP_TIMEOUT * 10)) ]]; then
         log "${name} (pid ${pid}) ignored SIGTERM for ${STOP_TIMEOUT} s: killing"
@@ -331,6 +345,76 @@ EOF
   chmod 600 "${path}"
 }
 
+# The etcd and kube-apiserver launches, shared by start and the fault subcommands:
+# ports come from DIR/run/ports, so a relaunch listens where the first did.
+port_of() {
+  local dir=$1 key=$2 port
+  port=$(sed -n "s/^${key}=//p" "${dir}/run/ports" 2>/dev/null)
+  [[ ${port} =~ ^[0-9]+$ ]] || die "no ${key} port in ${dir}/run/ports: not started by '$0 start'?"
+  printf '%s\n' "${port}"
+}
+
+launch_etcd() {
+  local dir=$1 client_port peer_port
+  client_port=$(port_of "${dir}" etcd_client)
+  peer_port=$(port_of "${dir}" etcd_peer)
+  local etcd_url="http://127.0.0.1:${client_port}"
+  local peer_url="http://127.0.0.1:${peer_port}"
+  # (Debian's etcd 3.4 has no --unsafe-no-fsync; each fsync costs a little.)
+  launch "${dir}" etcd etcd \
+    --name sealant-test \
+    --data-dir "${dir}/etcd-data" \
+    --listen-client-urls "${etcd_url}" --advertise-client-urls "${etcd_url}" \
+    --listen-peer-urls "${peer_url}" --initial-advertise-peer-urls "${peer_url}" \
+    --initial-cluster "sealant-test=${peer_url}"
+  wait_listening "${client_port}" etcd "${dir}"
+}
+
+launch_apiserver() {
+  local dir=$1 etcd_port apiserver_port
+  etcd_port=$(port_of "${dir}" etcd_client)
+  apiserver_port=$(port_of "${dir}" apiserver)
+  local pki="${dir}/pki"
+  local extra_apiserver=()
+  read -ra extra_apiserver <"${dir}/run/kube-apiserver.extra-args" || true
+  # With a loopback bind address the apiserver advertises the default route's
+  # interface address in the "kubernetes" Endpoints (nothing connects to it),
+  # and refuses to start without a default route (e.g. in a fresh network
+  # namespace). Loopback is the fallback: it works, but the Endpoints sync then
+  # logs an error every 10 s, since Endpoints may not hold loopback addresses.
+  local advertise=()
+  if [[ -z "$(ip -4 route show default 2>/dev/null)$(ip -6 route show default 2>/dev/null)" ]]; then
+    advertise=(--advertise-address 127.0.0.1)
+  fi
+  launch "${dir}" kube-apiserver "${APISERVER_BIN}" \
+    --etcd-servers "http://127.0.0.1:${etcd_port}" \
+    --bind-address 127.0.0.1 --secure-port "${apiserver_port}" \
+    --insecure-port 0 \
+    --cert-dir "${dir}/apiserver-certs" \
+    --tls-cert-file "${pki}/apiserver.crt" --tls-private-key-file "${pki}/apiserver.key" \
+    --client-ca-file "${pki}/ca.crt" \
+    --token-auth-file "${pki}/tokens.csv" \
+    --service-account-key-file "${pki}/sa.pub" \
+    --service-account-signing-key-file "${pki}/sa.key" \
+    --service-account-issuer "${SA_ISSUER}" \
+    --authorization-mode RBAC \
+    --service-cluster-ip-range "${SERVICE_CIDR}" \
+    "${advertise[@]}" "${extra_apiserver[@]}"
+  wait_listening "${apiserver_port}" kube-apiserver "${dir}"
+}
+
+wait_apiserver_ready() {
+  local dir=$1 server=$2 token=$3 deadline=$((SECONDS + READY_TIMEOUT))
+  until curl -fsS --max-time 5 --cacert "${dir}/pki/ca.crt" -H "Authorization: Bearer ${token}" \
+      "${server}/readyz" 2>/dev/null | grep -qx ok; do
+    live_pid "${dir}" etcd >/dev/null || fail_start "${dir}" "etcd exited" etcd
+    live_pid "${dir}" kube-apiserver >/dev/null || fail_start "${dir}" "kube-apiserver exited" kube-apiserver
+    [[ ${SECONDS} -lt ${deadline} ]] ||
+      fail_start "${dir}" "kube-apiserver not ready after ${READY_TIMEOUT} s" kube-apiserver
+    sleep 0.5
+  done
+}
+
 cmd_start() {
   local dir=$1 name
   mkdir -p "${dir}"
@@ -378,61 +462,21 @@ cmd_start() {
   printf 'etcd_client=%s\netcd_peer=%s\napiserver=%s\n' \
     "${etcd_client_port}" "${etcd_peer_port}" "${apiserver_port}" >"${dir}/run/ports"
 
-  local etcd_url="http://127.0.0.1:${etcd_client_port}"
-  local peer_url="http://127.0.0.1:${etcd_peer_port}"
-  # (Debian's etcd 3.4 has no --unsafe-no-fsync; each fsync costs a little.)
-  launch "${dir}" etcd etcd \
-    --name sealant-test \
-    --data-dir "${dir}/etcd-data" \
-    --listen-client-urls "${etcd_url}" --advertise-client-urls "${etcd_url}" \
-    --listen-peer-urls "${peer_url}" --initial-advertise-peer-urls "${peer_url}" \
-    --initial-cluster "sealant-test=${peer_url}"
-  wait_listening "${etcd_client_port}" etcd "${dir}"
-
-  local pki="${dir}/pki"
-  local extra_apiserver=() extra_kcm=()
-  read -ra extra_apiserver <<<"${KUBE_APISERVER_EXTRA_ARGS:-}"
-  read -ra extra_kcm <<<"${KUBE_CONTROLLER_MANAGER_EXTRA_ARGS:-}"
-  # With a loopback bind address the apiserver advertises the default route's
-  # interface address in the "kubernetes" Endpoints (nothing connects to it),
-  # and refuses to start without a default route (e.g. in a fresh network
-  # namespace). Loopback is the fallback: it works, but the Endpoints sync then
-  # logs an error every 10 s, since Endpoints may not hold loopback addresses.
-  local advertise=()
-  if [[ -z "$(ip -4 route show default 2>/dev/null)$(ip -6 route show default 2>/dev/null)" ]]; then
-    advertise=(--advertise-address 127.0.0.1)
-  fi
-  launch "${dir}" kube-apiserver "${APISERVER_BIN}" \
-    --etcd-servers "${etcd_url}" \
-    --bind-address 127.0.0.1 --secure-port "${apiserver_port}" \
-    --insecure-port 0 \
-    --cert-dir "${dir}/apiserver-certs" \
-    --tls-cert-file "${pki}/apiserver.crt" --tls-private-key-file "${pki}/apiserver.key" \
-    --client-ca-file "${pki}/ca.crt" \
-    --token-auth-file "${pki}/tokens.csv" \
-    --service-account-key-file "${pki}/sa.pub" \
-    --service-account-signing-key-file "${pki}/sa.key" \
-    --service-account-issuer "${SA_ISSUER}" \
-    --authorization-mode RBAC \
-    --service-cluster-ip-range "${SERVICE_CIDR}" \
-    "${advertise[@]}" "${extra_apiserver[@]}"
-  wait_listening "${apiserver_port}" kube-apiserver "${dir}"
+  # Kept for the fault subcommands, which relaunch with the same flags.
+  printf '%s\n' "${KUBE_APISERVER_EXTRA_ARGS:-}" >"${dir}/run/kube-apiserver.extra-args"
+  launch_etcd "${dir}"
+  launch_apiserver "${dir}"
   exec 9>&-
 
+  local pki="${dir}/pki" extra_kcm=()
+  read -ra extra_kcm <<<"${KUBE_CONTROLLER_MANAGER_EXTRA_ARGS:-}"
   local server="https://127.0.0.1:${apiserver_port}"
   write_kubeconfig "${dir}/kubeconfig" "${server}" "${pki}/ca.crt" admin "${admin_token}"
   write_kubeconfig "${dir}/controller-manager.kubeconfig" "${server}" "${pki}/ca.crt" \
     system:kube-controller-manager "${kcm_token}"
 
+  wait_apiserver_ready "${dir}" "${server}" "${admin_token}"
   local deadline=$((SECONDS + READY_TIMEOUT))
-  until curl -fsS --max-time 5 --cacert "${pki}/ca.crt" -H "Authorization: Bearer ${admin_token}" \
-      "${server}/readyz" 2>/dev/null | grep -qx ok; do
-    live_pid "${dir}" etcd >/dev/null || fail_start "${dir}" "etcd exited" etcd
-    live_pid "${dir}" kube-apiserver >/dev/null || fail_start "${dir}" "kube-apiserver exited" kube-apiserver
-    [[ ${SECONDS} -lt ${deadline} ]] ||
-      fail_start "${dir}" "kube-apiserver not ready after ${READY_TIMEOUT} s" kube-apiserver
-    sleep 0.5
-  done
 
   # Only the controllers tests rely on: ownerReference garbage collection,
   # namespace deletion, and ServiceAccounts with token Secrets (1.20 behaviour).
@@ -517,6 +561,61 @@ cmd_status() {
   return 1
 }
 
+# ---------------------------------------------------------------------------
+# faults
+
+# Resolves DIR and checks that `start` made it.
+started_dir() {
+  local dir=$1
+  [[ -d ${dir} && -r ${dir}/run/ports && -r ${dir}/env ]] || die "${dir}: no control plane started there"
+  (cd "${dir}" && pwd -P)
+}
+
+env_value() {
+  sed -n "s/^$2=//p" "$1/env"
+}
+
+# Graceful (SIGTERM) by default; KILL as a second argument makes it a crash.
+cmd_stop_apiserver() {
+  local dir
+  dir=$(started_dir "$1")
+  stop_component "${dir}" kube-apiserver "${2:-TERM}"
+}
+
+cmd_start_apiserver() {
+  local dir
+  dir=$(started_dir "$1")
+  live_pid "${dir}" kube-apiserver >/dev/null && die "kube-apiserver is already running in ${dir}"
+  launch_apiserver "${dir}"
+  wait_apiserver_ready "${dir}" "$(env_value "${dir}" SEALANT_APISERVER)" \
+    "$(env_value "${dir}" SEALANT_ADMIN_TOKEN)"
+  log "kube-apiserver up again (pid $(live_pid "${dir}" kube-apiserver))"
+}
+
+cmd_stop_etcd() {
+  local dir
+  dir=$(started_dir "$1")
+  stop_component "${dir}" etcd
+}
+
+cmd_start_etcd() {
+  local dir
+  dir=$(started_dir "$1")
+  live_pid "${dir}" etcd >/dev/null && die "etcd is already running in ${dir}"
+  launch_etcd "${dir}"
+  log "etcd up again (pid $(live_pid "${dir}" etcd))"
+}
+
+# SIGSTOP: etcd keeps its sockets but answers nothing, as a hung disk or a
+# network partition would look to the apiserver.
+cmd_signal_etcd() {
+  local dir pid
+  dir=$(started_dir "$1")
+  pid=$(live_pid "${dir}" etcd) || die "etcd is not running in ${dir}"
+  kill "-$2" "${pid}"
+  log "sent SIG$2 to etcd (pid ${pid})"
+}
+
 main() {
   [[ $# -ge 1 ]] || usage
   local cmd=$1
@@ -526,6 +625,15 @@ main() {
     start) [[ $# -eq 1 ]] || usage; cmd_start "$1" ;;
     stop) [[ $# -eq 1 ]] || usage; cmd_stop "$1" ;;
     status) [[ $# -eq 1 ]] || usage; cmd_status "$1" ;;
+    stop-apiserver) [[ $# -eq 1 ]] || usage; cmd_stop_apiserver "$1" ;;
+    kill-apiserver) [[ $# -eq 1 ]] || usage; cmd_stop_apiserver "$1" KILL ;;
+    start-apiserver) [[ $# -eq 1 ]] || usage; cmd_start_apiserver "$1" ;;
+    # A crash and a restart: SIGKILL (a graceful stop waits out open watches, 15 s+).
+    restart-apiserver) [[ $# -eq 1 ]] || usage; cmd_stop_apiserver "$1" KILL; cmd_start_apiserver "$1" ;;
+    stop-etcd) [[ $# -eq 1 ]] || usage; cmd_stop_etcd "$1" ;;
+    start-etcd) [[ $# -eq 1 ]] || usage; cmd_start_etcd "$1" ;;
+    pause-etcd) [[ $# -eq 1 ]] || usage; cmd_signal_etcd "$1" STOP ;;
+    resume-etcd) [[ $# -eq 1 ]] || usage; cmd_signal_etcd "$1" CONT ;;
     -h | --help | help) usage ;;
     *) usage ;;
   esac

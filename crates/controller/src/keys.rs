@@ -19,6 +19,7 @@ use sealant_core::reconcile::MANAGED_BY_LABEL;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use crate::backoff::WatchBackoff;
 use crate::metrics::Metrics;
 use crate::reconcile::MANAGER;
 use crate::state::{KeysView, Readiness, SharedKeys};
@@ -73,7 +74,8 @@ pub async fn watch_keys(
     let api: Api<Secret> = Api::namespaced(client, &namespace);
     let (store, writer) = reflector::store();
     let config = watcher::Config::default().labels(&key_selector());
-    let mut stream = std::pin::pin!(reflector(writer, watcher(api, config)).default_backoff());
+    let mut stream =
+        std::pin::pin!(reflector(writer, watcher(api, config)).backoff(WatchBackoff::default()));
     let mut last: Option<Vec<(String, KeyState)>> = None;
     let mut listed = false;
     while let Some(event) = stream.next().await {

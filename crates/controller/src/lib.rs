@@ -1,6 +1,7 @@
 //! seal-controller: unseals SealedSecrets into Secrets, owns them, corrects drift, and keeps
 //! the cluster's keys. Kubernetes I/O lives here; the domain logic is in sealant-core.
 
+pub mod backoff;
 pub mod cache;
 pub mod cli;
 pub mod http;

@@ -18,6 +18,7 @@ use sealant_core::crd::SealedSecret;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use crate::backoff::WatchBackoff;
 use crate::cli::RunArgs;
 use crate::http::{HttpState, router, serve};
 use crate::keys::{ClusterKeys, renew_keys, watch_keys};
@@ -253,7 +254,6 @@ impl Leading {
             let written = ctx.written.clone();
             let relisted = reader.clone();
             let sealed_changes = watcher(sealed_api, config)
-                .default_backoff()
                 .modify(strip_for_cache)
                 .reflect(writer)
                 .inspect_ok(move |event| match event {
@@ -271,8 +271,8 @@ impl Leading {
             // controller's own writes is recognised by its resourceVersion and ignored.
             let versions = ctx.versions.clone();
             let written = ctx.written.clone();
+            // No backoff of its own: the controller's trigger backoff covers both watches.
             let secret_changes = watcher(secret_api, watcher::Config::default())
-                .default_backoff()
                 .inspect_ok(move |event| versions.observe(event))
                 .touched_objects()
                 .try_filter(move |secret| {
@@ -300,6 +300,7 @@ impl Leading {
                         .map(|ns| ObjectRef::<SealedSecret>::new(&name).within(&ns))
                 })
                 .reconcile_all_on(key_changes)
+                .trigger_backoff(WatchBackoff::default())
                 .graceful_shutdown_on(wait_for(stop.clone()));
             let store = controller.store();
             let ready = self.ready.clone();

@@ -14,12 +14,16 @@ pub fn root() -> PathBuf {
         .unwrap()
 }
 
+/// Cargo's target directory (CARGO_TARGET_DIR, else ./target).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 /// A binary of this workspace (tests/run-all.sh builds them first).
 pub fn bin(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let path = target.join("debug").join(name);
+    let path = target_dir().join("debug").join(name);
     assert!(
         path.is_file(),
         "{} is missing: run `cargo build --workspace --bins` first",
@@ -106,6 +110,51 @@ impl ControlPlane {
             ca_file: PathBuf::from(var("SEALANT_CA_FILE")),
             dir,
         }
+    }
+
+    /// A fault subcommand of control-plane.sh on this control plane (`restart-apiserver`,
+    /// `stop-etcd`, `start-etcd`, `pause-etcd`, `resume-etcd`, …); returns once it is done
+    /// (for a start, once the component is up again).
+    pub fn fault(&self, subcommand: &str) {
+        let mut cmd = Command::new(root().join("tests/cluster/control-plane.sh"));
+        cmd.arg(subcommand).arg(self.dir.path());
+        ok(run(cmd, None));
+    }
+
+    /// SIGKILL the kube-apiserver, start it again (same flags, ports, certificates) and wait
+    /// until it is ready.
+    pub fn restart_apiserver(&self) {
+        self.fault("restart-apiserver");
+    }
+
+    /// SIGKILL the kube-apiserver (a crash); `start_apiserver` brings it back.
+    pub fn kill_apiserver(&self) {
+        self.fault("kill-apiserver");
+    }
+
+    /// Start the kube-apiserver again (same flags, ports, certificates); returns once ready.
+    pub fn start_apiserver(&self) {
+        self.fault("start-apiserver");
+    }
+
+    /// Stop etcd (SIGTERM; its data is kept).
+    pub fn stop_etcd(&self) {
+        self.fault("stop-etcd");
+    }
+
+    /// Start etcd again after `stop_etcd`, on the same ports and data.
+    pub fn start_etcd(&self) {
+        self.fault("start-etcd");
+    }
+
+    /// SIGSTOP etcd: it holds its connections but answers nothing.
+    pub fn pause_etcd(&self) {
+        self.fault("pause-etcd");
+    }
+
+    /// SIGCONT etcd after `pause_etcd`.
+    pub fn resume_etcd(&self) {
+        self.fault("resume-etcd");
     }
 
     pub fn kubectl_cmd(&self) -> Command {
@@ -271,6 +320,13 @@ impl Controller {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
+    }
+
+    /// Whether the process is still running (it has not exited, for whatever reason).
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// SIGKILL: a crash.
