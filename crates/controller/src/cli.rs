@@ -40,7 +40,7 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// The controller's namespace: where its keys and lease live.
-    #[arg(long, env = "POD_NAMESPACE", default_value = sealant_core::keystore::DEFAULT_NAMESPACE)]
+    #[arg(long, env = "POD_NAMESPACE", default_value = sealant_core::keystore::DEFAULT_NAMESPACE, value_parser = dns_label)]
     pub namespace: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SEALANT_LOG_FORMAT")]
@@ -52,7 +52,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Watch only these namespaces (comma-separated); default all.
-    #[arg(long, env = "SEALANT_WATCH_NAMESPACES", value_delimiter = ',')]
+    #[arg(long, env = "SEALANT_WATCH_NAMESPACES", value_delimiter = ',', value_parser = dns_label)]
     pub namespaces: Vec<String>,
     /// Reconcile only SealedSecrets matching this label selector.
     #[arg(long, env = "SEALANT_LABEL_SELECTOR")]
@@ -61,7 +61,7 @@ pub struct RunArgs {
     #[arg(long, env = "SEALANT_KEY_RENEW_PERIOD", default_value = "720h", value_parser = parse_duration)]
     pub key_renew_period: Duration,
     /// At start, make a new key if the newest is older than this time (RFC 3339).
-    #[arg(long, env = "SEALANT_KEY_CUTOFF_TIME")]
+    #[arg(long, env = "SEALANT_KEY_CUTOFF_TIME", value_parser = parse_time)]
     pub key_cutoff_time: Option<Timestamp>,
     /// Reconcile every SealedSecret at least this often, to catch anything a watch missed.
     #[arg(long, env = "SEALANT_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
@@ -99,6 +99,26 @@ pub enum LogFormat {
     Json,
 }
 
+/// A namespace: an RFC 1123 label.
+pub fn dns_label(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    ok.then(|| s.to_owned()).ok_or_else(|| {
+        format!("'{s}' is not a namespace (lowercase letters, digits and '-', at most 63)")
+    })
+}
+
+/// An RFC 3339 time such as `2026-01-31T00:00:00Z`.
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
+    s.trim().parse().map_err(|_| {
+        format!("'{s}' is not an RFC 3339 time with a zone (e.g. 2026-01-31T00:00:00Z)")
+    })
+}
+
 /// `720h`, `10m`, `15s`, `1h30m`, or `0`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim() == "0" {
@@ -121,5 +141,15 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn times_and_namespaces() {
+        assert!(parse_time("2026-01-31T00:00:00Z").is_ok());
+        assert!(parse_time("2026-01-31T01:00:00+01:00").is_ok());
+        assert!(parse_time("2026-01-31").is_err());
+        assert!(dns_label("sealant-system").is_ok());
+        assert!(dns_label("Bad_NS").is_err());
+        assert!(dns_label("").is_err());
     }
 }

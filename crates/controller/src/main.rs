@@ -1,7 +1,11 @@
 //! `seal-controller`: see `seal-controller --help`.
 
+use std::error::Error as StdError;
+
+use anyhow::{Context, anyhow};
 use clap::Parser;
-use kube::{Client, CustomResourceExt};
+use kube::config::KubeconfigError;
+use kube::{Client, Config, CustomResourceExt};
 use sealant_controller::cli::{Cli, Command, CommonArgs, LogFormat};
 use sealant_controller::keys::{ClusterKeys, KeyStore};
 use sealant_controller::run::run;
@@ -21,7 +25,7 @@ async fn main() -> std::process::ExitCode {
     match run_command(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", describe(&e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -36,7 +40,8 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Rotate(common)) => rotate(common).await,
         None => {
-            let client = Client::try_default().await?;
+            let (client, server) = connect().await?;
+            let listen_addr = cli.run.listen_addr;
             let (tx, rx) = watch::channel(false);
             let mut term = signal(SignalKind::terminate())?;
             let mut int = signal(SignalKind::interrupt())?;
@@ -47,20 +52,47 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                 }
                 let _ = tx.send(true);
             });
-            run(client, cli.run, rx).await
+            run(client, cli.run, rx).await.map_err(|e| {
+                // Binding the HTTP server is the only listening run() does.
+                let listening = e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                    matches!(
+                        io.kind(),
+                        std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
+                    )
+                });
+                if listening {
+                    anyhow!("cannot listen on {listen_addr} (--listen-addr): {e}")
+                } else {
+                    at_server(e, &server)
+                }
+            })
         }
     }
 }
 
 async fn rotate(common: CommonArgs) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
+    let (client, server) = connect().await?;
+    let namespace = common.namespace;
     let keys = ClusterKeys {
         client,
-        namespace: common.namespace,
+        namespace: namespace.clone(),
         shared: SharedKeys::default(),
     };
-    let recipient = keys.rotate().await?;
-    keys.publish(&keys.load().await?).await?;
+    let recipient = keys
+        .rotate()
+        .await
+        .context(format!("cannot make a new key in namespace {namespace}"))
+        .map_err(|e| at_server(e, &server))?;
+    let published = match keys.load().await {
+        Ok(set) => keys.publish(&set).await,
+        Err(e) => Err(e),
+    };
+    published
+        .context(format!(
+            "made key {recipient}, but cannot publish it in ConfigMap {namespace}/{}",
+            sealant_core::keystore::RECIPIENTS_CONFIGMAP
+        ))
+        .map_err(|e| at_server(e, &server))?;
     info!(%recipient, "new active key");
     println!("{recipient}");
     Ok(())
@@ -68,7 +100,12 @@ async fn rotate(common: CommonArgs) -> anyhow::Result<()> {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,kube=warn,kube_lease_manager=warn")
+        // kube's client also logs every failed request as an ERROR; the failure is reported
+        // (once, with its API server) where it is handled.
+        tracing_subscriber::EnvFilter::new(
+            "info,kube=warn,kube_client=warn,kube_client::client::builder=off,kube_runtime=warn,\
+             kube_lease_manager=warn",
+        )
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -77,4 +114,126 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// A client for the kubeconfig's cluster, or the Pod's; and the API server's URL, for messages.
+async fn connect() -> anyhow::Result<(Client, String)> {
+    let config = Config::infer().await.map_err(|e| {
+        const NOT_IN_A_POD: &str = "and not in a Pod (KUBERNETES_SERVICE_HOST is not set)";
+        let kubeconfig = e.source().and_then(|s| s.downcast_ref::<KubeconfigError>());
+        match kubeconfig {
+            Some(KubeconfigError::FindPath) => {
+                anyhow!("no kubeconfig (set KUBECONFIG or create ~/.kube/config), {NOT_IN_A_POD}")
+            }
+            Some(KubeconfigError::ReadConfig(io, path))
+                if io.kind() == std::io::ErrorKind::NotFound =>
+            {
+                anyhow!("no kubeconfig at {}, {NOT_IN_A_POD}", path.display())
+            }
+            Some(KubeconfigError::CurrentContextNotSet) => anyhow!(
+                "kubeconfig {}: no current-context is set",
+                kubeconfig_place()
+            ),
+            // A parser's message draws the source below its first line.
+            Some(other) => anyhow!(
+                "kubeconfig {}: {}",
+                kubeconfig_place(),
+                chain(other)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end()
+                    .replace("YAML: error: ", "YAML: ")
+            ),
+            None => anyhow!("no cluster configuration: {}", chain(&e)),
+        }
+    })?;
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| anyhow!("{server}: {}", chain(&e)))?;
+    Ok((client, server))
+}
+
+/// Where the kubeconfig is read from, for messages.
+fn kubeconfig_place() -> String {
+    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(value) => value.to_string_lossy().into_owned(),
+        None => "~/.kube/config".into(),
+    }
+}
+
+/// Says which API server a Kubernetes error came from and what it said, once.
+fn at_server(e: anyhow::Error, server: &str) -> anyhow::Error {
+    let mut parts: Vec<String> = Vec::new();
+    let layers: Vec<&(dyn StdError + 'static)> = e.chain().collect();
+    for (i, layer) in layers.iter().enumerate() {
+        if let Some(kube) = layer.downcast_ref::<kube::Error>() {
+            parts.push(describe_kube(kube, server));
+            return anyhow!(parts.join(": "));
+        }
+        // A wrapper that repeats its cause adds nothing.
+        let text = layer.to_string();
+        let repeats = layers
+            .get(i + 1)
+            .is_some_and(|next| text.contains(&next.to_string()));
+        if !repeats {
+            parts.push(text);
+        }
+    }
+    e
+}
+
+fn describe_kube(e: &kube::Error, server: &str) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            let code = axum::http::StatusCode::from_u16(status.code).ok();
+            let reason = code.and_then(|c| c.canonical_reason()).unwrap_or_default();
+            format!(
+                "the API server at {server} answered {} {reason}: {}",
+                status.code, status.message
+            )
+        }
+        kube::Error::Service(_) | kube::Error::HyperError(_) => {
+            format!("cannot reach the API server at {server}: {}", innermost(e))
+        }
+        other => format!("{server}: {}", chain(other)),
+    }
+}
+
+/// One line for any error: its causes each said once.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for layer in e.chain() {
+        let said = layer.to_string();
+        if !text.contains(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&said);
+        }
+    }
+    text.replace('\n', " ")
+}
+
+/// The root cause, e.g. "Connection refused (os error 111)".
+fn innermost(e: &dyn StdError) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// An error and its causes, each said once.
+fn chain(e: &dyn StdError) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(next) = cause {
+        let said = next.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = next.source();
+    }
+    text
 }

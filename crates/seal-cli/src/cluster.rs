@@ -280,6 +280,7 @@ async fn kubeconfig(context: Option<&str>) -> Result<Config> {
 }
 
 fn describe_kubeconfig(e: &KubeconfigError) -> String {
+    let place = kubeconfig_place();
     match e {
         KubeconfigError::FindPath => {
             "no kubeconfig (set KUBECONFIG or create ~/.kube/config)".into()
@@ -287,8 +288,34 @@ fn describe_kubeconfig(e: &KubeconfigError) -> String {
         KubeconfigError::ReadConfig(io, path) if io.kind() == std::io::ErrorKind::NotFound => {
             format!("no kubeconfig at {}", path.display())
         }
-        other => format!("kubeconfig: {}", chain(other)),
+        KubeconfigError::ReadConfig(io, path) => {
+            format!("kubeconfig {}: cannot read: {io}", path.display())
+        }
+        KubeconfigError::LoadContext(name) => {
+            format!("kubeconfig {place}: no context '{name}' (see kubectl config get-contexts)")
+        }
+        KubeconfigError::CurrentContextNotSet => {
+            format!("kubeconfig {place}: no current-context is set: pass --context NAME")
+        }
+        KubeconfigError::Parse(parse) => format!(
+            "kubeconfig {place}: not a valid kubeconfig: {}",
+            first_line(&parse.to_string()).trim_start_matches("error: ")
+        ),
+        other => format!("kubeconfig {place}: {}", first_line(&chain(other))),
     }
+}
+
+/// Where the kubeconfig is read from, for messages.
+fn kubeconfig_place() -> String {
+    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(value) => value.to_string_lossy().into_owned(),
+        None => "~/.kube/config".into(),
+    }
+}
+
+/// A parser's message without the source excerpt it draws below the first line.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default().trim_end()
 }
 
 /// `/v1/recipients` answers with text (one per line) or JSON (a list, or `{"recipients": […]}`).

@@ -201,3 +201,107 @@ fn hostile_yaml_is_refused_quickly() {
         started.elapsed()
     );
 }
+
+/// Runs `seal ARGS` with a terminal as stdin (through `script`, which gives it a pty);
+/// `script` merges stdout and stderr.
+fn seal_on_a_terminal(sb: &Sandbox, args: &str) -> support::Run {
+    let script = support::require_tool("script", "bsdutils");
+    let mut cmd = std::process::Command::new(script);
+    cmd.args([
+        "-qec",
+        &format!("{} {args}", env!("CARGO_BIN_EXE_seal")),
+        "/dev/null",
+    ])
+    .current_dir(sb.dir.path())
+    .env("KUBECONFIG", sb.path("no-kubeconfig"));
+    support::run(cmd, None)
+}
+
+#[test]
+fn stdin_that_is_a_terminal_is_refused() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    sb.seal(&["-r", &r, "s.yaml", "-w", "sealed.yaml"]).ok();
+    let expected = "seal: <stdin>: expected input on stdin (pipe a manifest in, or name a FILE)";
+    for args in [
+        format!("-r {r}"),
+        "merge sealed.yaml".to_owned(),
+        "unseal -i k.txt".to_owned(),
+        "validate --controller-url http://127.0.0.1:1".to_owned(),
+    ] {
+        let out = seal_on_a_terminal(&sb, &args);
+        assert_eq!(out.code, 1, "{args}: {}", out.stdout);
+        assert_eq!(out.stdout.trim_end(), expected, "{args}");
+    }
+    let out = seal_on_a_terminal(&sb, &format!("raw --name x -n y -r {r}"));
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(
+        out.stdout.trim_end(),
+        "seal: <stdin>: pipe the value to seal on stdin"
+    );
+}
+
+#[test]
+fn unseal_refuses_what_is_not_a_sealed_secret() {
+    let sb = Sandbox::new();
+    sb.keygen("k.txt");
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    sb.seal(&["unseal", "-i", "k.txt", "s.yaml"])
+        .fails(1, "s.yaml:1: is a Secret, not a SealedSecret");
+    sb.seal(&["unseal", "-i", "missing.txt", "s.yaml"])
+        .fails(1, "missing.txt: no such file");
+}
+
+#[test]
+fn check_keygen_and_recipient_name_the_file() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("bin.yaml"), b"\xff\xfe kind: Secret\n").unwrap();
+    let out = sb.seal(&["check", "bin.yaml"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stdout,
+        "bin.yaml:1: is not UTF-8 text, so it cannot be checked\n"
+    );
+    sb.seal(&["check", "missing-dir"])
+        .fails(1, "seal: missing-dir: no such file or directory");
+    sb.write(".sealant.yaml", "rules: [\n");
+    sb.seal(&["check", "bin.yaml"]).fails(1, ".sealant.yaml: ");
+    let r = sb.keygen("k.txt");
+    sb.seal(&["-r", &r, "bin.yaml"])
+        .fails(1, "seal: bin.yaml: is not UTF-8 text");
+    sb.seal(&["keygen", "-o", "no-dir/k.txt"]).fails(
+        1,
+        "seal: no-dir/k.txt: cannot create: No such file or directory (os error 2)",
+    );
+    assert!(!sb.path("no-dir").exists());
+    sb.seal(&["recipient", "missing.txt"])
+        .fails(1, "seal: missing.txt: no such file");
+    sb.seal(&["recipient", "."])
+        .fails(1, "seal: .: is a directory, not a file");
+}
+
+#[test]
+fn usage_errors_say_what_is_expected() {
+    let sb = Sandbox::new();
+    for (args, needle) in [
+        (
+            &["completions", "cmd.exe"][..],
+            "error: invalid value 'cmd.exe' for '<SHELL>'\n  [possible values: bash, elvish, fish, powershell, zsh]",
+        ),
+        (
+            &["fetch-keys", "--controller-url", "localhost:8080"][..],
+            "error: invalid value 'localhost:8080' for '--controller-url <URL>': expected http://HOST[:PORT][/PATH] or https://…, got 'localhost:8080'",
+        ),
+        (
+            &["validate", "--controller-namespace", "Bad"][..],
+            "error: invalid value 'Bad' for '--controller-namespace <NAMESPACE>': expected lowercase letters, digits and '-', at most 63",
+        ),
+        (
+            &["reencrypt", "--controller-name", "Not_A_Name", "x.yaml"][..],
+            "for '--controller-name <NAME>': expected lowercase letters",
+        ),
+    ] {
+        sb.seal(args).fails(2, needle);
+    }
+}

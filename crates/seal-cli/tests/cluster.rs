@@ -904,3 +904,235 @@ fn reencrypt_through_the_service_proxy_and_its_failures() {
     sb.seal(&["reencrypt", "-", "--controller-url", &stub.url()])
         .fails(2, "<stdin>: reencrypt rewrites files in place");
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the error catalog lists for cluster access (docs/errors.md)
+
+#[test]
+fn kubeconfig_problems_name_the_kubeconfig() {
+    let sb = Sandbox::new();
+    sb.keygen("k.txt");
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    let r = sb.read("k.txt");
+    let r = parse_identity_file(&r).unwrap()[0].to_public().to_string();
+    sb.seal(&["-r", &r, "s.yaml", "-w", "db.yaml"]).ok();
+    let bad = sb.write("bad-kubeconfig", "garbage: [\n");
+    let out = with_kubeconfig(&sb, &bad, &["fetch-keys"]).fails(
+        1,
+        &format!(
+            "seal: kubeconfig {}: not a valid kubeconfig: line 1 column 10: unclosed bracket '['",
+            bad.display()
+        ),
+    );
+    assert!(
+        !out.stderr.contains("-->"),
+        "no source excerpt: {}",
+        out.stderr
+    );
+    let no_current = sb.write(
+        "no-current",
+        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+    );
+    with_kubeconfig(&sb, &no_current, &["validate", "db.yaml"]).fails(
+        1,
+        &format!(
+            "seal: kubeconfig {}: no current-context is set: pass --context NAME",
+            no_current.display()
+        ),
+    );
+    let kubeconfig = write_kubeconfig(&sb, "http://127.0.0.1:1", "stub");
+    with_kubeconfig(&sb, &kubeconfig, &["fetch-keys", "--context", "ghost"]).fails(
+        1,
+        &format!(
+            "seal: kubeconfig {}: no context 'ghost' (see kubectl config get-contexts)",
+            kubeconfig.display()
+        ),
+    );
+    // No kubeconfig: validate and reencrypt say so too, and reencrypt rewrites nothing.
+    let before = sb.read("db.yaml");
+    let missing = sb.path("no-kubeconfig");
+    sb.seal(&["validate", "db.yaml"])
+        .fails(1, &format!("seal: no kubeconfig at {}", missing.display()));
+    sb.seal(&["reencrypt", "db.yaml"])
+        .fails(1, "seal: no kubeconfig at");
+    assert_eq!(sb.read("db.yaml"), before);
+}
+
+#[test]
+fn fetch_keys_reports_unusable_answers() {
+    let sb = Sandbox::new();
+    let stub = Stub::start(|req| match req.path.as_str() {
+        "/api/v1/namespaces/nodata/configmaps/sealant-recipients" => answer(
+            200,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "sealant-recipients"}, "data": {"other": "x"}})
+            .to_string(),
+        ),
+        "/api/v1/namespaces/html/configmaps/sealant-recipients" => {
+            answer(200, "<html>login</html>")
+        }
+        "/v1/recipients" => answer(
+            503,
+            "no active key yet: the controller has not loaded or created one\n",
+        ),
+        other => not_found(other),
+    });
+    let kubeconfig = write_kubeconfig(&sb, &stub.url(), "stub");
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["fetch-keys", "--controller-namespace", "nodata"],
+    )
+    .fails(
+        1,
+        "seal: ConfigMap nodata/sealant-recipients has no data.recipients.txt",
+    );
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["fetch-keys", "--controller-namespace", "html"],
+    )
+    .fails(
+        1,
+        &format!(
+            "seal: ConfigMap html/sealant-recipients: {}/ did not answer with a ConfigMap: ",
+            stub.url()
+        ),
+    );
+    sb.seal(&["fetch-keys", "--controller-url", &stub.url()])
+        .fails(
+            1,
+            &format!(
+                "seal: the controller at {}/ answered 503 Service Unavailable: no active key yet: the controller has not loaded or created one",
+                stub.url()
+            ),
+        );
+    let elsewhere = format!("{}/not-the-controller", stub.url());
+    sb.seal(&["fetch-keys", "--controller-url", &elsewhere])
+        .fails(
+            1,
+            "answered 404 Not Found: /not-the-controller/v1/recipients not found (is --controller-url the controller's HTTP API?)",
+        );
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    sb.seal(&["fetch-keys", "--controller-url", &closed]).fails(
+        1,
+        &format!("seal: cannot reach the controller at {closed}/: Connection refused"),
+    );
+}
+
+#[test]
+fn the_service_proxy_explains_403_and_503() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    sb.seal(&["-r", &r, "s.yaml", "-w", "db.yaml"]).ok();
+    let stub = Stub::start(|req| {
+        if req.path.starts_with("/api/v1/namespaces/locked/") {
+            answer(
+                403,
+                json!({"kind": "Status", "code": 403,
+                       "message": "services \"seal-controller\" is forbidden: User \"dev\" cannot get resource \"services/proxy\""})
+                .to_string(),
+            )
+        } else {
+            answer(
+                503,
+                json!({"kind": "Status", "code": 503,
+                       "message": "no endpoints available for service \"seal-controller\""})
+                .to_string(),
+            )
+        }
+    });
+    let kubeconfig = write_kubeconfig(&sb, &stub.url(), "stub");
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &["validate", "db.yaml", "--controller-namespace", "locked"],
+    )
+    .fails(
+        1,
+        "seal: db.yaml:1: SealedSecret 'db': the controller (service locked/seal-controller via",
+    )
+    .fails(
+        1,
+        "answered 403 Forbidden: services \"seal-controller\" is forbidden: User \"dev\" cannot get resource \"services/proxy\" (the service proxy needs permission for services/proxy there; or use --controller-url with kubectl port-forward)",
+    );
+    with_kubeconfig(&sb, &kubeconfig, &["validate", "db.yaml"]).fails(
+        1,
+        "answered 503 Service Unavailable: no endpoints available for service \"seal-controller\" (is the controller running? see --controller-namespace and --controller-name)",
+    );
+    let before = sb.read("db.yaml");
+    with_kubeconfig(&sb, &kubeconfig, &["reencrypt", "db.yaml"]);
+    assert_eq!(sb.read("db.yaml"), before);
+}
+
+#[test]
+fn reencrypt_reports_rate_limits_no_key_and_write_failures() {
+    let sb = Sandbox::new();
+    let old = sb.keygen("old.txt");
+    let new = sb.keygen("new.txt");
+    let db = secret_yaml("db", "prod", &[("pw", "hunter2")]);
+    seal_to(&sb, &old, &db, "db.yaml", "yaml");
+    let before = sb.read("db.yaml");
+    // Always rate limited: tried 5 times, then reported for that file.
+    let limited = Stub::start(|_| {
+        let mut a = answer(
+            429,
+            json!({"error": "rate limited: retry later"}).to_string(),
+        );
+        a.headers.push(("Retry-After", "0".into()));
+        a
+    });
+    let out = sb.seal(&["reencrypt", "--controller-url", &limited.url(), "db.yaml"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "seal: db.yaml:1: SealedSecret 'db': the controller at {}/ answered 429 Too Many Requests: rate limited: retry later (rate limited: try again in 0s)\nseal: 1 of 1 file left as it was; reencrypted 0\n",
+            limited.url()
+        )
+    );
+    assert_eq!(limited.seen().len(), 5, "the first try and 4 retries");
+    assert_eq!(sb.read("db.yaml"), before);
+    // No active key yet.
+    let keyless = Stub::start(|_| {
+        answer(
+            503,
+            json!({"error": "no active key yet: the controller has not loaded or created one"})
+                .to_string(),
+        )
+    });
+    let out = sb.seal(&["reencrypt", "--controller-url", &keyless.url(), "db.yaml"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "seal: db.yaml:1: SealedSecret 'db': the controller at {}/ answered 503 Service Unavailable: no active key yet: the controller has not loaded or created one\nseal: 1 of 1 file left as it was; reencrypted 0\n",
+            keyless.url()
+        )
+    );
+    assert_eq!(sb.read("db.yaml"), before);
+
+    // A directory that cannot be written to: the file is reported and left as it was.
+    let stub = Stub::start(controller(&sb, &["old.txt", "new.txt"], &new));
+    std::fs::create_dir(sb.path("ro")).unwrap();
+    std::fs::write(sb.path("ro/db.yaml"), &before).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sb.path("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    // root writes anyway; then there is nothing to test.
+    let privileged = std::fs::write(sb.path("ro/probe"), "").is_ok();
+    if !privileged {
+        let out = sb.seal(&["reencrypt", "--controller-url", &stub.url(), "ro/db.yaml"]);
+        assert_eq!(out.code, 1);
+        assert!(
+            out.stderr
+                .starts_with("seal: ro/db.yaml: cannot write: Permission denied"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(sb.read("ro/db.yaml"), before);
+        sb.seal(&["merge", "ro/db.yaml", "--from-literal", "a=b", "-r", &new])
+            .fails(1, "seal: ro/db.yaml: cannot write: Permission denied");
+    }
+    std::fs::set_permissions(sb.path("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}

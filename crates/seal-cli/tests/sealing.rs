@@ -445,3 +445,57 @@ fn json_files_stay_json_on_merge() {
     let v: serde_json::Value = serde_json::from_str(&sb.read("db.json")).unwrap();
     assert!(v["spec"]["encryptedData"]["b"].is_string());
 }
+
+#[test]
+fn merge_refuses_what_it_cannot_merge() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    sb.seal(&["-r", &r, "s.yaml", "-w", "db.yaml"]).ok();
+    let sealed = sb.read("db.yaml");
+    sb.write("two.yaml", &format!("{sealed}---\n{sealed}"));
+    sb.seal(&["merge", "two.yaml", "--from-literal", "a=b"])
+        .fails(
+            1,
+            "seal: two.yaml: holds 2 objects; merge works on a file with one SealedSecret",
+        );
+    sb.seal(&["merge", "s.yaml", "--from-literal", "a=b"])
+        .fails(1, "seal: s.yaml:1: is a Secret, not a SealedSecret");
+    sb.seal(&["merge", "missing.yaml", "--from-literal", "a=b"])
+        .fails(1, "seal: missing.yaml: no such file");
+    sb.seal(&["merge", "db.yaml", "--from-file", "missing.txt"])
+        .fails(1, "seal: missing.txt: no such file");
+    sb.seal(&["merge", "db.yaml", "--from-literal", "a b=c"])
+        .fails(
+            1,
+            "seal: db.yaml:1: SealedSecret 'db': item key 'a b' is not valid: use letters, digits, '-', '_' and '.'",
+        );
+    // The file to change cannot be stdin: it is rewritten in place.
+    sb.seal_stdin(&["merge", "-", "--from-literal", "a=b"], &sealed)
+        .fails(
+            2,
+            "seal: <stdin>: merge rewrites the SealedSecret file in place: name it",
+        );
+    assert!(!sb.path("-").exists());
+    // What comes on stdin must be one Secret.
+    sb.seal_stdin(&["merge", "db.yaml"], "kind: ConfigMap\n")
+        .fails(1, "seal: <stdin>:1: is a ConfigMap, not a Secret");
+    let two = format!(
+        "{}---\n{}",
+        secret_yaml("a", "prod", &[("k", "v")]),
+        secret_yaml("b", "prod", &[("k", "v")])
+    );
+    sb.seal_stdin(&["merge", "db.yaml"], &two).fails(
+        1,
+        "seal: <stdin>: expected one Secret to merge (or pass --from-literal/--from-file/--remove)",
+    );
+    sb.seal_stdin(
+        &["merge", "db.yaml"],
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ndata: {a: '!!'}\n",
+    )
+    .fails(
+        1,
+        "seal: <stdin>:1: Secret: data.a is not valid base64 (put plain text under stringData instead)",
+    );
+    assert_eq!(sb.read("db.yaml"), sealed, "unchanged after every failure");
+}

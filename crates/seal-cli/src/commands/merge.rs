@@ -5,17 +5,23 @@ use sealant_core::convert::{common_recipients, remove_items, seal_items, secret_
 use sealant_core::manifest::{Located, Manifest};
 
 use super::seal::items_from_flags;
-use super::{kind_of, read_objects, render};
+use super::{kind_of, parse_objects, read_objects, render};
 use crate::cli::{Format, MergeArgs};
-use crate::failure::{Failure, Result};
+use crate::failure::{Failure, Result, display_path, is_stdin};
 use crate::files::{read_input, write_atomically};
 use crate::recipients::Recipients;
 use std::path::Path;
 
 pub fn run(args: &MergeArgs) -> Result<()> {
     let path = &args.sealed_file;
+    if is_stdin(path) {
+        return Err(Failure::usage(format!(
+            "{}: merge rewrites the SealedSecret file in place: name it",
+            display_path(path)
+        )));
+    }
     let original = read_input(path)?;
-    let mut objects = read_objects(path)?;
+    let mut objects = parse_objects(path, &original)?;
     if objects.len() != 1 {
         return Err(Failure::in_file(
             path,

@@ -1,0 +1,597 @@
+//! The `seal-controller` binary's bad inputs (docs/errors.md): usage errors exit 2 with clap's
+//! message; startup errors exit 1 with one ERROR line naming what to fix. The API server is a
+//! closed port or a stub on 127.0.0.1; no cluster is needed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_seal-controller");
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Exit `code`, nothing on stdout, `needle` on stderr.
+    #[track_caller]
+    fn fails(self, code: i32, needle: &str) -> Run {
+        assert_eq!(self.code, code, "stderr: {}", self.stderr);
+        assert_eq!(self.stdout, "", "no output on failure");
+        assert!(
+            self.stderr.contains(needle),
+            "stderr {:?} lacks {:?}",
+            self.stderr,
+            needle
+        );
+        if code == 1 {
+            // One ERROR line, and nothing else that says ERROR.
+            let errors: Vec<&str> = self
+                .stderr
+                .lines()
+                .filter(|l| l.contains("ERROR"))
+                .collect();
+            assert_eq!(errors.len(), 1, "one ERROR line: {}", self.stderr);
+        }
+        self
+    }
+}
+
+/// The binary with a controlled environment: no Pod, `kubeconfig` as KUBECONFIG.
+fn command(kubeconfig: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env_remove("POD_NAMESPACE")
+        .env_remove("POD_NAME");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SEALANT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+fn run(kubeconfig: &Path, args: &[&str]) -> Run {
+    let out = command(kubeconfig, args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run seal-controller");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1
+kind: Config
+current-context: c
+clusters:
+- name: c
+  cluster:
+    server: {server}
+contexts:
+- name: c
+  context:
+    cluster: c
+    user: u
+users:
+- name: u
+  user:
+    token: t0ken
+"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn usage_errors_exit_2_with_what_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = dir.path().join("none");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--bogus"], "unexpected argument '--bogus' found"),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (
+            &["--key-renew-period", "soon"],
+            "invalid value 'soon' for '--key-renew-period <KEY_RENEW_PERIOD>': 'soon' is not a duration (e.g. 720h, 10m, 15s)",
+        ),
+        (&["--key-renew-period=-5m"], "'-5m' must not be negative"),
+        (&["--resync-period", "10x"], "'10x' is not a duration"),
+        (&["--lease-duration", "abc"], "'abc' is not a duration"),
+        (
+            &["--key-cutoff-time", "yesterday"],
+            "invalid value 'yesterday' for '--key-cutoff-time <KEY_CUTOFF_TIME>': 'yesterday' is not an RFC 3339 time with a zone (e.g. 2026-01-31T00:00:00Z)",
+        ),
+        (
+            &["--key-cutoff-time", "2026-01-31"],
+            "is not an RFC 3339 time",
+        ),
+        (
+            &["--listen-addr", "nowhere"],
+            "invalid value 'nowhere' for '--listen-addr <LISTEN_ADDR>': invalid socket address syntax",
+        ),
+        (
+            &["--leader-elect", "maybe"],
+            "invalid value 'maybe' for '--leader-elect <LEADER_ELECT>'",
+        ),
+        (&["--log-format", "xml"], "[possible values: text, json]"),
+        (&["--verify-rate=-1"], "-1 is not in 0..=4294967295"),
+        (
+            &["--reencrypt-rate", "lots"],
+            "invalid digit found in string",
+        ),
+        (
+            &["--namespace", "Bad_NS"],
+            "invalid value 'Bad_NS' for '--namespace <NAMESPACE>': 'Bad_NS' is not a namespace (lowercase letters, digits and '-', at most 63)",
+        ),
+        (&["--namespaces", "a,B"], "'B' is not a namespace"),
+        (
+            &["rotate", "--namespace", "Bad"],
+            "'Bad' is not a namespace",
+        ),
+        (
+            &["rotate", "--bogus"],
+            "unexpected argument '--bogus' found",
+        ),
+        (&["crd", "--x"], "unexpected argument '--x' found"),
+    ];
+    for (args, needle) in cases {
+        let out = run(&none, args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert!(
+            out.stderr.starts_with("error: ") && out.stderr.contains(needle),
+            "{args:?}: {:?} lacks {needle:?}",
+            out.stderr
+        );
+    }
+    // The environment is checked the same way.
+    let out = {
+        let mut cmd = command(&none, &[]);
+        cmd.env("SEALANT_KEY_RENEW_PERIOD", "soon");
+        cmd.output().unwrap()
+    };
+    assert_eq!(out.status.code(), Some(2));
+    // crd needs no cluster.
+    let crd = run(&none, &["crd"]);
+    assert_eq!(crd.code, 0, "{}", crd.stderr);
+    assert!(crd.stdout.contains("kind: CustomResourceDefinition"));
+}
+
+#[test]
+fn no_usable_kubeconfig_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    for args in [&["rotate"][..], &["--leader-elect=false"][..]] {
+        run(&missing, args).fails(
+            1,
+            &format!(
+                "ERROR seal_controller: no kubeconfig at {}, and not in a Pod (KUBERNETES_SERVICE_HOST is not set)",
+                missing.display()
+            ),
+        );
+    }
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "garbage: [\n").unwrap();
+    let out = run(&bad, &["rotate"]).fails(
+        1,
+        &format!(
+            "kubeconfig {}: failed to parse kubeconfig YAML: line 1 column 10: unclosed bracket '['",
+            bad.display()
+        ),
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let no_context = dir.path().join("no-context");
+    std::fs::write(
+        &no_context,
+        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+    )
+    .unwrap();
+    run(&no_context, &["rotate"]).fails(
+        1,
+        &format!(
+            "kubeconfig {}: no current-context is set",
+            no_context.display()
+        ),
+    );
+}
+
+#[test]
+fn an_unreachable_api_server_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("http://127.0.0.1:{}", closed_port());
+    let kubeconfig = write_kubeconfig(dir.path(), &server);
+    let out = run(&kubeconfig, &["rotate"]).fails(
+        1,
+        &format!(
+            "cannot make a new key in namespace sealant-system: cannot reach the API server at {server}/: Connection refused"
+        ),
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    // The controller: taking part in leader election is the first thing that needs the API.
+    run(&kubeconfig, &["--listen-addr", "127.0.0.1:0"]).fails(
+        1,
+        &format!("cannot reach the API server at {server}/: Connection refused"),
+    );
+}
+
+#[test]
+fn a_listen_address_in_use_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", closed_port()));
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    run(
+        &kubeconfig,
+        &["--listen-addr", &addr, "--leader-elect=false"],
+    )
+    .fails(
+        1,
+        &format!("cannot listen on {addr} (--listen-addr): Address already in use"),
+    );
+}
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port`: the status code and body, or None if nothing listens yet.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// Polls until `/readyz` answers.
+fn readyz(port: u16) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(answer) = http_get(port, "/readyz") {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "the HTTP server never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn without_the_api_server_the_controller_stays_unready_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("http://127.0.0.1:{}", closed_port());
+    let kubeconfig = write_kubeconfig(dir.path(), &server);
+    let port = closed_port();
+    let log = dir.path().join("stderr");
+    let child = command(
+        &kubeconfig,
+        &[
+            "--leader-elect=false",
+            "--listen-addr",
+            &format!("127.0.0.1:{port}"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
+    let child = Running(child);
+    assert_eq!(
+        readyz(port),
+        (503, "keys not loaded; caches not synced".to_owned())
+    );
+    // It keeps retrying, and says so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("WARN sealant_controller::keys: key watch error; retrying") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no warning: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(child);
+}
+
+/// Known issue: with the cluster unreachable, SIGTERM is logged but the process does not exit
+/// (kube-runtime holds the applier until its store is ready; run.rs waits for it). The fix
+/// belongs in crates/controller/src/run.rs: bound the wait for the reconciler after `stop`.
+#[test]
+#[ignore = "seal-controller ignores SIGTERM while the API server is unreachable (run.rs)"]
+fn sigterm_stops_the_controller_even_without_the_api_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", closed_port()));
+    let port = closed_port();
+    let child = command(
+        &kubeconfig,
+        &[
+            "--leader-elect=false",
+            "--listen-addr",
+            &format!("127.0.0.1:{port}"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut child = Running(child);
+    readyz(port);
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "still running 20 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A stub API server for `rotate`
+
+type Handler = Box<dyn Fn(&str, &str, &str) -> (u16, String) + Send>;
+
+/// Answers one request per connection (then closes) with `handler(method, path, body)`.
+struct Stub {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Stub {
+    fn start(handler: impl Fn(&str, &str, &str) -> (u16, String) + Send + 'static) -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Handler = Box::new(handler);
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        serve(stream, &handler);
+                    }
+                }
+            })
+        };
+        Stub {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, handler: &Handler) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let (status, reply) = handler(&method, &path, &String::from_utf8_lossy(&body));
+    let head = format!(
+        "HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reply.len()
+    );
+    let mut stream = stream;
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(reply.as_bytes());
+}
+
+const SECRETS: &str = "/api/v1/namespaces/sealant-system/secrets";
+const CONFIGMAPS: &str = "/api/v1/namespaces/sealant-system/configmaps";
+
+fn status(code: u16, reason: &str, message: &str) -> (u16, String) {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                      "message": message, "reason": reason, "code": code});
+    (code, body.to_string())
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn key_secret(name: &str, data: Value, state: Option<&str>) -> Value {
+    let mut labels = json!({"sealant.dev/key": "true"});
+    if let Some(state) = state {
+        labels["sealant.dev/key-state"] = json!(state);
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": "sealant-system", "labels": labels,
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "data": data,
+    })
+}
+
+#[test]
+fn rotate_reports_what_the_api_server_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stub = Stub::start(|_, path, _| {
+        if path.starts_with(SECRETS) {
+            status(
+                403,
+                "Forbidden",
+                "secrets is forbidden: User \"dev\" cannot list resource \"secrets\" in API group \"\" in the namespace \"sealant-system\"",
+            )
+        } else {
+            status(404, "NotFound", "not found")
+        }
+    });
+    let kubeconfig = write_kubeconfig(dir.path(), &stub.url());
+    run(&kubeconfig, &["rotate"]).fails(
+        1,
+        &format!(
+            "cannot make a new key in namespace sealant-system: the API server at {}/ answered 403 Forbidden: secrets is forbidden: User \"dev\" cannot list resource",
+            stub.url()
+        ),
+    );
+}
+
+#[test]
+fn malformed_key_secrets_are_skipped_with_a_warning_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A valid identity, under a state label that is not one of the three.
+    let identity = sealant_core::keys::generate_key("2026-01-01T00:00:00Z").file_text;
+    let listed = vec![
+        key_secret(
+            "byo-garbage",
+            json!({"key.txt": b64("# mine\nAGE-SECRET-KEY-1NOTAREALKEY\n")}),
+            None,
+        ),
+        key_secret("byo-empty", json!({"other.txt": b64("x")}), None),
+        key_secret(
+            "byo-state",
+            json!({"key.txt": b64(identity.as_str())}),
+            Some("revoked"),
+        ),
+    ];
+    let created = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let stub = {
+        let created = created.clone();
+        Stub::start(move |method, path, body| {
+            let bare = path.split('?').next().unwrap_or_default();
+            match (method, bare) {
+                ("GET", SECRETS) => {
+                    let mut items = listed.clone();
+                    items.extend(created.lock().unwrap().iter().cloned());
+                    let list = json!({"apiVersion": "v1", "kind": "SecretList",
+                                      "metadata": {"resourceVersion": "1"}, "items": items});
+                    (200, list.to_string())
+                }
+                ("POST", SECRETS) => {
+                    let mut secret: Value = serde_json::from_str(body).unwrap();
+                    secret["metadata"]["name"] = json!("sealant-key-new");
+                    created.lock().unwrap().push(secret.clone());
+                    (201, secret.to_string())
+                }
+                ("GET", p) if p.starts_with(CONFIGMAPS) => status(404, "NotFound", "not found"),
+                ("POST", CONFIGMAPS) => (201, body.to_owned()),
+                _ => status(404, "NotFound", "not found"),
+            }
+        })
+    };
+    let kubeconfig = write_kubeconfig(dir.path(), &stub.url());
+    let out = run(&kubeconfig, &["rotate"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.trim().starts_with("age1"), "{}", out.stdout);
+    for warning in [
+        "ignoring key Secret secret=\"byo-garbage\" error=data.key.txt is not an age identity file: line 2: not an age X25519 identity",
+        "ignoring key Secret secret=\"byo-empty\" error=has no data.key.txt holding an age identity",
+        "ignoring key Secret secret=\"byo-state\" error=label sealant.dev/key-state='revoked' is not active, retired or compromised",
+    ] {
+        let plain = warning.replace('"', "");
+        assert!(
+            out.stderr.contains(warning) || out.stderr.contains(&plain),
+            "{warning}: {}",
+            out.stderr
+        );
+    }
+    let secret_line = identity
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap();
+    assert!(
+        !out.stderr.contains(secret_line) && !out.stderr.contains("NOTAREALKEY"),
+        "never echo key material: {}",
+        out.stderr
+    );
+    assert_eq!(created.lock().unwrap().len(), 1, "one new key");
+}
