@@ -140,6 +140,9 @@ pub async fn run(
     Ok(())
 }
 
+/// How long a stop waits for reconciles in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// What the leader runs, until `stop`.
 #[derive(Clone)]
 struct Leading {
@@ -210,7 +213,15 @@ impl Leading {
         renewal.abort();
         publisher.abort();
         if !ended_early {
-            let _ = reconciling.await;
+            // In-flight reconciles may finish, briefly: with the API server unreachable, the
+            // runtime would hold a stop forever (its store never becomes ready).
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut reconciling)
+                .await
+                .is_err()
+            {
+                warn!("reconciles still running at shutdown; abandoning them");
+                reconciling.abort();
+            }
         }
         !ended_early
     }
