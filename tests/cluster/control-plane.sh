@@ -232,7 +232,17 @@ launch() {
   shift 2
   # Appends: a component restarted by a fault subcommand keeps its earlier log.
   setsid "$@" </dev/null >>"${dir}/logs/${name}.log" 2>&1 9>&- &
-  printf '%s\n' "$!" >"${dir}/run/${name}.pid"
+  local pid=$! waited=0 state
+  printf '%s\n' "${pid}" >"${dir}/run/${name}.pid"
+  # Until the child has exec'd, its command line is still this script's, which
+  # live_pid does not recognise: a check in that window took a starting
+  # component for a dead one. Wait for the exec (or an exit).
+  until live_pid "${dir}" "${name}" >/dev/null || [[ ${waited} -ge 100 ]]; do
+    state=$(awk '{ print $3 }' "/proc/${pid}/stat" 2>/dev/null) || break
+    [[ ${state} != Z ]] || break
+    sleep 0.05
+    waited=$((waited + 1))
+  done
 }
 
 # SIGTERM (then SIGKILL after STOP_TIMEOUT), or with a third argument KILL, SIGKILL at once.
