@@ -44,7 +44,10 @@ struct Versions {
 }
 
 impl SecretVersions {
-    pub fn observe(&self, event: &Event<PartialObjectMeta<Secret>>) {
+    /// Follows one watch event. After a re-list, returns the Secrets (namespace, name) that
+    /// were known before and are gone now: deleted while the watch was down, which no
+    /// event will ever report.
+    pub fn observe(&self, event: &Event<PartialObjectMeta<Secret>>) -> Vec<(String, String)> {
         let mut v = self.inner.lock().expect("versions lock");
         let entry = |s: &PartialObjectMeta<Secret>| {
             let ns = s.namespace().unwrap_or_default();
@@ -60,8 +63,16 @@ impl SecretVersions {
             Event::InitDone => {
                 let mut fresh = v.relist.take().unwrap_or_default();
                 fresh.shrink_to_fit();
-                v.current = fresh;
+                let old = std::mem::replace(&mut v.current, fresh);
                 v.listed = true;
+                return old
+                    .into_keys()
+                    .filter(|k| !v.current.contains_key(k))
+                    .filter_map(|k| {
+                        k.split_once('/')
+                            .map(|(ns, name)| (ns.to_owned(), name.to_owned()))
+                    })
+                    .collect();
             }
             Event::Apply(s) => {
                 let (k, rv) = entry(s);
@@ -71,6 +82,7 @@ impl SecretVersions {
                 v.current.remove(&entry(s).0);
             }
         }
+        Vec::new()
     }
 
     pub fn get(&self, namespace: &str, name: &str) -> Seen {
@@ -238,7 +250,12 @@ mod tests {
         v.observe(&Event::Apply(meta("old", "4")));
         v.observe(&Event::Init);
         v.observe(&Event::InitApply(meta("new", "5")));
-        v.observe(&Event::InitDone);
+        let vanished = v.observe(&Event::InitDone);
+        assert_eq!(
+            vanished,
+            vec![("prod".to_owned(), "old".to_owned())],
+            "deleted while the watch was down"
+        );
         assert_eq!(v.get("prod", "old"), Seen::Absent);
         assert_eq!(v.get("prod", "new"), Seen::At("5".into()));
     }

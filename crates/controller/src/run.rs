@@ -284,8 +284,19 @@ impl Leading {
             let written = ctx.written.clone();
             // No backoff of its own: the controller's trigger backoff covers both watches.
             let secret_changes = watcher(secret_api, watcher::Config::default())
-                .inspect_ok(move |event| versions.observe(event))
-                .touched_objects()
+                .map_ok(move |event| {
+                    // A Secret deleted while the watch was down (an API server restart)
+                    // shows up only as missing from the re-list: re-run its SealedSecret too.
+                    let vanished = versions.observe(&event).into_iter().map(gone);
+                    let touched = match event {
+                        watcher::Event::Apply(s)
+                        | watcher::Event::InitApply(s)
+                        | watcher::Event::Delete(s) => Some(s),
+                        watcher::Event::Init | watcher::Event::InitDone => None,
+                    };
+                    stream::iter(touched.into_iter().chain(vanished).map(Ok))
+                })
+                .try_flatten()
                 .try_filter(move |secret| {
                     let echo = written.is_echo(
                         &secret.namespace().unwrap_or_default(),
@@ -350,6 +361,14 @@ impl Leading {
         }
         futures::future::join_all(controllers).await;
     }
+}
+
+/// Stands in for a Secret that is gone: only its namespace and name.
+fn gone((namespace, name): (String, String)) -> PartialObjectMeta<Secret> {
+    let mut meta = PartialObjectMeta::<Secret>::default();
+    meta.metadata.namespace = Some(namespace);
+    meta.metadata.name = Some(name);
+    meta
 }
 
 /// Drops what the reconciler never reads from a cached SealedSecret.

@@ -157,6 +157,30 @@ impl ControlPlane {
         self.fault("resume-etcd");
     }
 
+    /// Deletes one key straight from etcd (through its v3 JSON gateway), behind the API
+    /// server's back: for a change no watch can report, made while the API server is down.
+    pub fn etcd_delete(&self, key: &str) {
+        use base64::Engine as _;
+        let ports = std::fs::read_to_string(self.dir.path().join("run/ports")).unwrap();
+        let port = ports
+            .lines()
+            .find_map(|l| l.strip_prefix("etcd_client="))
+            .expect("etcd_client port");
+        let body = serde_json::json!({
+            "key": base64::engine::general_purpose::STANDARD.encode(key),
+        });
+        let mut cmd = Command::new("curl");
+        cmd.args(["-fsS", "--max-time", "10", "-X", "POST", "-d"])
+            .arg(body.to_string())
+            .arg(format!("http://127.0.0.1:{port}/v3/kv/deleterange"));
+        let out = ok(run(cmd, None));
+        let reply: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            reply["deleted"], "1",
+            "etcd deleted nothing at {key}: {out}"
+        );
+    }
+
     pub fn kubectl_cmd(&self) -> Command {
         let mut cmd = Command::new("kubectl");
         cmd.env("KUBECONFIG", &self.kubeconfig);
