@@ -193,7 +193,11 @@ async fn verify(State(state): State<Shared>, body: Result<Bytes, BytesRejection>
     off_runtime(move || verify_body(&body, &view)).await
 }
 
-fn verify_body(body: &[u8], view: &KeysView) -> Response {
+/// The body of `/v1/verify`: 200 with the recipient that opened it, 400 for a body that is
+/// not one SealedSecret, 409 for one that does not open here.
+///
+/// Public for the fuzz targets (`fuzz/`) and property tests; the router is the real entry point.
+pub fn verify_body(body: &[u8], view: &KeysView) -> Response {
     let sealed = match parse_sealed(body) {
         Ok(sealed) => sealed,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
@@ -221,7 +225,12 @@ async fn reencrypt_handler(
     off_runtime(move || reencrypt_body(&body, &view)).await
 }
 
-fn reencrypt_body(body: &[u8], view: &KeysView) -> Response {
+/// The body of `/v1/reencrypt`: 200 with the SealedSecret sealed again to the active keys,
+/// 400 for a body that is not one SealedSecret, 409 for one that does not open or re-seal,
+/// 503 while there is no active key.
+///
+/// Public for the fuzz targets (`fuzz/`) and property tests; the router is the real entry point.
+pub fn reencrypt_body(body: &[u8], view: &KeysView) -> Response {
     let recipients = match active_recipients(view) {
         Ok(recipients) => recipients,
         Err((status, reason)) => return error(status, reason),
@@ -254,7 +263,9 @@ fn active_recipients(view: &KeysView) -> Result<Vec<Recipient>, (StatusCode, Str
 }
 
 /// The one SealedSecret a request body must hold (YAML or JSON), or why it does not.
-fn parse_sealed(body: &[u8]) -> Result<SealedSecret, String> {
+///
+/// Public for the fuzz targets (`fuzz/`) and property tests.
+pub fn parse_sealed(body: &[u8]) -> Result<SealedSecret, String> {
     let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8 text".to_owned())?;
     let mut objects =
         read_manifests(text).map_err(|e| format!("body is not a YAML or JSON manifest: {e}"))?;
