@@ -245,6 +245,30 @@ async fn verify_refuses_a_relocated_strict_object() {
 }
 
 #[tokio::test]
+async fn verify_and_reencrypt_refuse_an_item_renamed_to_an_invalid_key() {
+    // Found by fuzzing: verify said 200 where reencrypt said 409 and the API server would
+    // refuse the Secret.
+    let active = active_key();
+    let s = server(vec![active.clone()], 10);
+    let mut sealed = seal_to(DB, &active.recipient);
+    let spec = &mut sealed.spec;
+    let (item, value) = spec.encrypted_data.pop_first().unwrap();
+    spec.encrypted_data.insert("pass word".into(), value);
+    let recorded = spec.recipients.remove(&item).unwrap();
+    spec.recipients.insert("pass word".into(), recorded);
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        let r = post_json(&s.router, path, &sealed).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{path}: {}", r.body);
+        assert!(
+            r.body.contains("item key 'pass word' is not valid"),
+            "{path}: {}",
+            r.body
+        );
+        assert!(!r.body.contains(PLAINTEXT));
+    }
+}
+
+#[tokio::test]
 async fn malformed_bodies_are_bad_requests() {
     let s = server(vec![active_key()], 100);
     let sealed = serde_json::to_string(&seal_to(DB, &active_key().recipient)).unwrap();

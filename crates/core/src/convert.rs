@@ -280,6 +280,9 @@ pub fn unseal(sealed: &SealedSecret, keys: &KeyRing) -> Result<UnsealedSecret, C
     let mut data = BTreeMap::new();
     let mut opened_with = BTreeSet::new();
     for (item, ciphertext) in &sealed.spec.encrypted_data {
+        // Item keys are not bound to values and may be renamed, but only to keys a Secret can
+        // have: said here, not as a 422 from the API server when the Secret is written.
+        check_item_key(item)?;
         let recorded = sealed.spec.recipients.get(item).unwrap_or(&none);
         let opened = open_value(ciphertext, recorded, sealed.spec.scope, &target, keys).map_err(
             |error| ConvertError::Open {
