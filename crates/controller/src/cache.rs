@@ -87,7 +87,13 @@ impl SecretVersions {
 
     pub fn get(&self, namespace: &str, name: &str) -> Seen {
         let v = self.inner.lock().expect("versions lock");
-        match v.current.get(&key(namespace, name)) {
+        let k = key(namespace, name);
+        // A re-list in progress already knows the newer version of what it has listed so far
+        // (reconciles run between its pages); what it has not reached yet is as before.
+        if let Some(rv) = v.relist.as_ref().and_then(|r| r.get(&k)) {
+            return Seen::At(rv.clone());
+        }
+        match v.current.get(&k) {
             Some(rv) => Seen::At(rv.clone()),
             None if v.listed => Seen::Absent,
             None => Seen::Unknown,
@@ -238,7 +244,16 @@ mod tests {
         assert_eq!(v.get("prod", "db"), Seen::Unknown);
         v.observe(&Event::Init);
         v.observe(&Event::InitApply(meta("db", "1")));
-        assert_eq!(v.get("prod", "db"), Seen::Unknown, "not listed yet");
+        assert_eq!(
+            v.get("prod", "db"),
+            Seen::At("1".into()),
+            "on a page listed"
+        );
+        assert_eq!(
+            v.get("prod", "other"),
+            Seen::Unknown,
+            "the first list is not done"
+        );
         v.observe(&Event::InitDone);
         assert_eq!(v.get("prod", "db"), Seen::At("1".into()));
         assert_eq!(v.get("prod", "other"), Seen::Absent);
@@ -250,6 +265,13 @@ mod tests {
         v.observe(&Event::Apply(meta("old", "4")));
         v.observe(&Event::Init);
         v.observe(&Event::InitApply(meta("new", "5")));
+        v.observe(&Event::InitApply(meta("db-edited", "6")));
+        assert_eq!(
+            v.get("prod", "db-edited"),
+            Seen::At("6".into()),
+            "listed before the re-list is done"
+        );
+        assert_eq!(v.get("prod", "old"), Seen::At("4".into()), "not listed yet");
         let vanished = v.observe(&Event::InitDone);
         assert_eq!(
             vanished,

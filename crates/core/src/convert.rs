@@ -42,7 +42,9 @@ pub enum ConvertError {
     NamespaceConflict { found: String, given: String },
     #[error("data.{0} is not valid base64 (put plain text under stringData instead)")]
     BadBase64(String),
-    #[error("item key '{0}' is not valid: use letters, digits, '-', '_' and '.'")]
+    #[error(
+        "item key '{0}' is not valid: use letters, digits, '-', '_' and '.', not '.' alone or a leading '..'"
+    )]
     BadItemKey(String),
     #[error("has no data or stringData: nothing to seal (pass --allow-empty to seal it anyway)")]
     Empty,
@@ -367,10 +369,12 @@ pub fn reencrypt(
     Ok(resealed)
 }
 
-/// Kubernetes' rule for Secret item keys.
+/// Kubernetes' rule for Secret item keys (apimachinery's IsConfigMapKey).
 fn check_item_key(key: &str) -> Result<(), ConvertError> {
     let ok = !key.is_empty()
         && key.len() <= 253
+        && key != "."
+        && !key.starts_with("..")
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
@@ -470,6 +474,14 @@ mod tests {
             (
                 "kind: Secret\nmetadata: {name: a, namespace: b}\nstringData: {'a b': x}\n",
                 ConvertError::BadItemKey("a b".into()),
+            ),
+            (
+                "kind: Secret\nmetadata: {name: a, namespace: b}\nstringData: {'..data': x}\n",
+                ConvertError::BadItemKey("..data".into()),
+            ),
+            (
+                "kind: Secret\nmetadata: {name: a, namespace: b}\nstringData: {'.': x}\n",
+                ConvertError::BadItemKey(".".into()),
             ),
         ];
         for (yaml, expected) in cases {

@@ -468,7 +468,7 @@ fn merge_refuses_what_it_cannot_merge() {
     sb.seal(&["merge", "db.yaml", "--from-literal", "a b=c"])
         .fails(
             1,
-            "seal: db.yaml:1: SealedSecret 'db': item key 'a b' is not valid: use letters, digits, '-', '_' and '.'",
+            "seal: db.yaml:1: SealedSecret 'db': item key 'a b' is not valid: use letters, digits, '-', '_' and '.', not '.' alone or a leading '..'",
         );
     // The file to change cannot be stdin: it is rewritten in place.
     sb.seal_stdin(&["merge", "-", "--from-literal", "a=b"], &sealed)
