@@ -205,6 +205,17 @@ fn item_keys_may_be_renamed_freely() {
         .ok()
         .stdout;
     assert!(out.contains("pw: eA=="), "{out}");
+    // …but only to keys a Secret can have.
+    sb.write("bad.yaml", &sealed.replace("password:", "'pass word':"));
+    let out = sb.seal(&["unseal", "-i", "k.txt", "bad.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "partial output: {}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("bad.yaml:1: SealedSecret 'db': item key 'pass word' is not valid"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
