@@ -14,6 +14,9 @@ use std::sync::LazyLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+#[path = "../../crates/core/tests/harness/mod.rs"]
+mod harness;
+
 use libfuzzer_sys::fuzz_target;
 use sealant_core::KeyRing;
 use sealant_core::scope::{Binding, Scope, Target};
@@ -56,41 +59,6 @@ fn home() -> Target {
     Target::new("prod", "db")
 }
 
-/// The header records of an age file: `(start, end)` byte ranges of each `-> ` stanza, and
-/// where the `---` MAC line starts. None when the header no longer parses this way.
-fn records(file: &[u8]) -> Option<(Vec<(usize, usize)>, usize)> {
-    let first = file.iter().position(|&b| b == b'\n')? + 1;
-    let mac = first
-        + find(&file[first..], b"\n---")
-            .map(|i| i + 1)
-            .or_else(|| file[first..].starts_with(b"---").then_some(0))?;
-    let mut starts: Vec<usize> = (first..mac)
-        .filter(|&i| (i == first || file[i - 1] == b'\n') && file[i..].starts_with(b"-> "))
-        .collect();
-    if starts.first() != Some(&first) {
-        return None;
-    }
-    starts.push(mac);
-    Some((starts.windows(2).map(|w| (w[0], w[1])).collect(), mac))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Rebuilds the file with its records replaced.
-fn with_records(file: &[u8], edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Option<Vec<u8>> {
-    let (ranges, mac) = records(file)?;
-    let mut recs: Vec<Vec<u8>> = ranges.iter().map(|&(s, e)| file[s..e].to_vec()).collect();
-    edit(&mut recs);
-    let mut out = file[..ranges[0].0].to_vec();
-    for r in recs {
-        out.extend_from_slice(&r);
-    }
-    out.extend_from_slice(&file[mac..]);
-    Some(out)
-}
-
 fuzz_target!(|data: &[u8]| {
     let f = &*FIXTURE;
     let mut file = f.file.clone();
@@ -130,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
                 file.drain(i..end);
             }
             5 => {
-                if let Some(new) = with_records(&file, |r| {
+                if let Some(new) = harness::with_records(&file, |r| {
                     let (i, j) = (usize::from(a) % r.len(), usize::from(c) % r.len());
                     r.swap(i, j);
                 }) {
@@ -138,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             6 => {
-                if let Some(new) = with_records(&file, |r| {
+                if let Some(new) = harness::with_records(&file, |r| {
                     let i = usize::from(a) % r.len();
                     let copy = r[i].clone();
                     r.insert(usize::from(c) % (r.len() + 1), copy);
@@ -147,7 +115,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             7 => {
-                if let Some(new) = with_records(&file, |r| {
+                if let Some(new) = harness::with_records(&file, |r| {
                     r.remove(usize::from(a) % r.len());
                 }) {
                     file = new;
@@ -155,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
             }
             8 => {
                 // Splice: the first line (tag and args) of one record onto another's body.
-                if let Some(new) = with_records(&file, |r| {
+                if let Some(new) = harness::with_records(&file, |r| {
                     let (i, j) = (usize::from(a) % r.len(), usize::from(c) % r.len());
                     let split = |rec: &[u8]| rec.iter().position(|&b| b == b'\n').map(|p| p + 1);
                     if let (Some(si), Some(sj)) = (split(&r[i]), split(&r[j])) {

@@ -8,6 +8,9 @@
 
 #![no_main]
 
+#[path = "../../crates/core/tests/harness/mod.rs"]
+mod harness;
+
 use libfuzzer_sys::fuzz_target;
 use sealant_core::SealedSecret;
 use sealant_core::check::check_text;
@@ -35,18 +38,6 @@ fn reads_back(sealed: &SealedSecret, text: &str, how: &str) {
     }
 }
 
-/// Lines as YAML counts them: LF, CRLF and a lone CR each end one (YAML 1.2, 5.4). The
-/// readers report lines that way, so a lone CR starts a new line in their messages.
-fn yaml_lines(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    let breaks = bytes
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
-        .count();
-    breaks + 1
-}
-
 fuzz_target!(|data: &[u8]| {
     // `seal reencrypt` parses the controller's reply as bytes.
     let _ = serde_json::from_slice::<SealedSecret>(data);
@@ -54,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let lines = yaml_lines(text);
+    let lines = harness::yaml_lines(text);
     let read = read_manifests(text);
     let findings = check_text(text, None, None);
     match read {

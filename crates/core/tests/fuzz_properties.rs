@@ -5,6 +5,8 @@
 //! properties are in properties.rs. A finding of the fuzzers becomes a `fuzz_regression_*`
 //! test here.
 
+mod harness;
+
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -123,30 +125,10 @@ fn edit() -> impl Strategy<Value = Edit> {
     ]
 }
 
-/// The `-> ` records of an age header as byte ranges, and where the `---` line starts.
-fn records(file: &[u8]) -> Option<(Vec<(usize, usize)>, usize)> {
-    let first = file.iter().position(|&b| b == b'\n')? + 1;
-    let mac = first + file[first..].windows(4).position(|w| w == b"\n---")? + 1;
-    let mut starts: Vec<usize> = (first..mac)
-        .filter(|&i| (i == first || file[i - 1] == b'\n') && file[i..].starts_with(b"-> "))
-        .collect();
-    if starts.first() != Some(&first) {
-        return None;
-    }
-    starts.push(mac);
-    Some((starts.windows(2).map(|w| (w[0], w[1])).collect(), mac))
-}
-
 fn edit_records(file: &mut Vec<u8>, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
-    let Some((ranges, mac)) = records(file) else {
-        return;
-    };
-    let mut recs: Vec<Vec<u8>> = ranges.iter().map(|&(s, e)| file[s..e].to_vec()).collect();
-    edit(&mut recs);
-    let mut out = file[..ranges[0].0].to_vec();
-    out.extend(recs.concat());
-    out.extend_from_slice(&file[mac..]);
-    *file = out;
+    if let Some(out) = harness::with_records(file, edit) {
+        *file = out;
+    }
 }
 
 /// Applies `edits` to the fixture's value; checks it opens only unchanged, and then to the
@@ -257,22 +239,11 @@ fn manifest_like() -> impl Strategy<Value = String> {
         .prop_map(|parts| parts.into_iter().map(|(f, s)| format!("{f}{s}")).collect())
 }
 
-/// Lines as YAML counts them: LF, CRLF and a lone CR each end one (YAML 1.2, 5.4).
-fn yaml_lines(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    let breaks = bytes
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
-        .count();
-    breaks + 1
-}
-
 /// What the read_manifest fuzz target checks for one text.
 fn read_checked(text: &str) {
     let started = Instant::now();
     let _ = serde_json::from_str::<SealedSecret>(text);
-    let lines = yaml_lines(text);
+    let lines = harness::yaml_lines(text);
     let findings = check_text(text, None, None);
     match read_manifests(text) {
         Err(e) => {
@@ -436,7 +407,7 @@ fn fuzz_regression_lone_cr_line_breaks() {
     text.push_str("ata:\n\r\r\r\r\r\r\rata:\n  passwo k':v'}\n");
     let err = read_manifests(&text).unwrap_err();
     assert_eq!(err.line, 38, "{err}");
-    assert!(err.line <= yaml_lines(&text));
+    assert!(err.line <= harness::yaml_lines(&text));
     assert_eq!(check_text(&text, None, None).len(), 1);
     read_checked(&text);
 }
