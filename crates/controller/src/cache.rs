@@ -102,7 +102,8 @@ impl SecretVersions {
 }
 
 /// Per SealedSecret (by namespace/name): the Secret version it last wrote or read back as
-/// up to date, and the status it last wrote, for one uid and generation.
+/// up to date, the status it last wrote, and whether its last reconcile ended with both in
+/// place, for one uid and generation.
 #[derive(Debug, Default)]
 pub struct Written {
     entries: Mutex<HashMap<String, Entry>>,
@@ -114,6 +115,8 @@ struct Entry {
     generation: Option<i64>,
     secret: Option<(String, Instant)>,
     status: Option<u64>,
+    /// The key epoch of a reconcile that left the Secret and the status as they should be.
+    reconciled: Option<u64>,
 }
 
 impl Written {
@@ -133,6 +136,7 @@ impl Written {
                 generation,
                 secret: None,
                 status: None,
+                reconciled: None,
             });
         if entry.uid != uid || entry.generation != generation {
             *entry = Entry {
@@ -140,6 +144,7 @@ impl Written {
                 generation,
                 secret: None,
                 status: None,
+                reconciled: None,
             };
         }
         f(entry)
@@ -197,6 +202,31 @@ impl Written {
 
     pub fn record_status(&self, sealed: &SealedSecret, digest: u64) {
         self.with_entry(sealed, |e| e.status = Some(digest));
+    }
+
+    /// Records how the reconcile of this generation ended: `Some(epoch)` when the Secret and
+    /// the status are as they should be under that key epoch, `None` when not.
+    pub fn record_reconciled(&self, sealed: &SealedSecret, epoch: Option<u64>) {
+        self.with_entry(sealed, |e| e.reconciled = epoch);
+    }
+
+    /// Did the last reconcile of this generation leave everything in place?
+    pub fn is_reconciled(&self, sealed: &SealedSecret) -> bool {
+        self.find(sealed, |e| e.reconciled).is_some()
+    }
+
+    /// If this generation was reconciled under key epoch `epoch`: the Secret version it left,
+    /// and whether that was confirmed within `max_age`.
+    pub fn reconciled_secret(
+        &self,
+        sealed: &SealedSecret,
+        epoch: u64,
+        max_age: Duration,
+    ) -> Option<(String, bool)> {
+        self.find(sealed, |e| {
+            let (rv, at) = e.secret.as_ref().filter(|_| e.reconciled == Some(epoch))?;
+            Some((rv.clone(), at.elapsed() < max_age))
+        })
     }
 
     pub fn forget(&self, sealed: &SealedSecret) {
@@ -302,6 +332,30 @@ mod tests {
             assert_eq!(w.secret_version(&other, Duration::from_secs(60)), None);
             assert!(!w.status_written(&other, 7));
         }
+        assert!(!w.is_reconciled(&s));
+        w.record_reconciled(&s, Some(3));
+        assert!(w.is_reconciled(&s));
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            w.reconciled_secret(&s, 3, minute),
+            Some(("10".into(), true))
+        );
+        assert_eq!(
+            w.reconciled_secret(&s, 3, Duration::ZERO),
+            Some(("10".into(), false))
+        );
+        assert_eq!(
+            w.reconciled_secret(&s, 4, minute),
+            None,
+            "keys withdrawn since"
+        );
+        assert!(!w.is_reconciled(&sealed("u1", 2)));
+        w.record_reconciled(&s, None);
+        assert_eq!(
+            w.reconciled_secret(&s, 3, minute),
+            None,
+            "the last reconcile failed"
+        );
         w.record_status(&sealed("u1", 2), 9);
         assert!(
             !w.knows_secret("prod", "db"),

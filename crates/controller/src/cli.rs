@@ -63,7 +63,7 @@ pub struct RunArgs {
     /// At start, make a new key if the newest is older than this time (RFC 3339).
     #[arg(long, env = "SEALANT_KEY_CUTOFF_TIME", value_parser = parse_time)]
     pub key_cutoff_time: Option<Timestamp>,
-    /// Reconcile every SealedSecret at least this often, to catch anything a watch missed.
+    /// Re-check every SealedSecret this often, to catch anything a watch missed; 0 turns it off.
     #[arg(long, env = "SEALANT_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
     pub resync_period: Duration,
     /// SealedSecrets reconciled at once. Each reconcile in flight holds its own connection to

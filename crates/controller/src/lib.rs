@@ -8,5 +8,7 @@ pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod reconcile;
+pub mod resync;
 pub mod run;
+pub mod sealed_cache;
 pub mod state;

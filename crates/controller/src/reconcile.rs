@@ -9,6 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 use sealant_core::convert::{ConvertError, unseal_in_cluster};
 use sealant_core::crd::{SealedSecret, SealedSecretStatus};
@@ -20,6 +21,7 @@ use tracing::{info, warn};
 
 use crate::cache::{SecretVersions, Seen, Written};
 use crate::metrics::Metrics;
+use crate::sealed_cache::{HollowRequests, may_be_hollow};
 use crate::state::SharedKeys;
 
 /// The field manager for everything the controller writes.
@@ -30,11 +32,14 @@ pub struct Context {
     pub keys: SharedKeys,
     pub metrics: Arc<Metrics>,
     pub reporter: Reporter,
-    /// Requeue after success: the periodic resync that catches anything a watch missed.
+    /// Every object is re-checked this often (see resync); memory of a confirmation older
+    /// than half of it is checked against the API.
     pub resync: Duration,
     /// Fed by the Secret metadata watch.
     pub versions: Arc<SecretVersions>,
     pub written: Arc<Written>,
+    /// Tells the SealedSecret cache what is in place and may be cached hollow.
+    pub hollow: HollowRequests,
 }
 
 impl Context {
@@ -44,6 +49,7 @@ impl Context {
         metrics: Arc<Metrics>,
         reporter: Reporter,
         resync: Duration,
+        hollow: HollowRequests,
     ) -> Context {
         Context {
             client,
@@ -53,6 +59,7 @@ impl Context {
             resync,
             versions: Arc::default(),
             written: Arc::default(),
+            hollow,
         }
     }
 }
@@ -75,12 +82,28 @@ enum Outcome {
     },
 }
 
-pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let namespace = sealed.namespace().ok_or(Error::NoNamespace)?;
-    let name = sealed.name_any();
+    let namespace = cached.namespace().ok_or(Error::NoNamespace)?;
+    let name = cached.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let view = ctx.keys.get();
+    let sealed = if may_be_hollow(&cached) {
+        if still_in_place(&ctx, &secrets, &cached, view.epoch).await? {
+            ctx.metrics
+                .observe_reconcile(started.elapsed().as_secs_f64());
+            return Ok(Action::await_change());
+        }
+        // Something changed: the whole object is needed, and the cache holds a hollow copy.
+        let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+        match api.get_opt(&name).await? {
+            Some(sealed) => Arc::new(sealed),
+            // Deleted: its watch event is on its way, and the Secret goes with its owner.
+            None => return Ok(Action::await_change()),
+        }
+    } else {
+        cached
+    };
 
     let (outcome, opened_with) = match unseal_in_cluster(&sealed, &view.ring, &view.compromised) {
         Err(error) => {
@@ -141,6 +164,15 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         ctx.written.record_status(&sealed, digest);
     }
 
+    // Once everything is in place, the cache may drop the ciphertexts (see sealed_cache).
+    let in_place = !matches!(outcome, Outcome::Failed { .. });
+    ctx.written
+        .record_reconciled(&sealed, in_place.then_some(view.epoch));
+    if in_place {
+        // The cache is gone only when the controller stops: nothing left to tell.
+        let _ = ctx.hollow.send(ObjectRef::from_obj(&*sealed));
+    }
+
     match &outcome {
         Outcome::Written(action) => {
             info!(%namespace, %name, action, "Secret written");
@@ -173,7 +205,39 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
     }
     ctx.metrics
         .observe_reconcile(started.elapsed().as_secs_f64());
-    Ok(Action::requeue(ctx.resync))
+    Ok(Action::await_change())
+}
+
+/// Is the Secret still the version the last reconcile of this generation left, under keys
+/// that still open it? Answered from the watch and memory; when that memory is older than half
+/// a resync, with one read of the Secret's metadata (its version says whether anything
+/// touched it, without opening a thing).
+async fn still_in_place(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    sealed: &SealedSecret,
+    epoch: u64,
+) -> Result<bool, Error> {
+    let Some((version, fresh)) = ctx.written.reconciled_secret(sealed, epoch, ctx.resync / 2)
+    else {
+        return Ok(false);
+    };
+    let name = sealed.name_any();
+    match ctx
+        .versions
+        .get(&sealed.namespace().unwrap_or_default(), &name)
+    {
+        Seen::At(seen) if seen != version => return Ok(false),
+        Seen::At(_) if fresh => return Ok(true),
+        Seen::Absent => return Ok(false),
+        Seen::At(_) | Seen::Unknown => {}
+    }
+    let current = secrets.get_metadata_opt(&name).await?;
+    if current.and_then(|s| s.metadata.resource_version).as_ref() != Some(&version) {
+        return Ok(false);
+    }
+    ctx.written.record_secret(sealed, version);
+    Ok(true)
 }
 
 /// Brings the Secret to `desired`, reading it from the API only when the watch and the

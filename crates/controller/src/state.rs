@@ -16,6 +16,10 @@ pub struct KeysView {
     pub ring: KeyRing,
     /// Recipients of compromised keys.
     pub compromised: BTreeSet<String>,
+    /// Moves on when a key stops opening (removed, or marked compromised): what was opened
+    /// under an older epoch must be opened again to know it still opens. Adding or retiring
+    /// a key changes nothing that opened before, so it keeps the epoch.
+    pub epoch: u64,
 }
 
 impl KeysView {
@@ -24,7 +28,15 @@ impl KeysView {
             ring: set.ring(),
             compromised: set.compromised(),
             set,
+            epoch: 0,
         }
+    }
+
+    /// Does `next` take away a key that could open under `self`?
+    fn withdraws_from(&self, next: &KeysView) -> bool {
+        let kept = next.ring.recipients();
+        self.ring.recipients().iter().any(|r| !kept.contains(r))
+            || !next.compromised.is_subset(&self.compromised)
     }
 }
 
@@ -41,8 +53,10 @@ impl SharedKeys {
         self.0.read().expect("keys lock").clone()
     }
 
-    pub fn set(&self, view: KeysView) {
-        *self.0.write().expect("keys lock") = Arc::new(view);
+    pub fn set(&self, mut view: KeysView) {
+        let mut current = self.0.write().expect("keys lock");
+        view.epoch = current.epoch + u64::from(current.withdraws_from(&view));
+        *current = Arc::new(view);
     }
 }
 
@@ -72,5 +86,45 @@ impl Readiness {
 
     pub fn is_ready(&self) -> bool {
         self.keys_loaded() && self.caches_synced()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealant_core::keystore::{KeyState, StoredKey, new_key_secret, parse_key_secret};
+
+    fn view(keys: &[(&StoredKey, KeyState)]) -> KeysView {
+        let keys = keys
+            .iter()
+            .map(|(k, state)| StoredKey {
+                state: *state,
+                ..(*k).clone()
+            })
+            .collect();
+        KeysView::new(KeySet::new(keys))
+    }
+
+    #[test]
+    fn the_epoch_moves_only_when_a_key_stops_opening() {
+        let key =
+            || parse_key_secret(&new_key_secret("ns", "2026-01-01T00:00:00Z".parse().unwrap()).0);
+        let (a, b) = (key().unwrap(), key().unwrap());
+        let shared = SharedKeys::default();
+        shared.set(view(&[(&a, KeyState::Active)]));
+        let start = shared.get().epoch;
+        // A new key, and the old one retired: everything that opened still opens.
+        shared.set(view(&[(&a, KeyState::Retired), (&b, KeyState::Active)]));
+        assert_eq!(shared.get().epoch, start);
+        shared.set(view(&[(&a, KeyState::Compromised), (&b, KeyState::Active)]));
+        assert_eq!(shared.get().epoch, start + 1, "a key compromised");
+        shared.set(view(&[(&b, KeyState::Active)]));
+        assert_eq!(
+            shared.get().epoch,
+            start + 1,
+            "a compromised key removed opened nothing"
+        );
+        shared.set(view(&[]));
+        assert_eq!(shared.get().epoch, start + 2, "a key removed");
     }
 }

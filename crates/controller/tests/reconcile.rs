@@ -116,6 +116,7 @@ fn context(client: Client, keys: SharedKeys) -> Arc<Context> {
             instance: None,
         },
         Duration::from_secs(600),
+        tokio::sync::mpsc::unbounded_channel().0,
     ))
 }
 
@@ -150,10 +151,8 @@ async fn creates_the_secret_reports_ready_and_emits_a_normal_event() {
     let action = reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
         .await
         .unwrap();
-    assert_eq!(
-        action,
-        kube::runtime::controller::Action::requeue(Duration::from_secs(600))
-    );
+    // No requeue of its own: the periodic re-check is one timer for all objects (resync.rs).
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
     assert_eq!(
         calls(&recorded),
         [
@@ -488,4 +487,97 @@ async fn a_create_that_finds_the_secret_there_reads_it_and_writes_nothing_more()
         ]
     );
     assert!(ctx.written.is_echo("prod", "db", "5"));
+}
+
+const SEALED: &str = "/apis/sealant.dev/v1alpha1/namespaces/prod/sealedsecrets/db";
+
+#[tokio::test]
+async fn a_hollow_copy_is_read_back_only_when_the_secret_or_the_keys_changed() {
+    use kube::runtime::watcher::Event;
+    use sealant_controller::sealed_cache::hollow;
+    let f = fixture();
+    let full = serde_json::to_value(&f.sealed).unwrap();
+    let secret_at = Arc::new(Mutex::new(f.desired.clone()));
+    let current = secret_at.clone();
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+        match (method.as_str(), path) {
+            ("POST", SECRETS) => {
+                let mut created: Secret = serde_json::from_value(body.clone()).unwrap();
+                created.metadata.resource_version = Some("7".into());
+                *current.lock().unwrap() = created.clone();
+                (StatusCode::CREATED, serde_json::to_value(created).unwrap())
+            }
+            ("GET", SEALED) => (StatusCode::OK, full.clone()),
+            ("GET", SECRET) => (
+                StatusCode::OK,
+                serde_json::to_value(&*current.lock().unwrap()).unwrap(),
+            ),
+            ("PUT", SECRET) => echo(body),
+            other => panic!("unexpected request {other:?}"),
+        }
+    });
+    let (tx, mut hollow_requests) = tokio::sync::mpsc::unbounded_channel();
+    // Resync 0: every memory of a confirmation is already old, so it is checked.
+    let ctx = Arc::new(Context::new(
+        client,
+        f.keys.clone(),
+        Arc::new(Metrics::new()),
+        Reporter {
+            controller: "sealant-test".into(),
+            instance: None,
+        },
+        Duration::ZERO,
+        tx,
+    ));
+    ctx.versions.observe(&Event::Init);
+    ctx.versions.observe(&Event::InitDone);
+    reconcile(Arc::new(f.sealed.clone()), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(calls(&recorded).len(), 3, "create, status, event");
+    let request = hollow_requests
+        .try_recv()
+        .expect("in place: may be cached hollow");
+    assert_eq!(request.name, "db");
+    ctx.versions.observe(&Event::Apply(secret_meta("7")));
+
+    // Untouched: one read of the Secret's metadata confirms it, nothing is opened or written.
+    let cached = Arc::new(hollow(&f.sealed));
+    reconcile(cached.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(calls(&recorded)[3..], [(Method::GET, SECRET.into())]);
+
+    // Edited by someone: the whole SealedSecret is read back, and the Secret put right.
+    secret_at.lock().unwrap().metadata.resource_version = Some("8".into());
+    secret_at.lock().unwrap().data.as_mut().unwrap().insert(
+        "password".into(),
+        k8s_openapi::ByteString(b"changed".to_vec()),
+    );
+    ctx.versions.observe(&Event::Apply(secret_meta("8")));
+    reconcile(cached.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(
+        calls(&recorded)[4..],
+        [
+            (Method::GET, SEALED.into()),
+            (Method::GET, SECRET.into()),
+            (Method::PUT, SECRET.into()),
+            (Method::POST, EVENTS.into())
+        ]
+    );
+    assert!(hollow_requests.try_recv().is_ok());
+
+    // Its key withdrawn: read back and opened again, so the status says it no longer opens.
+    f.keys.set(KeysView::new(KeySet::new(Vec::new())));
+    reconcile(cached, ctx.clone()).await.unwrap();
+    let after = calls(&recorded);
+    assert_eq!(
+        after[8..],
+        [
+            (Method::GET, SEALED.into()),
+            (Method::PATCH, STATUS.into()),
+            (Method::POST, EVENTS.into())
+        ]
+    );
+    let status = &recorded.lock().unwrap()[9].2;
+    assert_eq!(status["status"]["conditions"][0]["reason"], "NoKey");
+    assert!(hollow_requests.try_recv().is_err(), "not in place");
 }
