@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, GetParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 use sealant_core::convert::{ConvertError, unseal_in_cluster};
 use sealant_core::crd::{SealedSecret, SealedSecretStatus};
@@ -21,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::cache::{SecretVersions, Seen, Written};
 use crate::metrics::Metrics;
-use crate::sealed_cache::{HollowRequests, may_be_hollow};
+use crate::sealed_cache::is_hollow;
 use crate::state::SharedKeys;
 
 /// The field manager for everything the controller writes.
@@ -38,8 +37,6 @@ pub struct Context {
     /// Fed by the Secret metadata watch.
     pub versions: Arc<SecretVersions>,
     pub written: Arc<Written>,
-    /// Tells the SealedSecret cache what is in place and may be cached hollow.
-    pub hollow: HollowRequests,
 }
 
 impl Context {
@@ -49,7 +46,6 @@ impl Context {
         metrics: Arc<Metrics>,
         reporter: Reporter,
         resync: Duration,
-        hollow: HollowRequests,
     ) -> Context {
         Context {
             client,
@@ -59,7 +55,6 @@ impl Context {
             resync,
             versions: Arc::default(),
             written: Arc::default(),
-            hollow,
         }
     }
 }
@@ -88,15 +83,13 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
     let name = cached.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let view = ctx.keys.get();
-    let sealed = if may_be_hollow(&cached) {
+    let sealed = if is_hollow(&cached) {
         if still_in_place(&ctx, &secrets, &cached, view.epoch).await? {
             ctx.metrics
                 .observe_reconcile(started.elapsed().as_secs_f64());
             return Ok(Action::await_change());
         }
-        // Something changed: the whole object is needed, and the cache holds a hollow copy.
-        let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-        match api.get_opt(&name).await? {
+        match read_whole(&ctx, &cached).await? {
             Some(sealed) => Arc::new(sealed),
             // Deleted: its watch event is on its way, and the Secret goes with its owner.
             None => return Ok(Action::await_change()),
@@ -164,14 +157,10 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         ctx.written.record_status(&sealed, digest);
     }
 
-    // Once everything is in place, the cache may drop the ciphertexts (see sealed_cache).
+    // In place: the next reconcile of this generation needs neither the object nor its keys.
     let in_place = !matches!(outcome, Outcome::Failed { .. });
     ctx.written
         .record_reconciled(&sealed, in_place.then_some(view.epoch));
-    if in_place {
-        // The cache is gone only when the controller stops: nothing left to tell.
-        let _ = ctx.hollow.send(ObjectRef::from_obj(&*sealed));
-    }
 
     match &outcome {
         Outcome::Written(action) => {
@@ -206,6 +195,23 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
     ctx.metrics
         .observe_reconcile(started.elapsed().as_secs_f64());
     Ok(Action::await_change())
+}
+
+/// The whole SealedSecret behind a hollow cached copy, from the API server's watch cache: at
+/// least as new as the version the watch delivered (`resourceVersion` on a GET), so etcd is
+/// not read. None if it is gone.
+async fn read_whole(ctx: &Context, cached: &SealedSecret) -> Result<Option<SealedSecret>, Error> {
+    let api: Api<SealedSecret> =
+        Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
+    let params = match &cached.metadata.resource_version {
+        Some(version) => GetParams::at(version),
+        None => GetParams::default(),
+    };
+    match api.get_with(&cached.name_any(), &params).await {
+        Ok(sealed) => Ok(Some(sealed)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Is the Secret still the version the last reconcile of this generation left, under keys

@@ -249,29 +249,23 @@ impl Leading {
                     ),
                     None => (Api::all(self.client.clone()), Api::all(self.client.clone())),
                 };
-            let (hollow, hollow_requests) = tokio::sync::mpsc::unbounded_channel();
             let ctx = Arc::new(Context::new(
                 self.client.clone(),
                 self.keys.clone(),
                 self.metrics.clone(),
                 reporter.clone(),
                 self.args.resync_period,
-                hollow,
             ));
             let mut config = watcher::Config::default();
             if let Some(selector) = &self.args.label_selector {
                 config = config.labels(selector);
             }
             // SealedSecrets are reconciled when their generation changes (spec edits), not on
-            // the echo of this controller's own status writes; reconciled ones are cached
-            // hollow (see sealed_cache).
+            // the echo of this controller's own status writes; the cache is hollow (see
+            // sealed_cache).
             let (reader, writer) = reflector::store();
-            let sealed_changes = sealed_cache::follow(
-                watcher(sealed_api, config),
-                writer,
-                hollow_requests,
-                ctx.written.clone(),
-            );
+            let sealed_changes =
+                sealed_cache::follow(watcher(sealed_api, config), writer, ctx.written.clone());
             // Any change to a Secret (edit, delete, a managed annotation) re-runs the
             // SealedSecret of the same name: drift is corrected within seconds. Only metadata
             // is watched, so memory does not grow with Secret sizes; the echo of the
