@@ -1,7 +1,8 @@
 //! What the reconciler remembers so that it does not ask the API server what it already
 //! knows: the resourceVersion of every Secret (from the metadata watch), and what it last wrote
-//! or confirmed for each SealedSecret. Both only ever save requests: whenever they are missing,
-//! disagree or are old, the reconciler reads the Secret from the API as before.
+//! or confirmed for each SealedSecret (and under which key epoch). They save requests, and
+//! spare re-reading and re-opening a SealedSecret whose Secret is untouched: whenever they are
+//! missing, disagree or are old, the reconciler reads and opens everything as before.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

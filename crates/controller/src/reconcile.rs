@@ -31,8 +31,7 @@ pub struct Context {
     pub keys: SharedKeys,
     pub metrics: Arc<Metrics>,
     pub reporter: Reporter,
-    /// Every object is re-checked this often (see resync); memory of a confirmation older
-    /// than half of it is checked against the API.
+    /// Every object is re-checked this often (see resync); 0 when that is off.
     pub resync: Duration,
     /// Fed by the Secret metadata watch.
     pub versions: Arc<SecretVersions>,
@@ -40,6 +39,16 @@ pub struct Context {
 }
 
 impl Context {
+    /// How long the memory of a write or confirmation is trusted without asking the API:
+    /// half a resync, so each re-check asks; 5 minutes when resyncs are off.
+    fn trust_memory_for(&self) -> Duration {
+        if self.resync.is_zero() {
+            Duration::from_secs(300)
+        } else {
+            self.resync / 2
+        }
+    }
+
     pub fn new(
         client: Client,
         keys: SharedKeys,
@@ -91,13 +100,15 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         }
         match read_whole(&ctx, &cached).await? {
             Some(sealed) => Arc::new(sealed),
-            // Deleted: its watch event is on its way, and the Secret goes with its owner.
+            // Deleted: its watch event is on its way.
             None => return Ok(Action::await_change()),
         }
     } else {
         cached
     };
 
+    // Until this reconcile is through, nothing may be taken as in place.
+    ctx.written.record_reconciled(&sealed, None);
     let (outcome, opened_with) = match unseal_in_cluster(&sealed, &view.ring, &view.compromised) {
         Err(error) => {
             let reason = failure_reason(&error);
@@ -197,17 +208,23 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
     Ok(Action::await_change())
 }
 
-/// The whole SealedSecret behind a hollow cached copy, from the API server's watch cache: at
-/// least as new as the version the watch delivered (`resourceVersion` on a GET), so etcd is
-/// not read. None if it is gone.
+/// The whole SealedSecret behind a hollow cached copy: at least as new as the version the
+/// watch delivered (`resourceVersion` on a GET), which the API server answers from its watch
+/// cache without reading etcd. An API server whose cache is behind that version (another
+/// replica behind a load balancer) answers 504 after a wait: then a plain GET. None if gone.
 async fn read_whole(ctx: &Context, cached: &SealedSecret) -> Result<Option<SealedSecret>, Error> {
     let api: Api<SealedSecret> =
         Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
-    let params = match &cached.metadata.resource_version {
-        Some(version) => GetParams::at(version),
-        None => GetParams::default(),
+    let name = cached.name_any();
+    let at = match &cached.metadata.resource_version {
+        Some(version) => api.get_with(&name, &GetParams::at(version)).await,
+        None => api.get(&name).await,
     };
-    match api.get_with(&cached.name_any(), &params).await {
+    let read = match at {
+        Err(kube::Error::Api(status)) if status.code == 504 => api.get(&name).await,
+        other => other,
+    };
+    match read {
         Ok(sealed) => Ok(Some(sealed)),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
@@ -215,16 +232,18 @@ async fn read_whole(ctx: &Context, cached: &SealedSecret) -> Result<Option<Seale
 }
 
 /// Is the Secret still the version the last reconcile of this generation left, under keys
-/// that still open it? Answered from the watch and memory; when that memory is older than half
-/// a resync, with one read of the Secret's metadata (its version says whether anything
-/// touched it, without opening a thing).
+/// that still open it? Answered from the watch and memory; when that memory is old (see
+/// `trust_memory_for`), with one read of the Secret's metadata (its version says whether
+/// anything touched it, without opening a thing).
 async fn still_in_place(
     ctx: &Context,
     secrets: &Api<Secret>,
     sealed: &SealedSecret,
     epoch: u64,
 ) -> Result<bool, Error> {
-    let Some((version, fresh)) = ctx.written.reconciled_secret(sealed, epoch, ctx.resync / 2)
+    let Some((version, fresh)) =
+        ctx.written
+            .reconciled_secret(sealed, epoch, ctx.trust_memory_for())
     else {
         return Ok(false);
     };
@@ -258,7 +277,11 @@ async fn sync_secret(
     let name = sealed.name_any();
     let seen = ctx.versions.get(&namespace, &name);
     if let Seen::At(version) = &seen
-        && ctx.written.secret_version(sealed, ctx.resync / 2).as_ref() == Some(version)
+        && ctx
+            .written
+            .secret_version(sealed, ctx.trust_memory_for())
+            .as_ref()
+            == Some(version)
     {
         // Nothing touched it since this generation was written or confirmed.
         return Ok(Outcome::Unchanged);

@@ -30,7 +30,8 @@ pub fn due(
     if period.is_zero() {
         return stream::pending().left_stream();
     }
-    let tick = period / SLOTS;
+    // A period under 60 ms would make a zero tick, which the timer refuses.
+    let tick = (period / SLOTS).max(Duration::from_millis(1));
     let mut timer = interval_at(Instant::now() + tick, tick);
     timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     stream::unfold((timer, 0u32), move |(mut timer, n)| {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, stream};
 use kube::api::ObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
@@ -50,11 +50,13 @@ pub fn follow(
         reader: writer.as_reader(),
         writer,
         written,
+        listed: false,
+        relisted: Vec::new(),
     };
-    watch.filter_map(move |item| {
-        std::future::ready(match item {
-            Ok(event) => cache.apply(event).map(Ok),
-            Err(e) => Some(Err(e)),
+    watch.flat_map(move |item| {
+        stream::iter(match item {
+            Ok(event) => cache.apply(event).into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
         })
     })
 }
@@ -63,11 +65,16 @@ struct Cache {
     writer: Writer<SealedSecret>,
     reader: Store<SealedSecret>,
     written: Arc<Written>,
+    /// The first list is done: the store is ready and reconciles run.
+    listed: bool,
+    /// New generations seen by a re-list, yielded once it is in the store: a reconcile reads
+    /// the store, which keeps what was cached before until the re-list is done.
+    relisted: Vec<SealedSecret>,
 }
 
 impl Cache {
-    /// Applies one watch event; returns the object if its generation is new to the cache.
-    fn apply(&mut self, event: Event<SealedSecret>) -> Option<SealedSecret> {
+    /// Applies one watch event; returns the objects whose generation is new to the cache.
+    fn apply(&mut self, event: Event<SealedSecret>) -> Vec<SealedSecret> {
         let (sealed, listing) = match event {
             Event::Apply(sealed) => (sealed, false),
             Event::InitApply(sealed) => (sealed, true),
@@ -75,19 +82,21 @@ impl Cache {
                 self.written.forget(&sealed);
                 self.writer
                     .apply_watcher_event(&Event::Delete(hollow(&sealed)));
-                return None;
+                return Vec::new();
             }
             Event::Init => {
                 self.writer.apply_watcher_event(&Event::Init);
-                return None;
+                self.relisted.clear();
+                return Vec::new();
             }
             Event::InitDone => {
                 self.writer.apply_watcher_event(&Event::InitDone);
+                self.listed = true;
                 // Deletions missed while the watch was down are only seen here.
                 let reader = &self.reader;
                 self.written
                     .retain(|ns, name| reader.get(&ObjectRef::new(name).within(ns)).is_some());
-                return None;
+                return std::mem::take(&mut self.relisted);
             }
         };
         // During a re-list the store still holds what was cached before it: the same test.
@@ -99,12 +108,20 @@ impl Cache {
                     || known.metadata.generation != sealed.metadata.generation
             });
         let cached = hollow(&sealed);
+        let new = new_generation.then(|| cached.clone());
         self.writer.apply_watcher_event(&if listing {
             Event::InitApply(cached)
         } else {
             Event::Apply(cached)
         });
-        new_generation.then_some(sealed)
+        match new {
+            // The first list: reconciles wait for the store to be ready anyway.
+            Some(new) if listing && self.listed => {
+                self.relisted.push(new);
+                Vec::new()
+            }
+            new => new.into_iter().collect(),
+        }
     }
 }
 
@@ -140,13 +157,19 @@ mod tests {
             writer,
             reader: reader.clone(),
             written: written.clone(),
+            listed: false,
+            relisted: Vec::new(),
         };
         let key = ObjectRef::new("db").within("prod");
         let cached = || reader.get(&key).expect("cached");
         cache.apply(Event::Init);
         let new = cache.apply(Event::InitApply(object("u1", 1, "1")));
-        assert_eq!(new, Some(object("u1", 1, "1")), "triggers, whole");
-        cache.apply(Event::InitDone);
+        assert_eq!(
+            new,
+            [hollow(&object("u1", 1, "1"))],
+            "the first list triggers"
+        );
+        assert!(cache.apply(Event::InitDone).is_empty());
         assert_eq!(*cached(), hollow(&object("u1", 1, "1")));
         assert!(is_hollow(&cached()));
         assert_eq!(cached().metadata.uid.as_deref(), Some("u1"));
@@ -156,11 +179,11 @@ mod tests {
         assert_eq!(cached().status, None);
 
         // The echo of a status write: the same generation triggers nothing.
-        assert!(cache.apply(Event::Apply(object("u1", 1, "2"))).is_none());
+        assert!(cache.apply(Event::Apply(object("u1", 1, "2"))).is_empty());
         assert_eq!(cached().metadata.resource_version.as_deref(), Some("2"));
 
         // A spec edit triggers.
-        assert!(cache.apply(Event::Apply(object("u1", 2, "3"))).is_some());
+        assert_eq!(cache.apply(Event::Apply(object("u1", 2, "3"))).len(), 1);
 
         // A re-list after a watch gap: what did not change triggers nothing.
         written.record_reconciled(&object("u1", 2, "3"), Some(0));
@@ -168,13 +191,26 @@ mod tests {
         assert!(
             cache
                 .apply(Event::InitApply(object("u1", 2, "4")))
-                .is_none()
+                .is_empty()
         );
-        cache.apply(Event::InitDone);
+        assert!(cache.apply(Event::InitDone).is_empty());
         assert!(written.is_reconciled(&object("u1", 2, "4")), "still listed");
 
+        // What changed in the gap triggers once the re-list is in the store, not before:
+        // until then the store still holds generation 2, and a reconcile would read that.
+        cache.apply(Event::Init);
+        assert!(
+            cache
+                .apply(Event::InitApply(object("u1", 3, "7")))
+                .is_empty()
+        );
+        assert_eq!(cached().metadata.generation, Some(2));
+        let relisted = cache.apply(Event::InitDone);
+        assert_eq!(relisted, [hollow(&object("u1", 3, "7"))]);
+        assert_eq!(cached().metadata.generation, Some(3));
+
         // A namesake recreated under a new uid is new.
-        assert!(cache.apply(Event::Apply(object("u2", 1, "5"))).is_some());
+        assert_eq!(cache.apply(Event::Apply(object("u2", 1, "5"))).len(), 1);
 
         cache.apply(Event::Delete(object("u2", 1, "6")));
         assert!(reader.get(&key).is_none());

@@ -515,7 +515,7 @@ async fn a_hollow_copy_is_read_whole_only_when_it_must_be_opened() {
             other => panic!("unexpected request {other:?}"),
         }
     });
-    // Resync 0: every memory of a confirmation is already old, so it is checked.
+    // A resync of 2 ns: every memory of a confirmation is already old, so it is checked.
     let ctx = Arc::new(Context::new(
         client,
         f.keys.clone(),
@@ -524,7 +524,7 @@ async fn a_hollow_copy_is_read_whole_only_when_it_must_be_opened() {
             controller: "sealant-test".into(),
             instance: None,
         },
-        Duration::ZERO,
+        Duration::from_nanos(2),
     ));
     ctx.versions.observe(&Event::Init);
     ctx.versions.observe(&Event::InitDone);
@@ -578,4 +578,69 @@ async fn a_hollow_copy_is_read_whole_only_when_it_must_be_opened() {
     );
     let status = &recorded.lock().unwrap()[10].2;
     assert_eq!(status["status"]["conditions"][0]["reason"], "NoKey");
+}
+
+#[tokio::test]
+async fn an_object_in_place_costs_no_request_until_a_key_is_compromised() {
+    use kube::runtime::watcher::Event;
+    use sealant_controller::sealed_cache::hollow;
+    use sealant_core::keystore::KeyState;
+    let f = fixture();
+    let full = serde_json::to_value(&f.sealed).unwrap();
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+        match (method.as_str(), path) {
+            ("GET", SEALED) => (StatusCode::OK, full.clone()),
+            ("POST", SECRETS) => {
+                let mut created = body.clone();
+                created["metadata"]["resourceVersion"] = json!("7");
+                (StatusCode::CREATED, created)
+            }
+            other => panic!("unexpected request {other:?}"),
+        }
+    });
+    let ctx = context(client, f.keys.clone());
+    ctx.versions.observe(&Event::Init);
+    ctx.versions.observe(&Event::InitDone);
+    let cached = Arc::new(hollow(&f.sealed));
+    reconcile(cached.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(calls(&recorded).len(), 4, "read, create, status, event");
+    ctx.versions.observe(&Event::Apply(secret_meta("7")));
+
+    // A re-check within half a resync (600 s here): answered from memory and the watch.
+    reconcile(cached.clone(), ctx.clone()).await.unwrap();
+    // A new key, the old one retired: what opened still opens, so nothing is asked either.
+    let key = f.keys.get().set.keys()[0].clone();
+    let (mut other, _) = new_key_secret("sealant-system", "2026-02-01T00:00:00Z".parse().unwrap());
+    other.metadata.name = Some("sealant-key-2".into());
+    let retired = sealant_core::keystore::StoredKey {
+        state: KeyState::Retired,
+        ..key.clone()
+    };
+    f.keys.set(KeysView::new(KeySet::new(vec![
+        retired,
+        parse_key_secret(&other).unwrap(),
+    ])));
+    reconcile(cached.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(calls(&recorded).len(), 4, "{:?}", calls(&recorded));
+
+    // Its key compromised: read whole and opened again, and the status says so.
+    let compromised = sealant_core::keystore::StoredKey {
+        state: KeyState::Compromised,
+        ..key
+    };
+    f.keys.set(KeysView::new(KeySet::new(vec![compromised])));
+    reconcile(cached, ctx.clone()).await.unwrap();
+    assert_eq!(
+        calls(&recorded)[4..],
+        [
+            (Method::GET, SEALED.into()),
+            (Method::PATCH, STATUS.into()),
+            (Method::POST, EVENTS.into())
+        ]
+    );
+    let status = &recorded.lock().unwrap()[5].2;
+    assert_eq!(
+        status["status"]["conditions"][0]["reason"],
+        "KeyCompromised"
+    );
 }
