@@ -107,6 +107,10 @@ fn fixture() -> Fixture {
 }
 
 fn context(client: Client, keys: SharedKeys) -> Arc<Context> {
+    context_with_resync(client, keys, Duration::from_secs(600))
+}
+
+fn context_with_resync(client: Client, keys: SharedKeys, resync: Duration) -> Arc<Context> {
     Arc::new(Context::new(
         client,
         keys,
@@ -115,7 +119,7 @@ fn context(client: Client, keys: SharedKeys) -> Arc<Context> {
             controller: "sealant-test".into(),
             instance: None,
         },
-        Duration::from_secs(600),
+        resync,
     ))
 }
 
@@ -516,16 +520,7 @@ async fn a_hollow_copy_is_read_whole_only_when_it_must_be_opened() {
         }
     });
     // A resync of 2 ns: every memory of a confirmation is already old, so it is checked.
-    let ctx = Arc::new(Context::new(
-        client,
-        f.keys.clone(),
-        Arc::new(Metrics::new()),
-        Reporter {
-            controller: "sealant-test".into(),
-            instance: None,
-        },
-        Duration::from_nanos(2),
-    ));
+    let ctx = context_with_resync(client, f.keys.clone(), Duration::from_nanos(2));
     ctx.versions.observe(&Event::Init);
     ctx.versions.observe(&Event::InitDone);
     // New: the cache holds a hollow copy, so the whole object is read before opening it.
