@@ -115,11 +115,12 @@ impl Cache {
             Event::Apply(cached)
         });
         match new {
-            // The first list: reconciles wait for the store to be ready anyway.
+            // A re-list: yielded once it is in the store (see `relisted`).
             Some(new) if listing && self.listed => {
                 self.relisted.push(new);
                 Vec::new()
             }
+            // Live events, and the first list: reconciles wait for the store to be ready.
             new => new.into_iter().collect(),
         }
     }
