@@ -22,6 +22,7 @@ use sealant_core::SealedSecret;
 use sealant_core::convert::{reencrypt, unseal_in_cluster};
 use sealant_core::keys::{Recipient, parse_recipient};
 use sealant_core::manifest::{Manifest, read_manifests};
+use sealant_core::rewrap::ClusterKeys;
 use serde_json::json;
 
 use crate::metrics::Metrics;
@@ -225,7 +226,8 @@ async fn reencrypt_handler(
     off_runtime(move || reencrypt_body(&body, &view)).await
 }
 
-/// The body of `/v1/reencrypt`: 200 with the SealedSecret sealed again to the active keys,
+/// The body of `/v1/reencrypt`: 200 with the SealedSecret re-wrapped for the active keys
+/// (its other readers kept exactly, the recipients it lists never trusted),
 /// 400 for a body that is not one SealedSecret, 409 for one that does not open or re-seal,
 /// 503 while there is no active key.
 ///
@@ -239,7 +241,12 @@ pub fn reencrypt_body(body: &[u8], view: &KeysView) -> Response {
         Ok(sealed) => sealed,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
-    match reencrypt(&sealed, &view.ring, &view.compromised, &recipients) {
+    let keys = ClusterKeys {
+        usable: &view.ring,
+        held: &view.held,
+        active: &recipients,
+    };
+    match reencrypt(&sealed, &keys, &view.compromised) {
         Ok(resealed) => Json(resealed).into_response(),
         Err(e) => error(StatusCode::CONFLICT, e.to_string()),
     }

@@ -16,6 +16,8 @@ pub struct KeysView {
     pub ring: KeyRing,
     /// Recipients of compromised keys.
     pub compromised: BTreeSet<String>,
+    /// Every identity held, compromised ones included: re-wrapping removes their stanzas.
+    pub held: KeyRing,
     /// Moves on when a key stops opening (removed, or marked compromised): what was opened
     /// under an older epoch must be opened again to know it still opens. Adding or retiring
     /// a key changes nothing that opened before, so it keeps the epoch.
@@ -27,6 +29,7 @@ impl KeysView {
         KeysView {
             ring: set.ring(),
             compromised: set.compromised(),
+            held: KeyRing::from_identities(set.keys().iter().map(|k| k.identity.clone())),
             set,
             epoch: 0,
         }

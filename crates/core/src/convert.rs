@@ -15,6 +15,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::crd::{SealedSecret, SealedSecretSpec, SecretTemplate, TemplateMetadata};
 use crate::keys::{KeyRing, Recipient, parse_recipient};
 use crate::manifest::SecretManifest;
+use crate::rewrap::{ClusterKeys, rewrap_value};
 use crate::scope::{Binding, BindingError, Scope, Target};
 use crate::value::{OpenError, SealError, open_value, seal_value};
 
@@ -281,6 +282,7 @@ pub fn unseal(sealed: &SealedSecret, keys: &KeyRing) -> Result<UnsealedSecret, C
     let none = Vec::new();
     let mut data = BTreeMap::new();
     let mut opened_with = BTreeSet::new();
+    let mut size = 0;
     for (item, ciphertext) in &sealed.spec.encrypted_data {
         // Item keys are not bound to values and may be renamed, but only to keys a Secret can
         // have: said here, not as a 422 from the API server when the Secret is written.
@@ -293,6 +295,11 @@ pub fn unseal(sealed: &SealedSecret, keys: &KeyRing) -> Result<UnsealedSecret, C
             },
         )?;
         opened_with.insert(opened.opened_with.clone());
+        size += item.len() + opened.plaintext.len();
+        if size > MAX_SECRET_BYTES {
+            // Not sealed by `seal`, which refuses this: nothing more is opened or kept.
+            return Err(ConvertError::TooLarge(size));
+        }
         data.insert(item.clone(), ByteString(opened.plaintext.to_vec()));
     }
     let template = &sealed.spec.template;
@@ -323,7 +330,12 @@ pub fn unseal_in_cluster(
     keys: &KeyRing,
     compromised: &BTreeSet<String>,
 ) -> Result<UnsealedSecret, ConvertError> {
-    unseal(sealed, keys).map_err(|e| match e {
+    unseal(sealed, keys).map_err(|e| name_compromised(e, compromised))
+}
+
+/// A value no usable key opens, but a compromised one would: say so.
+fn name_compromised(error: ConvertError, compromised: &BTreeSet<String>) -> ConvertError {
+    match error {
         ConvertError::Open {
             item,
             error: OpenError::NoKeyHeld(recorded),
@@ -338,34 +350,50 @@ pub fn unseal_in_cluster(
             },
         },
         other => other,
-    })
+    }
 }
 
-/// Opens every item and seals it again to `active`, keeping scope, names and template: what
-/// `seal reencrypt` asks the controller for after a key rotation. Never returns plaintext.
+/// What `seal reencrypt` asks the controller for after a key rotation: every item re-wrapped
+/// for the active keys (`rewrap.rs`), with scope, names and template unchanged. Never returns
+/// plaintext.
 ///
-/// Each item also keeps the recipients it was sealed to that are not this cluster's keys
-/// (a break-glass key, another cluster): re-encrypting moves a value off old cluster keys
-/// without silently cutting off its other readers.
+/// Each item keeps exactly the other readers it had (a break-glass key, another cluster):
+/// their stanzas are kept byte for byte. The recipients listed in the request are never
+/// sealed to: they are clear text anyone can edit.
 pub fn reencrypt(
     sealed: &SealedSecret,
-    keys: &KeyRing,
+    keys: &ClusterKeys<'_>,
     compromised: &BTreeSet<String>,
-    active: &[Recipient],
 ) -> Result<SealedSecret, ConvertError> {
-    let opened = unseal_in_cluster(sealed, keys, compromised)?;
+    let target = target_of_sealed(sealed)?;
+    Binding::new(sealed.spec.scope, &target)?;
+    let none = Vec::new();
     let mut resealed = sealed.clone();
     resealed.status = None;
-    resealed.spec.encrypted_data.clear();
-    resealed.spec.recipients.clear();
-    for (item, value) in opened.secret.data.iter().flatten() {
-        let mut to = active.to_vec();
-        let recorded = sealed.spec.recipients.get(item).into_iter().flatten();
-        let others = recorded.filter(|r| !keys.contains(r) && !compromised.contains(*r));
-        to.extend(others.filter_map(|r| parse_recipient(r).ok()));
-        let one = Items::from([(item.clone(), Zeroizing::new(value.0.clone()))]);
-        seal_items(&mut resealed, one, &to)?;
+    for (item, ciphertext) in &sealed.spec.encrypted_data {
+        check_item_key(item)?;
+        let recorded = sealed.spec.recipients.get(item).unwrap_or(&none);
+        let moved = rewrap_value(ciphertext, recorded, sealed.spec.scope, &target, keys)
+            .map_err(|error| ConvertError::Open {
+                item: printable(item),
+                error,
+            })
+            .map_err(|e| name_compromised(e, compromised))?;
+        resealed
+            .spec
+            .encrypted_data
+            .insert(item.clone(), moved.ciphertext);
+        resealed
+            .spec
+            .recipients
+            .insert(item.clone(), moved.recipients);
     }
+    // Records of items that no longer exist say nothing true.
+    let items = &sealed.spec.encrypted_data;
+    resealed
+        .spec
+        .recipients
+        .retain(|k, _| items.contains_key(k));
     Ok(resealed)
 }
 
@@ -528,20 +556,23 @@ mod tests {
         ));
     }
 
+    fn cluster<'a>(usable: &'a KeyRing, active: &'a [Recipient]) -> ClusterKeys<'a> {
+        ClusterKeys {
+            usable,
+            held: usable,
+            active,
+        }
+    }
+
     #[test]
     fn reencrypt_moves_every_item_to_the_new_key() {
         let old = generate_key("t");
         let new = generate_key("t");
         let r = [old.recipient.clone()];
         let sealed = seal_db(Scope::NamespaceWide, &r);
-        let both = KeyRing::from_identities([old.identity, new.identity.clone()]);
-        let moved = reencrypt(
-            &sealed,
-            &both,
-            &BTreeSet::new(),
-            std::slice::from_ref(&new.recipient),
-        )
-        .unwrap();
+        let both = KeyRing::from_identities([old.identity.clone(), new.identity.clone()]);
+        let active = [new.recipient.clone()];
+        let moved = reencrypt(&sealed, &cluster(&both, &active), &BTreeSet::new()).unwrap();
         assert_eq!(moved.spec.scope, Scope::NamespaceWide);
         assert_eq!(moved.spec.template, sealed.spec.template);
         assert!(
@@ -559,6 +590,22 @@ mod tests {
             .clone()
             .unwrap();
         assert_eq!(data["password"].0, b"hunter2");
+        // The old key no longer has a stanza: it does not open the result.
+        let only_old = KeyRing::from_identities([old.identity]);
+        let mut claims_old = moved.clone();
+        for r in claims_old.spec.recipients.values_mut() {
+            *r = vec![old.recipient.to_string()];
+        }
+        assert!(matches!(
+            unseal(&claims_old, &only_old),
+            Err(ConvertError::Open {
+                error: OpenError::KeyMismatch(_),
+                ..
+            })
+        ));
+        // Already on the active key: nothing changes, byte for byte.
+        let again = reencrypt(&moved, &cluster(&both, &active), &BTreeSet::new()).unwrap();
+        assert_eq!(again.spec, moved.spec);
     }
 
     #[test]
@@ -568,14 +615,9 @@ mod tests {
         let glass = generate_key("t");
         let r = [old.recipient.clone(), glass.recipient.clone()];
         let sealed = seal_db(Scope::Strict, &r);
-        let cluster = KeyRing::from_identities([old.identity, new.identity]);
-        let moved = reencrypt(
-            &sealed,
-            &cluster,
-            &BTreeSet::new(),
-            std::slice::from_ref(&new.recipient),
-        )
-        .unwrap();
+        let ring = KeyRing::from_identities([old.identity, new.identity]);
+        let active = [new.recipient.clone()];
+        let moved = reencrypt(&sealed, &cluster(&ring, &active), &BTreeSet::new()).unwrap();
         let expect = vec![new.recipient.to_string(), glass.recipient.to_string()];
         assert!(
             moved.spec.recipients.values().all(|r| r == &expect),
@@ -586,6 +628,70 @@ mod tests {
         assert!(
             unseal(&moved, &glass_only).is_ok(),
             "break-glass still opens it"
+        );
+    }
+
+    #[test]
+    fn reencrypt_replaces_compromised_stanzas_too() {
+        let bad = generate_key("t");
+        let good = generate_key("t");
+        let new = generate_key("t");
+        let sealed = seal_db(
+            Scope::Strict,
+            &[bad.recipient.clone(), good.recipient.clone()],
+        );
+        let usable = KeyRing::from_identities([good.identity, new.identity]);
+        let held = KeyRing::from_identities([bad.identity.clone()]);
+        let mut all = usable.clone();
+        all.insert(bad.identity.clone());
+        let active = [new.recipient.clone()];
+        let keys = ClusterKeys {
+            usable: &usable,
+            held: &all,
+            active: &active,
+        };
+        let compromised = BTreeSet::from([bad.recipient.to_string()]);
+        let moved = reencrypt(&sealed, &keys, &compromised).unwrap();
+        assert!(
+            moved
+                .spec
+                .recipients
+                .values()
+                .all(|r| r == &vec![new.recipient.to_string()])
+        );
+        let mut claims_bad = moved.clone();
+        for r in claims_bad.spec.recipients.values_mut() {
+            *r = vec![bad.recipient.to_string()];
+        }
+        assert!(
+            unseal(&claims_bad, &held).is_err(),
+            "the compromised key lost its stanza"
+        );
+    }
+
+    #[test]
+    fn values_over_a_secrets_size_are_not_opened() {
+        let key = generate_key("t");
+        let target = Target::new("prod", "db");
+        let binding = Binding::new(Scope::Strict, &target).unwrap();
+        // Sealed by hand (any age tool can), past the check `seal` makes.
+        let big = seal_value(
+            &vec![b'x'; MAX_SECRET_BYTES],
+            &binding,
+            &[key.recipient.clone()],
+        )
+        .unwrap();
+        let mut sealed = seal_db(Scope::Strict, &[key.recipient.clone()]);
+        sealed
+            .spec
+            .encrypted_data
+            .insert("big".into(), big.ciphertext);
+        sealed.spec.recipients.insert("big".into(), big.recipients);
+        let ring = KeyRing::from_identities([key.identity]);
+        let err = unseal(&sealed, &ring).unwrap_err();
+        assert!(
+            matches!(err, ConvertError::TooLarge(n) if n > MAX_SECRET_BYTES),
+            "{err}"
         );
     }
 

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod output;
 pub mod payload;
 pub mod reconcile;
+pub mod rewrap;
 pub mod scope;
 pub mod value;
 

@@ -1,12 +1,13 @@
 //! Sealing and opening one value: a standard age v1 file (X25519 recipients) whose payload is
 //! the framed value, base64-encoded for `spec.encryptedData`.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use age::{Decryptor, Encryptor};
-use age_core::format::{FileKey, Stanza};
+use age_core::format::{FILE_KEY_BYTES, FileKey, Stanza};
 use age_core::primitives::{aead_decrypt, hkdf};
+use age_core::secrecy::ExposeSecret;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NO_PAD};
 use zeroize::{Zeroize, Zeroizing};
@@ -70,6 +71,17 @@ pub enum OpenError {
     HeaderTampered,
     #[error("failed authentication: the ciphertext is damaged, truncated or tampered with")]
     PayloadTampered,
+    #[error("opens to {0} bytes; a Secret value is at most 1 MiB (1048576 bytes)")]
+    TooLarge(usize),
+    #[error(
+        "records {recorded} recipients in spec.recipients but its header holds {stanzas} X25519 stanzas: the record was altered; re-seal it with `seal`"
+    )]
+    RecordMismatch { recorded: usize, stanzas: usize },
+    #[error(
+        "holds {0} recipient stanzas; re-sealing accepts at most {max}",
+        max = crate::rewrap::MAX_STANZAS
+    )]
+    TooManyStanzas(usize),
     #[error("{0}")]
     Payload(#[from] PayloadError),
     #[error("{0}")]
@@ -115,10 +127,27 @@ pub fn open_value(
     target: &Target,
     keys: &KeyRing,
 ) -> Result<Opened, OpenError> {
-    let file = BASE64
+    let file = decode_file(ciphertext)?;
+    open_file(&file, recorded, scope, target, keys).map(|(opened, _)| opened)
+}
+
+/// The age file inside a sealed value's base64.
+pub(crate) fn decode_file(ciphertext: &str) -> Result<Vec<u8>, OpenError> {
+    BASE64
         .decode(ciphertext.trim())
-        .map_err(|_| OpenError::NotBase64)?;
-    let decryptor = Decryptor::new_buffered(&file[..]).map_err(|_| OpenError::NotAgeFile)?;
+        .map_err(|_| OpenError::NotBase64)
+}
+
+/// [`open_value`] on the decoded age file; also returns the file key that opened it, which
+/// re-wrapping needs (`rewrap.rs`).
+pub(crate) fn open_file(
+    file: &[u8],
+    recorded: &[String],
+    scope: Scope,
+    target: &Target,
+    keys: &KeyRing,
+) -> Result<(Opened, Zeroizing<[u8; FILE_KEY_BYTES]>), OpenError> {
+    let decryptor = Decryptor::new_buffered(file).map_err(|_| OpenError::NotAgeFile)?;
     if recorded.is_empty() {
         return Err(OpenError::NoRecordedRecipients);
     }
@@ -129,7 +158,7 @@ pub fn open_value(
             keys.ring_key(recipient).map(|key| StanzaAt {
                 key,
                 index,
-                opened: Cell::new(false),
+                file_key: RefCell::new(None),
             })
         })
         .collect();
@@ -150,22 +179,27 @@ pub fn open_value(
         .map_err(|_| OpenError::PayloadTampered)?;
     let (binding, value) = payload::unframe(&payload)?;
     binding.check(scope, target)?;
-    let opened_with = candidates
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(OpenError::TooLarge(value.len()));
+    }
+    // age stops at the first identity that unwraps a stanza and checks the header MAC with
+    // that file key, so the first candidate holding one is the one that opened the file.
+    let (opener, file_key) = candidates
         .iter()
-        .find(|c| c.opened.get())
-        .map(|c| recorded[c.index].clone())
-        .unwrap_or_default();
-    Ok(Opened {
-        plaintext: Zeroizing::new(value.to_vec()),
-        opened_with,
-    })
+        .find_map(|c| c.file_key.take().map(|k| (c, k)))
+        .expect("a file that decrypted was unwrapped by one of the candidates");
+    Ok((
+        Opened {
+            plaintext: Zeroizing::new(value.to_vec()),
+            opened_with: recorded[opener.index].clone(),
+        },
+        file_key,
+    ))
 }
 
 /// Parses a sealed value's age header without opening it (for `seal check`).
 pub fn inspect_value(ciphertext: &str) -> Result<(), OpenError> {
-    let file = BASE64
-        .decode(ciphertext.trim())
-        .map_err(|_| OpenError::NotBase64)?;
+    let file = decode_file(ciphertext)?;
     Decryptor::new_buffered(&file[..]).map_err(|_| OpenError::NotAgeFile)?;
     Ok(())
 }
@@ -175,7 +209,8 @@ pub fn inspect_value(ciphertext: &str) -> Result<(), OpenError> {
 struct StanzaAt<'a> {
     key: &'a RingKey,
     index: usize,
-    opened: Cell<bool>,
+    /// A copy of the file key this identity unwrapped, if it did.
+    file_key: RefCell<Option<Zeroizing<[u8; FILE_KEY_BYTES]>>>,
 }
 
 impl age::Identity for StanzaAt<'_> {
@@ -193,19 +228,33 @@ impl age::Identity for StanzaAt<'_> {
         let result = positioned
             .chain(others)
             .find_map(|stanza| unwrap_x25519(self.key, stanza));
-        if matches!(result, Some(Ok(_))) {
-            self.opened.set(true);
+        if let Some(Ok(file_key)) = &result {
+            *self.file_key.borrow_mut() = Some(Zeroizing::new(*file_key.expose_secret()));
         }
         result
     }
 }
 
-const X25519_TAG: &str = "X25519";
+// Sizes and labels of the X25519 recipient stanza (c2sp.org/age, "The X25519 recipient type").
+pub(crate) const X25519_TAG: &str = "X25519";
 const X25519_LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+/// The ephemeral share: a 32-byte X25519 public key, …
+const EPK_BYTES: usize = 32;
+/// … written as canonical unpadded base64.
+const ENCODED_EPK_LEN: usize = 43;
+/// The stanza body: the 16-byte file key sealed with ChaCha20-Poly1305 (16-byte tag).
+const WRAPPED_FILE_KEY_BYTES: usize = FILE_KEY_BYTES + 16;
+
+/// The largest value a Secret can hold; a larger one was not sealed by `seal` and is refused
+/// when opened, so it never reaches memory twice or the API server.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 
 /// The X25519 recipient stanza unwrap of the age spec (c2sp.org/age), with the identity's
 /// public key precomputed: exactly one scalar multiplication per stanza tried.
-fn unwrap_x25519(key: &RingKey, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
+pub(crate) fn unwrap_x25519(
+    key: &RingKey,
+    stanza: &Stanza,
+) -> Option<Result<FileKey, age::DecryptError>> {
     if stanza.tag != X25519_TAG {
         return None;
     }
@@ -214,10 +263,10 @@ fn unwrap_x25519(key: &RingKey, stanza: &Stanza) -> Option<Result<FileKey, age::
     let [share] = &stanza.args[..] else {
         return invalid();
     };
-    let Ok(Ok(epk)) = BASE64_NO_PAD.decode(share).map(<[u8; 32]>::try_from) else {
+    let Ok(Ok(epk)) = BASE64_NO_PAD.decode(share).map(<[u8; EPK_BYTES]>::try_from) else {
         return invalid();
     };
-    if share.len() != 43 || stanza.body.len() != 32 {
+    if share.len() != ENCODED_EPK_LEN || stanza.body.len() != WRAPPED_FILE_KEY_BYTES {
         return invalid();
     }
     let shared = key
@@ -226,12 +275,12 @@ fn unwrap_x25519(key: &RingKey, stanza: &Stanza) -> Option<Result<FileKey, age::
     if !shared.was_contributory() {
         return invalid();
     }
-    let mut salt = [0u8; 64];
-    salt[..32].copy_from_slice(&epk);
-    salt[32..].copy_from_slice(&key.public);
+    let mut salt = [0u8; 2 * EPK_BYTES];
+    salt[..EPK_BYTES].copy_from_slice(&epk);
+    salt[EPK_BYTES..].copy_from_slice(&key.public);
     let wrap_key = Zeroizing::new(hkdf(&salt, X25519_LABEL, shared.as_bytes()));
     // Not ours (or not this stanza): the caller tries the next one.
-    let mut file_key = aead_decrypt(&wrap_key, 16, &stanza.body).ok()?;
+    let mut file_key = aead_decrypt(&wrap_key, FILE_KEY_BYTES, &stanza.body).ok()?;
     Some(Ok(FileKey::init_with_mut(|out| {
         out.copy_from_slice(&file_key);
         file_key.zeroize();

@@ -16,6 +16,7 @@ use sealant_core::SealedSecret;
 use sealant_core::convert::{reencrypt, unseal};
 use sealant_core::keys::{KeyRing, parse_identity_file, parse_recipient};
 use sealant_core::manifest::{Manifest, read_manifests};
+use sealant_core::rewrap::ClusterKeys;
 use serde_json::{Value, json};
 use support::{Run, Sandbox, secret_yaml};
 
@@ -291,12 +292,12 @@ fn controller(
             }
             ("POST", "/v1/reencrypt") => {
                 let sealed: SealedSecret = serde_json::from_str(&req.body).unwrap();
-                match reencrypt(
-                    &sealed,
-                    &ring,
-                    &Default::default(),
-                    std::slice::from_ref(&to),
-                ) {
+                let keys = ClusterKeys {
+                    usable: &ring,
+                    held: &ring,
+                    active: std::slice::from_ref(&to),
+                };
+                match reencrypt(&sealed, &keys, &Default::default()) {
                     Ok(resealed) => answer(200, serde_json::to_string(&resealed).unwrap()),
                     Err(e) => answer(409, json!({"error": e.to_string()}).to_string()),
                 }
