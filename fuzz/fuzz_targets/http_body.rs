@@ -107,6 +107,10 @@ fuzz_target!(|data: &[u8]| {
                 resealed.spec.recipients.len(),
                 resealed.spec.encrypted_data.len()
             );
+            sealant_fuzz::assert_no_new_reader(
+                &original.spec.encrypted_data,
+                &resealed.spec.encrypted_data,
+            );
         }
         StatusCode::BAD_REQUEST => {
             assert!(reencrypted["error"].is_string());

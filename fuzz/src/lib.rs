@@ -134,3 +134,22 @@ mod harness;
 pub fn assert_no_leak(request: &[u8], response: &[u8]) {
     harness::assert_no_leak(request, response, PLAINTEXTS);
 }
+
+/// An attacker's key, in no seed: it must never open a re-encrypted value.
+pub const ATTACKER_IDENTITY: &str =
+    "AGE-SECRET-KEY-1WXV4G044GUPNEFC8JWXQXJ75HT5XNNQVNZ6MXQUXG8NR4U9EK7QQP2LHNX";
+
+/// Panics when a re-encrypted item opens for a key that could not open the original item,
+/// other than the active key: readers(reply) ⊆ active ∪ readers(original).
+pub fn assert_no_new_reader(
+    original: &std::collections::BTreeMap<String, String>,
+    reply: &std::collections::BTreeMap<String, String>,
+) {
+    let keys = [
+        ("active", KEYS.active.clone()),
+        ("retired", KEYS.retired.clone()),
+        ("compromised", KEYS.compromised.clone()),
+        ("attacker", identity(ATTACKER_IDENTITY)),
+    ];
+    harness::assert_no_new_reader(original, reply, &["active"], &keys);
+}

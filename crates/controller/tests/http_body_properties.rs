@@ -28,6 +28,8 @@ const ACTIVE: &str = "AGE-SECRET-KEY-190L2V0D8V28MGQ54WRPPQS24NUEZ52F3P8MSP6QXVJ
 const RETIRED: &str = "AGE-SECRET-KEY-1EUS07HTQAV9LLMM8Z48D5VS43J23C3FRWXY94PEM348VX85XAZYQPMVK89";
 const COMPROMISED: &str =
     "AGE-SECRET-KEY-1D7AH89AG6UJL6DAMK2F2WDF4N0MPFJ6N72Q2VM22NKLDTSAZRZXS2FGNS6";
+/// In no body: it must never open a re-encrypted value.
+const ATTACKER: &str = "AGE-SECRET-KEY-1WXV4G044GUPNEFC8JWXQXJ75HT5XNNQVNZ6MXQUXG8NR4U9EK7QQP2LHNX";
 const PLAINTEXTS: [&str; 3] = [
     "fuzz-plaintext-Qx7vZ2kP",
     "fuzz-retired-Wm3nB8sT",
@@ -142,6 +144,19 @@ fn post_both(body: &[u8]) {
                 assert!(recipients.contains(&f.active));
                 assert!(!recipients.contains(&f.compromised));
             }
+            // What the record says is a hint: who really opens the reply is asked of age.
+            let keys = [
+                ("active", identity(ACTIVE)),
+                ("retired", identity(RETIRED)),
+                ("compromised", identity(COMPROMISED)),
+                ("attacker", identity(ATTACKER)),
+            ];
+            harness::assert_no_new_reader(
+                &original.spec.encrypted_data,
+                &resealed.spec.encrypted_data,
+                &["active"],
+                &keys,
+            );
         }
         StatusCode::BAD_REQUEST => assert!(verified["error"].is_string()),
         StatusCode::CONFLICT => assert!(reencrypted["error"].is_string()),
