@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
     let inspected = inspect_value(&ciphertext);
     match open_value(&ciphertext, &recorded, scope, &target, &f.ring) {
         Ok(opened) => {
-            assert_eq!(inspected, Ok(()), "opened, but inspect_value refuses it");
+            assert!(inspected.is_ok(), "opened, but inspect_value refuses it");
             assert!(
                 recorded.contains(&opened.opened_with),
                 "opened with {:?}, not a recorded recipient",
@@ -80,6 +80,6 @@ fuzz_target!(|data: &[u8]| {
         // The two checks inspect_value shares with open_value must agree with it.
         Err(OpenError::NotBase64) => assert_eq!(inspected, Err(OpenError::NotBase64)),
         Err(OpenError::NotAgeFile) => assert_eq!(inspected, Err(OpenError::NotAgeFile)),
-        Err(_) => assert_eq!(inspected, Ok(())),
+        Err(_) => assert!(inspected.is_ok(), "{inspected:?}"),
     }
 });

@@ -1,5 +1,7 @@
 //! `seal check`: findings for one file's text: plaintext Secrets, malformed SealedSecrets,
-//! and SealedSecrets sealed to none of the recipients the repo config lists for them today.
+//! SealedSecrets sealed to none of the recipients the repo config lists for them today,
+//! records naming recipients the config does not list (an edit that would capture later
+//! values), and values sealed to a key known to be compromised.
 
 use std::fmt;
 
@@ -9,7 +11,7 @@ use crate::crd::SealedSecret;
 use crate::keys::parse_recipient;
 use crate::manifest::{Located, Manifest, SecretManifest, read_manifests};
 use crate::scope::Binding;
-use crate::value::inspect_value;
+use crate::value::{OpenError, inspect_value};
 
 /// One problem, at a 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +26,17 @@ impl fmt::Display for Finding {
     }
 }
 
+/// What a file is checked against.
+#[derive(Clone, Copy, Default)]
+pub struct Policy<'a> {
+    /// The repo config, whose rules name the recipients each file may be sealed to.
+    pub config: Option<&'a RepoConfig>,
+    /// Recipients of keys known to be compromised (`seal check --compromised`).
+    pub compromised: &'a [String],
+}
+
 /// Checks one file. `path` is relative to the repo config's directory (for its rules).
-pub fn check_text(text: &str, path: Option<&str>, config: Option<&RepoConfig>) -> Vec<Finding> {
+pub fn check_text(text: &str, path: Option<&str>, policy: Policy<'_>) -> Vec<Finding> {
     let manifests = match read_manifests(text) {
         Ok(m) => m,
         // A file we cannot read could hide a plaintext Secret: report it rather than skip it.
@@ -52,7 +63,7 @@ pub fn check_text(text: &str, path: Option<&str>, config: Option<&RepoConfig>) -
                 }
             }
             Manifest::SealedSecret(sealed) => {
-                for message in check_sealed(&sealed, path, config) {
+                for message in check_sealed(&sealed, path, policy) {
                     report(message);
                 }
             }
@@ -71,11 +82,7 @@ fn describe(secret: &SecretManifest) -> String {
 }
 
 /// Every problem `seal`, the controller or `seal unseal` would hit without a key.
-pub fn check_sealed(
-    sealed: &SealedSecret,
-    path: Option<&str>,
-    config: Option<&RepoConfig>,
-) -> Vec<String> {
+pub fn check_sealed(sealed: &SealedSecret, path: Option<&str>, policy: Policy<'_>) -> Vec<String> {
     let mut problems = Vec::new();
     let name = sealed.metadata.name.as_deref().unwrap_or("(unnamed)");
     let mut say = |m: String| problems.push(format!("SealedSecret '{name}': {m}"));
@@ -91,7 +98,8 @@ pub fn check_sealed(
         say("has no encryptedData".into());
     }
     for (item, ciphertext) in &sealed.spec.encrypted_data {
-        if let Err(e) = inspect_value(ciphertext) {
+        let stanzas = inspect_value(ciphertext);
+        if let Err(e) = &stanzas {
             say(format!("item '{item}' {e}"));
         }
         match sealed.spec.recipients.get(item).filter(|r| !r.is_empty()) {
@@ -104,6 +112,25 @@ pub fn check_sealed(
                         "item '{item}' lists '{bad}', which is not an age recipient"
                     ));
                 }
+                if let Some(stanzas) = stanzas
+                    .as_ref()
+                    .ok()
+                    .copied()
+                    .filter(|n| *n != recorded.len())
+                {
+                    say(format!(
+                        "item '{item}' {}",
+                        OpenError::RecordMismatch {
+                            recorded: recorded.len(),
+                            stanzas
+                        }
+                    ));
+                }
+                for bad in recorded.iter().filter(|r| policy.compromised.contains(*r)) {
+                    say(format!(
+                        "item '{item}' is sealed to compromised key {bad}: whoever holds it can read this value; re-seal it from plaintext and change the credential"
+                    ));
+                }
             }
         }
     }
@@ -114,7 +141,9 @@ pub fn check_sealed(
             ));
         }
     }
-    let rule = config.and_then(|c| c.rule_for(path, sealed.metadata.namespace.as_deref()));
+    let rule = policy
+        .config
+        .and_then(|c| c.rule_for(path, sealed.metadata.namespace.as_deref()));
     if let Some(rule) = rule {
         let wanted: Vec<String> = rule.recipients.iter().map(|r| r.to_string()).collect();
         for (item, recorded) in &sealed.spec.recipients {
@@ -123,6 +152,15 @@ pub fn check_sealed(
                     "item '{item}' is sealed to none of the recipients .sealant.yaml rule {} lists ({}): stale after a rotation? re-seal it",
                     rule.number,
                     rule.names.join(", ")
+                ));
+                continue;
+            }
+            // A recipient only the file names: added by hand or by a pull request that
+            // looked like metadata. Tools that trusted records would seal later values to it.
+            for extra in recorded.iter().filter(|r| !wanted.contains(r)) {
+                say(format!(
+                    "item '{item}' records {extra}, which .sealant.yaml rule {} does not list: remove it from spec.recipients (and re-seal) or add it to the rule",
+                    rule.number
                 ));
             }
         }
@@ -159,10 +197,17 @@ mod tests {
     #[test]
     fn finds_plaintext_secrets_but_not_empty_ones_or_other_kinds() {
         let text = "kind: ConfigMap\ndata: {a: b}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {}\n---\nkind: Secret\nmetadata: {name: t, namespace: n}\nstringData: {a: b}\n";
-        let findings = check_text(text, None, None);
+        let findings = check_text(text, None, Policy::default());
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(findings[0].line, 9);
         assert!(findings[0].message.contains("plaintext Secret 'n/t'"));
+    }
+
+    fn with(config: &RepoConfig) -> Policy<'_> {
+        Policy {
+            config: Some(config),
+            compromised: &[],
+        }
     }
 
     #[test]
@@ -170,12 +215,12 @@ mod tests {
         let old = generate_key("t").recipient;
         let new = generate_key("t").recipient;
         let text = sealed_yaml(&old);
-        assert_eq!(check_text(&text, Some("a.yaml"), None), vec![]);
+        assert_eq!(check_text(&text, Some("a.yaml"), Policy::default()), vec![]);
         let config = RepoConfig::parse(&format!(
             "recipients:\n  prod: {new}\nrules:\n  - recipients: [prod]\n"
         ))
         .unwrap();
-        let findings = check_text(&text, Some("a.yaml"), Some(&config));
+        let findings = check_text(&text, Some("a.yaml"), with(&config));
         assert_eq!(findings.len(), 1);
         assert!(
             findings[0]
@@ -188,13 +233,64 @@ mod tests {
             "recipients:\n  prod: [{new}, {old}]\nrules:\n  - recipients: [prod]\n"
         ))
         .unwrap();
-        assert_eq!(check_text(&text, Some("a.yaml"), Some(&config)), vec![]);
+        assert_eq!(check_text(&text, Some("a.yaml"), with(&config)), vec![]);
+    }
+
+    #[test]
+    fn records_naming_unlisted_recipients_are_reported() {
+        // A pull request that only appends a recipient to a record looks like metadata.
+        let prod = generate_key("t").recipient;
+        let attacker = generate_key("t").recipient.to_string();
+        let config = RepoConfig::parse(&format!(
+            "recipients:\n  prod: {prod}\nrules:\n  - recipients: [prod]\n"
+        ))
+        .unwrap();
+        let clean = sealed_yaml(&prod);
+        assert_eq!(check_text(&clean, Some("a.yaml"), with(&config)), vec![]);
+        let edited = clean.replace(
+            &format!("    - {prod}\n"),
+            &format!("    - {prod}\n    - {attacker}\n"),
+        );
+        let findings = check_text(&edited, Some("a.yaml"), with(&config));
+        let all: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            all,
+            [
+                "SealedSecret 'db': item 'pw' records 2 recipients in spec.recipients but its header holds 1 X25519 stanzas: the record was altered; re-seal it with `seal`".to_owned(),
+                format!("SealedSecret 'db': item 'pw' records {attacker}, which .sealant.yaml rule 1 does not list: remove it from spec.recipients (and re-seal) or add it to the rule"),
+            ]
+        );
+        // Without a config, the count still gives the edit away.
+        assert_eq!(
+            check_text(&edited, Some("a.yaml"), Policy::default()).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn values_sealed_to_a_compromised_key_are_listed() {
+        let bad = generate_key("t").recipient;
+        let text = sealed_yaml(&bad);
+        let compromised = [bad.to_string()];
+        let policy = Policy {
+            config: None,
+            compromised: &compromised,
+        };
+        let findings = check_text(&text, Some("a.yaml"), policy);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0]
+                .message
+                .contains(&format!("is sealed to compromised key {bad}")),
+            "{findings:?}"
+        );
+        assert_eq!(check_text(&text, Some("a.yaml"), Policy::default()), vec![]);
     }
 
     #[test]
     fn malformed_sealed_secrets_are_reported() {
         let text = "apiVersion: sealant.dev/v1alpha1\nkind: SealedSecret\nmetadata: {name: db}\nspec:\n  encryptedData: {pw: '!!!'}\n";
-        let findings = check_text(text, None, None);
+        let findings = check_text(text, None, Policy::default());
         let all: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
         assert!(
             all.iter().any(|m| m.contains("needs a namespace")),
@@ -208,7 +304,7 @@ mod tests {
             all.iter().any(|m| m.contains("records no recipients")),
             "{all:?}"
         );
-        let broken = check_text("kind: Secret\n  bad: [\n", None, None);
+        let broken = check_text("kind: Secret\n  bad: [\n", None, Policy::default());
         assert!(broken[0].message.starts_with("cannot parse"));
     }
 }

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::crd::{SealedSecret, SealedSecretSpec, SecretTemplate, TemplateMetadata};
-use crate::keys::{KeyRing, Recipient, parse_recipient};
+use crate::keys::{KeyRing, Recipient};
 use crate::manifest::SecretManifest;
 use crate::rewrap::{ClusterKeys, rewrap_value};
 use crate::scope::{Binding, BindingError, Scope, Target};
@@ -219,21 +219,6 @@ pub fn remove_items(sealed: &mut SealedSecret, keys: &[String]) -> Result<(), Co
     Ok(())
 }
 
-/// The recipients every item of `sealed` was sealed to, when they all agree (for `seal merge`
-/// without explicit recipients).
-pub fn common_recipients(sealed: &SealedSecret) -> Option<Vec<Recipient>> {
-    let mut lists = sealed
-        .spec
-        .encrypted_data
-        .keys()
-        .map(|k| sealed.spec.recipients.get(k));
-    let first = lists.next()??;
-    if lists.any(|l| l != Some(first)) || first.is_empty() {
-        return None;
-    }
-    first.iter().map(|r| parse_recipient(r).ok()).collect()
-}
-
 /// Where a SealedSecret lives.
 pub fn target_of_sealed(sealed: &SealedSecret) -> Result<Target, ConvertError> {
     let name = sealed
@@ -398,7 +383,7 @@ pub fn reencrypt(
 }
 
 /// Kubernetes' rule for Secret item keys (apimachinery's IsConfigMapKey).
-fn check_item_key(key: &str) -> Result<(), ConvertError> {
+pub fn check_item_key(key: &str) -> Result<(), ConvertError> {
     let ok = !key.is_empty()
         && key.len() <= 253
         && key != "."
@@ -701,9 +686,8 @@ mod tests {
         let recipients = [key.recipient.clone()];
         let mut sealed = seal_db(Scope::Strict, &recipients);
         let before = sealed.spec.encrypted_data.clone();
-        let common = common_recipients(&sealed).unwrap();
         let items = Items::from([("password".to_string(), Zeroizing::new(b"new".to_vec()))]);
-        seal_items(&mut sealed, items, &common).unwrap();
+        seal_items(&mut sealed, items, &recipients).unwrap();
         assert_eq!(sealed.spec.encrypted_data["username"], before["username"]);
         assert_ne!(sealed.spec.encrypted_data["password"], before["password"]);
         remove_items(&mut sealed, &["username".into()]).unwrap();

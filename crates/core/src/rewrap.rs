@@ -11,102 +11,17 @@
 //! read from the record) make way for one per active key; every other stanza (a break-glass
 //! key, another cluster) and the payload are kept byte for byte.
 
-use age_core::format::{FILE_KEY_BYTES, FileKey, Stanza};
-use age_core::primitives::hkdf;
+use age_core::format::{FileKey, Stanza};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NO_PAD};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
+use crate::header::{MAC_TAG, RawStanza, VERSION_LINE, header_mac, is_x25519, split, write_stanza};
 use crate::keys::{KeyRing, Recipient};
 use crate::scope::{Scope, Target};
-use crate::value::{OpenError, SealedValue, X25519_TAG, decode_file, open_file, unwrap_x25519};
+use crate::value::{OpenError, SealedValue, decode_file, open_file, unwrap_x25519};
 
-/// The first line of every age v1 file ("Version line").
-const VERSION_LINE: &[u8] = b"age-encryption.org/v1\n";
-/// Starts the line that closes the header; the MAC covers the header up to and including it.
-const MAC_TAG: &[u8] = b"---";
-/// HMAC-SHA-256 output, …
-const MAC_BYTES: usize = 32;
-/// … written as canonical unpadded base64 after `--- `.
-const ENCODED_MAC_LEN: usize = 43;
-/// HKDF label of the header MAC key (salt empty, input the file key).
-const HEADER_KEY_LABEL: &[u8] = b"header";
-/// Stanza bodies are base64 wrapped at this many columns, the last line always shorter.
-const BODY_COLUMNS: usize = 64;
 /// Re-wrapping unwraps every stanza with every held key: this bounds its cost per value.
 pub const MAX_STANZAS: usize = 128;
-
-/// One recipient stanza as it stands in the file.
-struct RawStanza<'a> {
-    bytes: &'a [u8],
-    stanza: Stanza,
-}
-
-/// An age v1 header split into its stanzas, and the payload after it.
-struct SplitFile<'a> {
-    stanzas: Vec<RawStanza<'a>>,
-    payload: &'a [u8],
-}
-
-/// Splits a binary age v1 file. Only called on files age has already opened, so a failure
-/// here means a header age accepts and this reader does not (refused, never guessed at).
-fn split(file: &[u8]) -> Option<SplitFile<'_>> {
-    let mut rest = file.strip_prefix(VERSION_LINE)?;
-    let mut stanzas = Vec::new();
-    while !rest.starts_with(MAC_TAG) {
-        let (after, stanza) = age_core::format::read::legacy_age_stanza(rest).ok()?;
-        let bytes = &rest[..rest.len() - after.len()];
-        stanzas.push(RawStanza {
-            bytes,
-            stanza: stanza.into(),
-        });
-        rest = after;
-    }
-    let mac_line_len = MAC_TAG.len() + 1 + ENCODED_MAC_LEN + 1;
-    Some(SplitFile {
-        stanzas,
-        payload: rest.get(mac_line_len..)?,
-    })
-}
-
-fn is_x25519(stanza: &Stanza) -> bool {
-    stanza.tag == X25519_TAG
-}
-
-/// Writes a stanza as the age spec lays it out: `-> tag args…`, then the body in canonical
-/// unpadded base64 wrapped at 64 columns, ending with a short (possibly empty) line.
-fn write_stanza(out: &mut Vec<u8>, stanza: &Stanza) {
-    out.extend_from_slice(b"->");
-    for field in std::iter::once(&stanza.tag).chain(&stanza.args) {
-        out.push(b' ');
-        out.extend_from_slice(field.as_bytes());
-    }
-    out.push(b'\n');
-    let body = BASE64_NO_PAD.encode(&stanza.body);
-    let mut lines = body.as_bytes().chunks(BODY_COLUMNS).peekable();
-    let mut last_len = 0;
-    while let Some(line) = lines.next() {
-        out.extend_from_slice(line);
-        out.push(b'\n');
-        last_len = line.len();
-        if lines.peek().is_none() && last_len == BODY_COLUMNS {
-            out.push(b'\n');
-        }
-    }
-    if body.is_empty() && last_len == 0 {
-        out.push(b'\n');
-    }
-}
-
-/// The header MAC: HMAC-SHA-256 keyed with HKDF-SHA-256(salt empty, ikm file key, "header")
-/// over the header up to and including `---`.
-fn header_mac(file_key: &[u8; FILE_KEY_BYTES], header: &[u8]) -> [u8; MAC_BYTES] {
-    let key = zeroize::Zeroizing::new(hkdf(&[], HEADER_KEY_LABEL, file_key));
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key[..]).expect("HMAC takes any key length");
-    mac.update(header);
-    mac.finalize().into_bytes().into()
-}
 
 /// What the cluster holds for re-wrapping a value.
 pub struct ClusterKeys<'a> {
@@ -220,26 +135,6 @@ mod tests {
     use crate::keys::generate_key;
     use crate::scope::Binding;
     use crate::value::{open_value, seal_value};
-
-    #[test]
-    fn stanzas_are_written_as_age_writes_them() {
-        for len in [0, 1, 32, 47, 48, 49, 96] {
-            let stanza = Stanza {
-                tag: "t".into(),
-                args: vec!["a".into()],
-                body: vec![7; len],
-            };
-            let mut out = Vec::new();
-            write_stanza(&mut out, &stanza);
-            let (rest, parsed) = age_core::format::read::age_stanza(&out).unwrap();
-            assert!(
-                rest.is_empty(),
-                "{len}: {:?}",
-                String::from_utf8_lossy(rest)
-            );
-            assert_eq!(Stanza::from(parsed), stanza, "{len}");
-        }
-    }
 
     #[test]
     fn the_mac_is_the_one_age_checks() {

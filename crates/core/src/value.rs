@@ -197,11 +197,17 @@ pub(crate) fn open_file(
     ))
 }
 
-/// Parses a sealed value's age header without opening it (for `seal check`).
-pub fn inspect_value(ciphertext: &str) -> Result<(), OpenError> {
+/// Parses a sealed value's age header without opening it (for `seal check`); returns how
+/// many X25519 stanzas it holds, which its `spec.recipients` entry must list.
+pub fn inspect_value(ciphertext: &str) -> Result<usize, OpenError> {
     let file = decode_file(ciphertext)?;
     Decryptor::new_buffered(&file[..]).map_err(|_| OpenError::NotAgeFile)?;
-    Ok(())
+    let split = crate::header::split(&file).ok_or(OpenError::NotAgeFile)?;
+    Ok(split
+        .stanzas
+        .iter()
+        .filter(|s| crate::header::is_x25519(&s.stanza))
+        .count())
 }
 
 /// An identity that tries the stanza at its recipient's recorded position first, then the

@@ -335,6 +335,9 @@ pub struct MergeArgs {
     pub remove: Vec<String>,
     #[command(flatten)]
     pub to: SealToArgs,
+    /// New values are sealed to the cluster's recipients when -r, -R and .sealant.yaml say nothing.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Args, Debug)]
@@ -365,6 +368,13 @@ pub struct CheckArgs {
     /// The repo config to check recipients against (default: .sealant.yaml here or in a parent directory).
     #[arg(long, value_name = "FILE", env = "SEAL_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The recipient of a key known to be compromised: every value sealed to it is reported. Repeatable.
+    #[arg(
+        long = "compromised",
+        value_name = "RECIPIENT",
+        env = "SEAL_COMPROMISED"
+    )]
+    pub compromised: Vec<String>,
 }
 
 #[derive(Args, Debug)]

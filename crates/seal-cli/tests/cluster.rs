@@ -494,17 +494,35 @@ fn sealing_without_recipients_uses_the_clusters() {
     with_kubeconfig(&sb, &kubeconfig, &["two.yaml"]).ok();
     assert_eq!(stub.seen().len(), before + 1);
 
-    // -r, a repo config, and merge never ask the cluster.
+    // merge seals new items to the cluster's recipients too, never to the file's records.
     let before = stub.seen().len();
-    let other = sb.keygen("other.txt");
-    with_kubeconfig(&sb, &kubeconfig, &["s.yaml", "-r", &other]).ok();
     with_kubeconfig(
         &sb,
         &kubeconfig,
         &["merge", "db.sealed.yaml", "--from-literal", "user=admin"],
     )
     .ok();
-    assert!(sb.read("db.sealed.yaml").contains("user:"));
+    assert_eq!(stub.seen().len(), before + 1, "{:?}", stub.paths());
+    let merged = sealed_objects(&sb.read("db.sealed.yaml")).remove(0);
+    assert_eq!(merged.spec.recipients["user"], [r.clone()]);
+
+    // -r and a repo config never ask the cluster.
+    let before = stub.seen().len();
+    let other = sb.keygen("other.txt");
+    with_kubeconfig(&sb, &kubeconfig, &["s.yaml", "-r", &other]).ok();
+    with_kubeconfig(
+        &sb,
+        &kubeconfig,
+        &[
+            "merge",
+            "db.sealed.yaml",
+            "--from-literal",
+            "user=admin",
+            "-r",
+            &other,
+        ],
+    )
+    .ok();
     sb.write(
         ".sealant.yaml",
         &format!("recipients:\n  main: {other}\nrules:\n  - recipients: [main]\n"),

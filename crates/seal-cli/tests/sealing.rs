@@ -381,7 +381,7 @@ fn merge_changes_only_what_changed() {
 
     // A Secret on stdin replaces b and adds d; a and c keep their exact lines.
     sb.seal_stdin(
-        &["merge", "db.yaml"],
+        &["merge", "db.yaml", "-r", &r],
         &secret_yaml("db", "prod", &[("b", "22"), ("d", "4")]),
     )
     .ok();
@@ -407,8 +407,17 @@ fn merge_changes_only_what_changed() {
     assert_eq!(removed, [line(&before, "b")]);
     assert_eq!(added.len(), 3, "{added:?}");
 
-    sb.seal(&["merge", "db.yaml", "--from-literal", "e=5", "--remove", "a"])
-        .ok();
+    sb.seal(&[
+        "merge",
+        "db.yaml",
+        "--from-literal",
+        "e=5",
+        "--remove",
+        "a",
+        "-r",
+        &r,
+    ])
+    .ok();
     let out = sb
         .seal(&["unseal", "-i", "k.txt", "db.yaml", "-o", "json"])
         .ok()
@@ -440,9 +449,15 @@ fn merge_uses_explicit_recipients_for_new_items() {
         .ok();
     let text = sb.read("db.yaml");
     assert!(text.contains(&old) && text.contains(&new));
-    // Items now differ in recipients: a further merge must say which to use.
+    // Who really reads each item, asked of the stock age CLI.
+    assert!(sb.age_opens("db.yaml", "a", "old.txt") && !sb.age_opens("db.yaml", "a", "new.txt"));
+    assert!(sb.age_opens("db.yaml", "b", "new.txt") && !sb.age_opens("db.yaml", "b", "old.txt"));
+    // Nothing names recipients (no -r, no config, no cluster): the file's records are not
+    // used, the merge is refused and the file is left as it was.
+    let before = sb.read("db.yaml");
     sb.seal(&["merge", "db.yaml", "--from-literal", "c=3"])
-        .fails(1, "different recipients");
+        .fails(1, "no recipients: pass -r age1…");
+    assert_eq!(sb.read("db.yaml"), before);
 }
 
 #[test]
@@ -452,7 +467,8 @@ fn json_files_stay_json_on_merge() {
     sb.write("s.yaml", &secret_yaml("db", "prod", &[("a", "1")]));
     sb.seal(&["-r", &r, "s.yaml", "-o", "json", "-w", "db.json"])
         .ok();
-    sb.seal(&["merge", "db.json", "--from-literal", "b=2"]).ok();
+    sb.seal(&["merge", "db.json", "--from-literal", "b=2", "-r", &r])
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&sb.read("db.json")).unwrap();
     assert!(v["spec"]["encryptedData"]["b"].is_string());
 }

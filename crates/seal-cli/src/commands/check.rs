@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use sealant_core::check::check_text;
+use sealant_core::check::{Policy, check_text};
+use sealant_core::keys::parse_recipient;
 
 use crate::cli::CheckArgs;
 use crate::failure::{Failure, Result, display_path};
@@ -13,6 +14,13 @@ const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 /// Returns the number of problems found (printed as `file:line: reason`).
 pub fn run(args: &CheckArgs) -> Result<usize> {
     let config = find_config(args.config.as_deref())?;
+    for r in &args.compromised {
+        parse_recipient(r).map_err(|e| Failure::usage(format!("--compromised: {e}")))?;
+    }
+    let policy = Policy {
+        config: config.as_ref().map(|c| &c.config),
+        compromised: &args.compromised,
+    };
     let roots = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -39,7 +47,7 @@ pub fn run(args: &CheckArgs) -> Result<usize> {
             Err(e) => return Err(Failure::in_file(file, format!("cannot read: {e}"))),
         };
         let rel = config.as_ref().and_then(|c| c.relative(file));
-        for finding in check_text(&text, rel.as_deref(), config.as_ref().map(|c| &c.config)) {
+        for finding in check_text(&text, rel.as_deref(), policy) {
             println!("{}:{finding}", display_path(file));
             problems += 1;
         }

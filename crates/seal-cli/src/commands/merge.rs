@@ -1,7 +1,7 @@
 //! `seal merge`: change items of a SealedSecret file in place. Untouched items keep their
 //! ciphertext byte for byte, so a Git diff shows only what changed.
 
-use sealant_core::convert::{common_recipients, remove_items, seal_items, secret_items};
+use sealant_core::convert::{check_item_key, remove_items, seal_items, secret_items};
 use sealant_core::manifest::{Located, Manifest};
 
 use super::seal::items_from_flags;
@@ -58,16 +58,15 @@ pub fn run(args: &MergeArgs) -> Result<()> {
     let fail = |e| Failure::at_line(path, line, format!("SealedSecret '{name}': {e}"));
     remove_items(&mut sealed, &args.remove).map_err(fail)?;
     if !items.is_empty() {
-        let recipients = Recipients::from_args(&args.to)?;
-        let to = match recipients.lookup(Some(path), sealed.metadata.namespace.as_deref())? {
-            Some(to) => to,
-            None => common_recipients(&sealed).ok_or_else(|| {
-                Failure::in_file(
-                    path,
-                    "its items are sealed to different recipients: say which to use with -r or -R",
-                )
-            })?,
-        };
+        for key in items.keys() {
+            check_item_key(key).map_err(fail)?;
+        }
+        // Never the recipients recorded in the file: they are clear text a pull request can
+        // extend, and every later value would be sealed to whoever it added.
+        let recipients = Recipients::from_args(&args.to)?.or_cluster(&args.cluster);
+        let to = recipients
+            .require(Some(path), sealed.metadata.namespace.as_deref())
+            .map_err(|e| Failure::at_line(path, line, e))?;
         seal_items(&mut sealed, items, &to).map_err(fail)?;
     }
     let format = if original.trim_start().starts_with('{') {

@@ -105,6 +105,32 @@ impl Sandbox {
         run(cmd, stdin)
     }
 
+    /// Whether the stock `age` CLI opens item `item` of the (first) SealedSecret in
+    /// `sealed_file` with the identity file `identity`: who can really read a value, whatever
+    /// its `spec.recipients` record says.
+    pub fn age_opens(&self, sealed_file: &str, item: &str, identity: &str) -> bool {
+        use base64::Engine;
+        let text = self.read(sealed_file);
+        let objects = sealant_core::manifest::read_manifests(&text).unwrap();
+        let value = objects
+            .iter()
+            .find_map(|m| match &m.value {
+                sealant_core::manifest::Manifest::SealedSecret(s) => {
+                    s.spec.encrypted_data.get(item).cloned()
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{sealed_file} has no item {item}"));
+        let file = self.path(&format!("{item}.age"));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .unwrap();
+        std::fs::write(&file, bytes).unwrap();
+        let mut cmd = Command::new(require_tool("age", "age"));
+        cmd.arg("-d").arg("-i").arg(self.path(identity)).arg(&file);
+        run(cmd, None).code == 0
+    }
+
     /// A new identity file `name`; returns its recipient.
     pub fn keygen(&self, name: &str) -> String {
         let out = self.seal(&["keygen", "-o", name]).ok();
