@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (default: POD_NAME, else the host name and pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Let templates produce Secrets of this restricted type (kubernetes.io/service-account-token,
+    /// bootstrap.kubernetes.io/token), which make the cluster mint or honour credentials. Repeatable.
+    #[arg(long = "allow-secret-type", value_name = "TYPE", env = "SEALANT_ALLOW_SECRET_TYPES", value_delimiter = ',', value_parser = restricted_type)]
+    pub allow_secret_types: Vec<String>,
     /// Requests per second `/v1/verify` accepts.
     #[arg(long, env = "SEALANT_VERIFY_RATE", default_value_t = 10)]
     pub verify_rate: u32,
@@ -97,6 +101,19 @@ pub struct RunArgs {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// A Secret type `--allow-secret-type` can allow: only restricted types need allowing.
+fn restricted_type(s: &str) -> Result<String, String> {
+    let restricted = sealant_core::reconcile::RESTRICTED_SECRET_TYPES;
+    if restricted.contains(&s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "'{s}' needs no allowing: only {} are restricted",
+            restricted.join(" and ")
+        ))
+    }
 }
 
 /// A namespace: an RFC 1123 label.

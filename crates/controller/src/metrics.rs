@@ -19,6 +19,7 @@ const KNOWN_REASONS: &[&str] = &[
     "malformed",
     "not_owned",
     "api_error",
+    "type_not_allowed",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -13,7 +13,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use sealant_core::convert::{ConvertError, unseal_in_cluster};
 use sealant_core::crd::{SealedSecret, SealedSecretStatus};
 use sealant_core::reconcile::{
-    Plan, desired_secret, plan, ready_condition, status_changed, status_digest,
+    Plan, desired_secret, plan, ready_condition, status_changed, status_digest, type_refusal,
 };
 use sealant_core::value::OpenError;
 use tracing::{info, warn};
@@ -36,6 +36,8 @@ pub struct Context {
     /// Fed by the Secret metadata watch.
     pub versions: Arc<SecretVersions>,
     pub written: Arc<Written>,
+    /// Restricted Secret types an admin allows templates to use (`--allow-secret-type`).
+    pub allowed_types: Vec<String>,
 }
 
 impl Context {
@@ -64,7 +66,14 @@ impl Context {
             resync,
             versions: Arc::default(),
             written: Arc::default(),
+            allowed_types: Vec::new(),
         }
+    }
+
+    /// Lets templates use these restricted Secret types (see `RESTRICTED_SECRET_TYPES`).
+    pub fn allowing_types(mut self, types: Vec<String>) -> Context {
+        self.allowed_types = types;
+        self
     }
 }
 
@@ -74,6 +83,12 @@ pub enum Error {
     NoNamespace,
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+}
+
+/// Why a SealedSecret is not turned into a Secret.
+enum Refused {
+    Type(String),
+    Open(ConvertError),
 }
 
 /// What happened to the Secret.
@@ -109,8 +124,18 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
 
     // Until this reconcile is through, nothing may be taken as in place.
     ctx.written.record_reconciled(&sealed, None);
-    let (outcome, opened_with) = match unseal_in_cluster(&sealed, &view.ring, &view.compromised) {
-        Err(error) => {
+    let opening = match type_refusal(&sealed, &ctx.allowed_types) {
+        // Refused before anything is opened: the plaintext never leaves the ciphertext.
+        Some(message) => Err(Refused::Type(message)),
+        None => unseal_in_cluster(&sealed, &view.ring, &view.compromised).map_err(Refused::Open),
+    };
+    let (outcome, opened_with) = match opening {
+        Err(Refused::Type(message)) => {
+            ctx.metrics.unseal_error("type_not_allowed");
+            let reason = "TypeNotAllowed";
+            (Outcome::Failed { reason, message }, Vec::new())
+        }
+        Err(Refused::Open(error)) => {
             let reason = failure_reason(&error);
             ctx.metrics.unseal_error(reason.1);
             (

@@ -249,13 +249,16 @@ impl Leading {
                     ),
                     None => (Api::all(self.client.clone()), Api::all(self.client.clone())),
                 };
-            let ctx = Arc::new(Context::new(
-                self.client.clone(),
-                self.keys.clone(),
-                self.metrics.clone(),
-                reporter.clone(),
-                self.args.resync_period,
-            ));
+            let ctx = Arc::new(
+                Context::new(
+                    self.client.clone(),
+                    self.keys.clone(),
+                    self.metrics.clone(),
+                    reporter.clone(),
+                    self.args.resync_period,
+                )
+                .allowing_types(self.args.allow_secret_types.clone()),
+            );
             let mut config = watcher::Config::default();
             if let Some(selector) = &self.args.label_selector {
                 config = config.labels(selector);

@@ -46,6 +46,26 @@ impl std::fmt::Debug for Plan {
     }
 }
 
+/// Secret types the cluster's own controllers act on. A template choosing one makes the cluster
+/// mint or honour a credential: kube-controller-manager fills a `service-account-token` Secret
+/// with a token for whichever ServiceAccount its annotation names, and a `bootstrap.kubernetes.io/token`
+/// in kube-system is a node-join credential with the value the sealer chose. Refused unless an
+/// admin allows the type (`seal-controller --allow-secret-type`).
+pub const RESTRICTED_SECRET_TYPES: &[&str] = &[
+    "kubernetes.io/service-account-token",
+    "bootstrap.kubernetes.io/token",
+];
+
+/// Why a SealedSecret's template type may not be written, if it may not.
+pub fn type_refusal(sealed: &SealedSecret, allowed: &[String]) -> Option<String> {
+    let type_ = sealed.spec.template.type_.as_deref()?;
+    (RESTRICTED_SECRET_TYPES.contains(&type_) && !allowed.iter().any(|a| a == type_)).then(|| {
+        format!(
+            "template type '{type_}' makes the cluster mint or honour credentials: refused unless seal-controller runs with --allow-secret-type {type_}"
+        )
+    })
+}
+
 /// Labels and annotations a template may not set: they would make the generated Secret look
 /// like one of the controller's keys (and so plant a sealing key), or claim a takeover.
 fn is_reserved(key: &str) -> bool {
@@ -316,6 +336,34 @@ mod tests {
             taken.metadata.annotations.as_ref().unwrap()[MANAGED_ANNOTATION],
             "true"
         );
+    }
+
+    #[test]
+    fn credential_minting_types_are_refused_unless_allowed() {
+        let (mut sealed, _) = fixture("");
+        assert_eq!(type_refusal(&sealed, &[]), None);
+        for type_ in [
+            "Opaque",
+            "kubernetes.io/tls",
+            "kubernetes.io/dockerconfigjson",
+        ] {
+            sealed.spec.template.type_ = Some(type_.into());
+            assert_eq!(type_refusal(&sealed, &[]), None, "{type_}");
+        }
+        for type_ in RESTRICTED_SECRET_TYPES {
+            sealed.spec.template.type_ = Some(type_.to_string());
+            let refusal = type_refusal(&sealed, &[]).expect("refused");
+            assert!(
+                refusal.contains(&format!("--allow-secret-type {type_}")),
+                "{refusal}"
+            );
+            assert_eq!(type_refusal(&sealed, &[type_.to_string()]), None);
+            let other = RESTRICTED_SECRET_TYPES
+                .iter()
+                .find(|t| *t != type_)
+                .unwrap();
+            assert!(type_refusal(&sealed, &[other.to_string()]).is_some());
+        }
     }
 
     #[test]
