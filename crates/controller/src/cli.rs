@@ -51,7 +51,8 @@ pub struct CommonArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Watch only these namespaces (comma-separated); default all.
+    /// Watch only these namespaces; default all. Repeat the flag or separate them with commas
+    /// (as in SEALANT_WATCH_NAMESPACES): a namespace never holds one.
     #[arg(long, env = "SEALANT_WATCH_NAMESPACES", value_delimiter = ',', value_parser = dns_label)]
     pub namespaces: Vec<String>,
     /// Reconcile only SealedSecrets matching this label selector.

@@ -46,6 +46,8 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct SealToArgs {
     /// An age recipient (age1…) to seal to; repeat for several clusters or a break-glass key.
+    /// Several may also be separated by commas (as in SEAL_RECIPIENTS): an age1… recipient
+    /// never holds one.
     #[arg(
         short = 'r',
         long = "recipient",
@@ -54,13 +56,13 @@ pub struct SealToArgs {
         value_delimiter = ','
     )]
     pub recipients: Vec<String>,
-    /// A file of recipients, one per line; `#` starts a comment. Repeatable.
+    /// A file of recipients, one per line; `#` starts a comment. Repeatable; each value is one
+    /// path, commas included.
     #[arg(
         short = 'R',
         long = "recipients-file",
         value_name = "FILE",
-        env = "SEAL_RECIPIENTS_FILE",
-        value_delimiter = ','
+        env = "SEAL_RECIPIENTS_FILE"
     )]
     pub recipients_files: Vec<PathBuf>,
     /// The repo config to take recipients from (default: .sealant.yaml here or in a parent directory).
@@ -71,21 +73,17 @@ pub struct SealToArgs {
 /// Item values given on the command line.
 #[derive(Args, Debug, Clone)]
 pub struct ItemArgs {
-    /// An item as KEY=VALUE. Repeatable.
+    /// An item as KEY=VALUE. Repeatable; the value is taken whole, commas included (as kubectl
+    /// does).
     #[arg(
         long = "from-literal",
         value_name = "KEY=VALUE",
-        env = "SEAL_FROM_LITERAL",
-        value_delimiter = ','
+        env = "SEAL_FROM_LITERAL"
     )]
     pub literals: Vec<String>,
-    /// An item from a file, as [KEY=]PATH (KEY defaults to the file name). Repeatable.
-    #[arg(
-        long = "from-file",
-        value_name = "[KEY=]PATH",
-        env = "SEAL_FROM_FILE",
-        value_delimiter = ','
-    )]
+    /// An item from a file, as [KEY=]PATH (KEY defaults to the file name). Repeatable; the
+    /// path is taken whole, commas included.
+    #[arg(long = "from-file", value_name = "[KEY=]PATH", env = "SEAL_FROM_FILE")]
     pub files: Vec<String>,
 }
 
@@ -325,7 +323,8 @@ pub struct MergeArgs {
     pub sealed_file: PathBuf,
     #[command(flatten)]
     pub items: ItemArgs,
-    /// Remove an item. Repeatable.
+    /// Remove an item. Repeatable; several may also be separated by commas (as in
+    /// SEAL_REMOVE): an item key never holds one.
     #[arg(
         long = "remove",
         value_name = "KEY",
@@ -342,13 +341,13 @@ pub struct MergeArgs {
 
 #[derive(Args, Debug)]
 pub struct UnsealArgs {
-    /// An identity file (AGE-SECRET-KEY-1… lines, as from `seal keygen` or age-keygen). Repeatable.
+    /// An identity file (AGE-SECRET-KEY-1… lines, as from `seal keygen` or age-keygen).
+    /// Repeatable; each value is one path, commas included.
     #[arg(
         short = 'i',
         long = "identity",
         value_name = "IDENTITY_FILE",
         env = "SEAL_IDENTITY",
-        value_delimiter = ',',
         required = true
     )]
     pub identities: Vec<PathBuf>,
