@@ -504,7 +504,7 @@ fn sealing_without_recipients_uses_the_clusters() {
     .ok();
     assert_eq!(stub.seen().len(), before + 1, "{:?}", stub.paths());
     let merged = sealed_objects(&sb.read("db.sealed.yaml")).remove(0);
-    assert_eq!(merged.spec.recipients["user"], [r.clone()]);
+    assert_eq!(merged.spec.recipients["user"], std::slice::from_ref(&r));
 
     // -r and a repo config never ask the cluster.
     let before = stub.seen().len();

@@ -1,0 +1,219 @@
+//! Attacks on a real cluster, one test each, as docs/security.md's threat table lists them:
+//! the real `seal-controller` as the deploy/ ServiceAccount on a local Kubernetes 1.20 control
+//! plane (kube-controller-manager's token controller running), the real `seal`, `kubectl` and
+//! the stock `age` CLI. Each asserts what must NOT happen.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use sealant_e2e::{ControlPlane, Controller, decode_base64, ok, run, text, wait_for};
+
+const SECS_30: Duration = Duration::from_secs(30);
+
+fn cluster_with_controller() -> (ControlPlane, Controller) {
+    let cp = ControlPlane::start();
+    cp.install();
+    let sa = cp.service_account_kubeconfig();
+    let ctl = Controller::spawn(&sa, cp.dir.path(), "attacks", &[]);
+    ctl.wait_ready();
+    (cp, ctl)
+}
+
+/// The cluster's key Secrets, written to `dir` as `<state>.txt` identity files (the newest
+/// of each state wins); returns the states written.
+fn export_keys(cp: &ControlPlane, dir: &Path) -> Vec<String> {
+    let keys = cp
+        .get_json(&[
+            "secrets",
+            "-n",
+            "sealant-system",
+            "-l",
+            "sealant.dev/key=true",
+        ])
+        .unwrap();
+    let mut states = Vec::new();
+    for key in keys["items"].as_array().unwrap() {
+        let state = key["metadata"]["labels"]["sealant.dev/key-state"]
+            .as_str()
+            .unwrap_or("active")
+            .to_owned();
+        let identity = decode_base64(key["data"]["key.txt"].as_str().unwrap());
+        std::fs::write(dir.join(format!("{state}.txt")), identity).unwrap();
+        states.push(state);
+    }
+    states
+}
+
+/// Does the stock `age` CLI open item `item` of the SealedSecret file with `identity`?
+fn age_opens(dir: &Path, file: &str, item: &str, identity: &str) -> bool {
+    let sealed = std::fs::read_to_string(dir.join(file)).unwrap();
+    let prefix = format!("{item}: ");
+    let value = sealed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("{file} has no item {item}"));
+    std::fs::write(dir.join("value.age"), decode_base64(value)).unwrap();
+    let mut age = Command::new("age");
+    age.args(["-d", "-i", identity, "value.age"])
+        .current_dir(dir);
+    run(age, None).status.success()
+}
+
+/// Issue 11 §1 through the real controller: after a rotation, the SealedSecret from Git has
+/// the attacker's recipient in its record (appended, or in place of the break-glass entry),
+/// and `seal reencrypt` sends it to the controller. Appended: refused, file unchanged.
+/// Swapped: the reply opens for the new key and the break-glass key, and not for the
+/// attacker or the retired key.
+#[test]
+fn reencrypt_through_the_controller_never_adds_a_reader() {
+    let (cp, ctl) = cluster_with_controller();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    cp.kubectl_ok(&["create", "namespace", "prod"]);
+    let cluster = wait_for("published recipients", SECS_30, || {
+        let out = cp.seal(&["fetch-keys"], None, dir);
+        out.status.success().then(|| text(&out).trim().to_owned())
+    });
+    let glass = text(&cp.seal(&["keygen", "-o", "glass.txt"], None, dir))
+        .trim()
+        .to_owned();
+    let attacker = text(&cp.seal(&["keygen", "-o", "attacker.txt"], None, dir))
+        .trim()
+        .to_owned();
+    let plain = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: oracle-secret}\n";
+    let sealed = ok(cp.seal(&["-r", &cluster, "-r", &glass], Some(plain), dir));
+    let record = format!("    - {cluster}\n    - {glass}\n");
+    assert!(sealed.contains(&record), "{sealed}");
+    let appended = sealed.replace(&record, &format!("{record}    - {attacker}\n"));
+    let swapped = sealed.replace(&record, &format!("    - {cluster}\n    - {attacker}\n"));
+    std::fs::write(dir.join("appended.yaml"), &appended).unwrap();
+    std::fs::write(dir.join("swapped.yaml"), &swapped).unwrap();
+
+    let sa = cp.service_account_kubeconfig();
+    let mut rotate = Command::new(sealant_e2e::bin("seal-controller"));
+    rotate
+        .args(["rotate", "--namespace", "sealant-system"])
+        .env("KUBECONFIG", &sa);
+    let new = ok(run(rotate, None)).trim().to_owned();
+    wait_for("the controller to hold the new key", SECS_30, || {
+        (ctl.get("/v1/recipients")?.contains(&new)).then_some(())
+    });
+    let mut states = export_keys(&cp, dir);
+    states.sort();
+    assert_eq!(states, ["active", "retired"]);
+
+    let url = ctl.url();
+    let refused = cp.seal(
+        &["reencrypt", "--controller-url", &url, "appended.yaml"],
+        None,
+        dir,
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("the record was altered"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("appended.yaml")).unwrap(),
+        appended
+    );
+
+    ok(cp.seal(
+        &["reencrypt", "--controller-url", &url, "swapped.yaml"],
+        None,
+        dir,
+    ));
+    let reply = std::fs::read_to_string(dir.join("swapped.yaml")).unwrap();
+    assert_ne!(reply, swapped, "re-encrypted");
+    assert!(!reply.contains("oracle-secret") && !reply.contains("b3JhY2xlLXNlY3JldA"));
+    assert!(age_opens(dir, "swapped.yaml", "password", "active.txt"));
+    assert!(age_opens(dir, "swapped.yaml", "password", "glass.txt"));
+    assert!(!age_opens(dir, "swapped.yaml", "password", "attacker.txt"));
+    assert!(!age_opens(dir, "swapped.yaml", "password", "retired.txt"));
+    // The reply works in the cluster.
+    cp.apply(&reply);
+    let value = wait_for("the Secret from the reply", SECS_30, || {
+        cp.secret_value("prod", "db", "password")
+    });
+    assert_eq!(value, "oracle-secret");
+    assert!(!ctl.logs().contains("oracle-secret"));
+}
+
+/// Issue 11 §4: a template of type `kubernetes.io/service-account-token` naming a
+/// ServiceAccount would have kube-controller-manager mint that account's token into the
+/// Secret; a `bootstrap.kubernetes.io/token` in kube-system is a node-join credential. Both
+/// are refused: Ready=False TypeNotAllowed, a Warning event, the metric; no Secret, no token.
+#[test]
+fn a_template_cannot_mint_a_service_account_token() {
+    let (cp, ctl) = cluster_with_controller();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    cp.kubectl_ok(&["create", "namespace", "prod"]);
+    // The token controller runs here: it gave prod's default ServiceAccount a token Secret.
+    wait_for("the token controller to act in prod", SECS_30, || {
+        let sa = cp.get_json(&["serviceaccount", "default", "-n", "prod"])?;
+        sa["secrets"][0]["name"].as_str().map(str::to_owned)
+    });
+    let minting = [
+        (
+            "prod",
+            "tok",
+            "kubernetes.io/service-account-token",
+            "  annotations: {kubernetes.io/service-account.name: default}\n",
+        ),
+        (
+            "kube-system",
+            "bootstrap-token-abcdef",
+            "bootstrap.kubernetes.io/token",
+            "",
+        ),
+    ];
+    for (ns, name, type_, annotations) in minting {
+        let plain = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\n{annotations}type: {type_}\nstringData: {{token-id: abcdef, token-secret: 0123456789abcdef, usage-bootstrap-authentication: 'true'}}\n"
+        );
+        let sealed = wait_for("published recipients", SECS_30, || {
+            let out = cp.seal(&[], Some(&plain), dir);
+            out.status.success().then(|| text(&out))
+        });
+        cp.apply(&sealed);
+        wait_for("Ready=False TypeNotAllowed", SECS_30, || {
+            (cp.ready(ns, name)? == ("False".into(), "TypeNotAllowed".into())).then_some(())
+        });
+        let events = cp
+            .get_json(&[
+                "events",
+                "-n",
+                ns,
+                "--field-selector",
+                &format!("involvedObject.name={name}"),
+            ])
+            .unwrap();
+        assert!(
+            events["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["type"] == "Warning" && e["reason"] == "TypeNotAllowed"),
+            "{events}"
+        );
+    }
+    // Given the token controller time to act on a Secret, had one been written: none was.
+    std::thread::sleep(Duration::from_secs(3));
+    for (ns, name, _, _) in minting {
+        assert!(
+            cp.get_json(&["secret", name, "-n", ns]).is_none(),
+            "{ns}/{name} written"
+        );
+    }
+    let metrics = ctl.get("/metrics").unwrap();
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sealant_unseal_errors_total{reason=\"type_not_allowed\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no type_not_allowed count in\n{metrics}"));
+    assert!(refused >= 2, "{metrics}");
+    assert!(!ctl.logs().contains("0123456789abcdef"));
+}
