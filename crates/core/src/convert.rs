@@ -663,10 +663,10 @@ mod tests {
         let big = seal_value(
             &vec![b'x'; MAX_SECRET_BYTES],
             &binding,
-            &[key.recipient.clone()],
+            std::slice::from_ref(&key.recipient),
         )
         .unwrap();
-        let mut sealed = seal_db(Scope::Strict, &[key.recipient.clone()]);
+        let mut sealed = seal_db(Scope::Strict, std::slice::from_ref(&key.recipient));
         sealed
             .spec
             .encrypted_data

@@ -144,7 +144,7 @@ mod tests {
         let target = Target::new("a", "b");
         let binding = Binding::new(Scope::Strict, &target).unwrap();
         let old = generate_key("t");
-        let sealed = seal_value(b"v", &binding, &[old.recipient.clone()]).unwrap();
+        let sealed = seal_value(b"v", &binding, std::slice::from_ref(&old.recipient)).unwrap();
         let usable = KeyRing::from_identities([old.identity.clone(), key.identity.clone()]);
         let keys = ClusterKeys {
             usable: &usable,
