@@ -3,6 +3,9 @@
 //! Counters here count what the reconciler does; the HTTP endpoints are left out so that a
 //! client probing `/v1/verify` cannot skew the unseal error rate that alerts watch.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -27,6 +30,12 @@ struct ReasonLabel {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct ObjectLabel {
+    namespace: String,
+    name: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: &'static str,
@@ -41,6 +50,9 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     keys: Family<StateLabel, Gauge>,
     is_leader: Gauge,
+    exposed: Family<ObjectLabel, Gauge>,
+    /// The series of `exposed`, which a Family cannot list: to drop those of deleted objects.
+    exposed_objects: Mutex<BTreeSet<ObjectLabel>>,
 }
 
 impl Metrics {
@@ -52,6 +64,7 @@ impl Metrics {
         let reconcile_duration = Histogram::new(exponential_buckets_range(0.001, 10.0, 14));
         let keys = Family::<StateLabel, Gauge>::default();
         let is_leader = Gauge::default();
+        let exposed = Family::<ObjectLabel, Gauge>::default();
 
         // Counter names get their `_total` suffix, and the unit its `_seconds`, when encoded.
         registry.register(
@@ -76,6 +89,12 @@ impl Metrics {
             "1 when this replica holds the leader lease and reconciles",
             is_leader.clone(),
         );
+        registry.register(
+            "sealed_secret_exposed",
+            "1 for each SealedSecret that opens and that a compromised key can also open: \
+             its values must be treated as leaked (status.exposedTo names the keys)",
+            exposed.clone(),
+        );
         let metrics = Metrics {
             registry,
             unseal_requests,
@@ -83,6 +102,8 @@ impl Metrics {
             reconcile_duration,
             keys,
             is_leader,
+            exposed,
+            exposed_objects: Mutex::default(),
         };
         // Known series are exported from the start, at 0, so that dashboards show 0 rather
         // than no data and `increase()` sees the first error.
@@ -125,6 +146,33 @@ impl Metrics {
             let count = i64::try_from(count).unwrap_or(i64::MAX);
             self.keys.get_or_create(&StateLabel { state }).set(count);
         }
+    }
+
+    /// Whether a compromised key can open this SealedSecret (see `exposed_to`).
+    pub fn set_exposed(&self, namespace: &str, name: &str, exposed: bool) {
+        let label = ObjectLabel {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let mut objects = self.exposed_objects.lock().expect("not poisoned");
+        if exposed {
+            self.exposed.get_or_create(&label).set(1);
+            objects.insert(label);
+        } else if objects.remove(&label) {
+            self.exposed.remove(&label);
+        }
+    }
+
+    /// Drops the series of objects that no longer exist.
+    pub fn retain_exposed(&self, exists: impl Fn(&str, &str) -> bool) {
+        let mut objects = self.exposed_objects.lock().expect("not poisoned");
+        objects.retain(|label| {
+            let keep = exists(&label.namespace, &label.name);
+            if !keep {
+                self.exposed.remove(label);
+            }
+            keep
+        });
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -187,5 +235,25 @@ mod tests {
         }
         m.set_leader(false);
         assert!(m.encode().lines().any(|l| l == "sealant_is_leader 0"));
+    }
+
+    #[test]
+    fn an_exposed_object_has_a_series_until_it_is_fixed_or_deleted() {
+        let m = Metrics::new();
+        let series = |ns: &str, name: &str| {
+            format!("sealant_sealed_secret_exposed{{namespace=\"{ns}\",name=\"{name}\"}} 1")
+        };
+        m.set_exposed("prod", "db", true);
+        m.set_exposed("prod", "api", true);
+        m.set_exposed("dev", "ok", false);
+        let text = m.encode();
+        assert!(text.contains(&series("prod", "db")), "{text}");
+        assert!(text.contains(&series("prod", "api")), "{text}");
+        assert!(!text.contains("name=\"ok\""), "{text}");
+
+        m.set_exposed("prod", "db", false);
+        m.retain_exposed(|_, name| name != "api");
+        let text = m.encode();
+        assert!(!text.contains("sealant_sealed_secret_exposed{"), "{text}");
     }
 }

@@ -10,7 +10,7 @@ use kube::api::{DeleteParams, GetParams, Patch, PatchParams, PostParams, Precond
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
-use sealant_core::convert::{ConvertError, unseal_in_cluster};
+use sealant_core::convert::{ConvertError, exposed_to, unseal_in_cluster};
 use sealant_core::crd::{SealedSecret, SealedSecretStatus};
 use sealant_core::reconcile::{
     Plan, desired_secret, plan, ready_condition, status_changed, status_digest, type_refusal,
@@ -129,6 +129,7 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         Some(message) => Err(Refused::Type(message)),
         None => unseal_in_cluster(&sealed, &view.ring, &view.compromised).map_err(Refused::Open),
     };
+    let mut exposed = Vec::new();
     let (outcome, opened_with) = match opening {
         Err(Refused::Type(message)) => {
             ctx.metrics.unseal_error("type_not_allowed");
@@ -149,6 +150,10 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         Ok(unsealed) => {
             ctx.metrics.unseal_ok();
             let opened_with = unsealed.opened_with.iter().cloned().collect();
+            // Still opened (the cluster needs it), but reported: the plaintext is leaked.
+            if !view.exposing.is_empty() {
+                exposed = exposed_to(&sealed, &view.exposing).into_iter().collect();
+            }
             let outcome =
                 sync_secret(&ctx, &secrets, &sealed, desired_secret(&sealed, &unsealed)).await?;
             (outcome, opened_with)
@@ -179,7 +184,10 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         observed_generation: generation,
         conditions: vec![condition],
         opened_with,
+        exposed_to: exposed,
     };
+    ctx.metrics
+        .set_exposed(&namespace, &name, !status.exposed_to.is_empty());
     // The cached object can predate the status this controller just wrote (its watch event
     // is still on its way): what was written is remembered, so it is not written twice.
     let digest = status_digest(&status);
@@ -227,6 +235,22 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
             }
         }
         Outcome::Unchanged => {}
+    }
+    if changed && !status.exposed_to.is_empty() {
+        let keys = status.exposed_to.join(", ");
+        warn!(%namespace, %name, %keys, "opened, but a compromised key opens it too");
+        publish(
+            &ctx,
+            &sealed,
+            EventType::Warning,
+            "Exposed",
+            "Unseal",
+            format!(
+                "compromised key(s) {keys} can also open this SealedSecret: treat its values \
+                 as leaked, change them and seal again"
+            ),
+        )
+        .await;
     }
     ctx.metrics
         .observe_reconcile(started.elapsed().as_secs_f64());

@@ -267,8 +267,12 @@ impl Leading {
             // the echo of this controller's own status writes; the cache is hollow (see
             // sealed_cache).
             let (reader, writer) = reflector::store();
-            let sealed_changes =
-                sealed_cache::follow(watcher(sealed_api, config), writer, ctx.written.clone());
+            let sealed_changes = sealed_cache::follow(
+                watcher(sealed_api, config),
+                writer,
+                ctx.written.clone(),
+                ctx.metrics.clone(),
+            );
             // Any change to a Secret (edit, delete, a managed annotation) re-runs the
             // SealedSecret of the same name: drift is corrected within seconds. Only metadata
             // is watched, so memory does not grow with Secret sizes; the echo of the

@@ -14,6 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use sealant_core::crd::SealedSecret;
 
 use crate::cache::Written;
+use crate::metrics::Metrics;
 
 /// A cached object has no ciphertexts: the reconciler reads the whole object before opening
 /// anything. (An object handed over whole, as in tests, is used as it is.)
@@ -45,11 +46,13 @@ pub fn follow(
     watch: impl Stream<Item = Result<Event<SealedSecret>, watcher::Error>> + Send + 'static,
     writer: Writer<SealedSecret>,
     written: Arc<Written>,
+    metrics: Arc<Metrics>,
 ) -> impl Stream<Item = Result<SealedSecret, watcher::Error>> + Send + 'static {
     let mut cache = Cache {
         reader: writer.as_reader(),
         writer,
         written,
+        metrics,
         listed: false,
         relisted: Vec::new(),
     };
@@ -65,6 +68,8 @@ struct Cache {
     writer: Writer<SealedSecret>,
     reader: Store<SealedSecret>,
     written: Arc<Written>,
+    /// Its per-object series go with the object.
+    metrics: Arc<Metrics>,
     /// The first list is done: the store is ready and reconciles run.
     listed: bool,
     /// New generations seen by a re-list, yielded once it is in the store: a reconcile reads
@@ -80,6 +85,11 @@ impl Cache {
             Event::InitApply(sealed) => (sealed, true),
             Event::Delete(sealed) => {
                 self.written.forget(&sealed);
+                self.metrics.set_exposed(
+                    sealed.metadata.namespace.as_deref().unwrap_or_default(),
+                    sealed.metadata.name.as_deref().unwrap_or_default(),
+                    false,
+                );
                 self.writer
                     .apply_watcher_event(&Event::Delete(hollow(&sealed)));
                 return Vec::new();
@@ -96,6 +106,9 @@ impl Cache {
                 let reader = &self.reader;
                 self.written
                     .retain(|ns, name| reader.get(&ObjectRef::new(name).within(ns)).is_some());
+                self.metrics.retain_exposed(|ns, name| {
+                    reader.get(&ObjectRef::new(name).within(ns)).is_some()
+                });
                 return std::mem::take(&mut self.relisted);
             }
         };
@@ -158,6 +171,7 @@ mod tests {
             writer,
             reader: reader.clone(),
             written: written.clone(),
+            metrics: Arc::default(),
             listed: false,
             relisted: Vec::new(),
         };

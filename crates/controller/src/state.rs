@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use sealant_core::KeyRing;
-use sealant_core::keystore::KeySet;
+use sealant_core::keystore::{KeySet, KeyState};
 
 /// An immutable view of the keys, swapped whole when a key Secret changes, so readers never
 /// see a half-updated ring.
@@ -18,6 +18,8 @@ pub struct KeysView {
     pub compromised: BTreeSet<String>,
     /// Every identity held, compromised ones included: re-wrapping removes their stanzas.
     pub held: KeyRing,
+    /// The compromised identities: a value they open is reported as exposed.
+    pub exposing: KeyRing,
     /// Moves on when a key stops opening (removed, or marked compromised): what was opened
     /// under an older epoch must be opened again to know it still opens. Adding or retiring
     /// a key changes nothing that opened before, so it keeps the epoch.
@@ -30,6 +32,12 @@ impl KeysView {
             ring: set.ring(),
             compromised: set.compromised(),
             held: KeyRing::from_identities(set.keys().iter().map(|k| k.identity.clone())),
+            exposing: KeyRing::from_identities(
+                set.keys()
+                    .iter()
+                    .filter(|k| k.state == KeyState::Compromised)
+                    .map(|k| k.identity.clone()),
+            ),
             set,
             epoch: 0,
         }

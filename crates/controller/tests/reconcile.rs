@@ -205,6 +205,7 @@ async fn an_up_to_date_secret_and_status_mean_no_writes() {
             now,
         )],
         opened_with: f.keys.get().set.active_recipients(),
+        exposed_to: Vec::new(),
     });
     let (client, recorded) = mock_client(move |method, path, _| match (method.as_str(), path) {
         ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&existing).unwrap()),
@@ -345,6 +346,88 @@ async fn a_compromised_key_is_reported() {
         log[0].2["status"]["conditions"][0]["reason"],
         "KeyCompromised"
     );
+}
+
+/// Sealed to the active key and to a key since marked compromised: the cluster still needs the
+/// Secret, but whoever holds the compromised key can read it, and that must not go unnoticed.
+#[tokio::test]
+async fn a_value_a_compromised_key_also_opens_is_opened_and_reported_exposed() {
+    let f = fixture();
+    let good = f.keys.get().set.keys()[0].clone();
+    let (bad_secret, _) = new_key_secret("sealant-system", "2025-01-01T00:00:00Z".parse().unwrap());
+    let mut bad = parse_key_secret(&bad_secret).unwrap();
+    bad.state = sealant_core::keystore::KeyState::Compromised;
+    let yaml = "kind: Secret\nmetadata: {name: db, namespace: prod, labels: {app: db}}\nstringData: {password: hunter2}\n";
+    let Manifest::Secret(secret) = read_manifests(yaml).unwrap().remove(0).value else {
+        unreachable!()
+    };
+    let both = [
+        sealant_core::keys::parse_recipient(&good.recipient).unwrap(),
+        sealant_core::keys::parse_recipient(&bad.recipient).unwrap(),
+    ];
+    let mut sealed = seal_secret(
+        &secret,
+        &SealOptions {
+            scope: Scope::Strict,
+            recipients: &both,
+            namespace: None,
+            allow_empty: false,
+        },
+    )
+    .unwrap();
+    sealed.metadata = f.sealed.metadata.clone();
+    let keys = SharedKeys::new(KeysView::new(KeySet::new(vec![good, bad.clone()])));
+    let (client, recorded) = mock_api(&sealed, move |method, path, body| {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => not_found("secrets \"db\""),
+            ("POST", SECRETS) => (StatusCode::CREATED, body.clone()),
+            other => panic!("unexpected request {other:?}"),
+        }
+    });
+    let metrics = Arc::new(Metrics::new());
+    let ctx = Arc::new(Context::new(
+        client,
+        keys,
+        metrics.clone(),
+        Reporter {
+            controller: "sealant-test".into(),
+            instance: None,
+        },
+        Duration::from_secs(600),
+    ));
+    reconcile(Arc::new(sealed), ctx).await.unwrap();
+
+    let log = recorded.lock().unwrap();
+    assert_eq!(log[1].2["data"]["password"], "aHVudGVyMg==", "still opened");
+    let status = &log[2].2["status"];
+    assert_eq!(status["conditions"][0]["status"], "True");
+    assert_eq!(status["exposedTo"], json!([bad.recipient]));
+    let warnings: Vec<&Value> = log
+        .iter()
+        .filter(|(m, p, b)| m == Method::POST && p == EVENTS && b["type"] == "Warning")
+        .map(|(_, _, b)| b)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["reason"], "Exposed");
+    assert!(
+        warnings[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains(&bad.recipient)
+    );
+    let text = metrics.encode();
+    assert!(
+        text.lines()
+            .any(|l| l == "sealant_sealed_secret_exposed{namespace=\"prod\",name=\"db\"} 1"),
+        "{text}"
+    );
+    for (method, path, body) in log.iter().filter(|(_, p, _)| p != SECRETS) {
+        let body = body.to_string();
+        assert!(
+            !body.contains("hunter2") && !body.contains("aHVudGVyMg=="),
+            "plaintext in {method} {path}"
+        );
+    }
 }
 
 #[tokio::test]

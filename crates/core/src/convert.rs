@@ -318,6 +318,30 @@ pub fn unseal_in_cluster(
     unseal(sealed, keys).map_err(|e| name_compromised(e, compromised))
 }
 
+/// The compromised keys (held here, so known to be in other hands) that can open at least
+/// one value of `sealed`, sorted. The values still open for the cluster; their plaintext must
+/// be treated as leaked. Each key counts only if it really opens a value (stanza, header MAC
+/// and payload), whatever `spec.recipients` says.
+pub fn exposed_to(sealed: &SealedSecret, compromised: &KeyRing) -> BTreeSet<String> {
+    let Ok(target) = target_of_sealed(sealed) else {
+        return BTreeSet::new();
+    };
+    let mut exposed = BTreeSet::new();
+    for recipient in compromised.recipients() {
+        let identity = compromised.get(&recipient).expect("listed by the ring");
+        let alone = KeyRing::from_identities([identity.clone()]);
+        // Named as the only recorded reader, the key is tried against every stanza.
+        let claimed = std::slice::from_ref(&recipient);
+        let opens = sealed.spec.encrypted_data.values().any(|ciphertext| {
+            open_value(ciphertext, claimed, sealed.spec.scope, &target, &alone).is_ok()
+        });
+        if opens {
+            exposed.insert(recipient);
+        }
+    }
+    exposed
+}
+
 /// A value no usable key opens, but a compromised one would: say so.
 fn name_compromised(error: ConvertError, compromised: &BTreeSet<String>) -> ConvertError {
     match error {
@@ -652,6 +676,39 @@ mod tests {
             unseal(&claims_bad, &held).is_err(),
             "the compromised key lost its stanza"
         );
+    }
+
+    #[test]
+    fn exposure_names_compromised_keys_that_really_open_a_value() {
+        let bad = generate_key("t");
+        let good = generate_key("t");
+        let other_bad = generate_key("t");
+        let compromised = KeyRing::from_identities([bad.identity, other_bad.identity]);
+        let exposed = seal_db(
+            Scope::Strict,
+            &[good.recipient.clone(), bad.recipient.clone()],
+        );
+        assert_eq!(
+            exposed_to(&exposed, &compromised),
+            BTreeSet::from([bad.recipient.to_string()])
+        );
+
+        // The record is clear text: naming a compromised key there exposes nothing, and
+        // dropping it from the record hides nothing.
+        let mut claims = seal_db(Scope::Strict, std::slice::from_ref(&good.recipient));
+        for r in claims.spec.recipients.values_mut() {
+            r.push(other_bad.recipient.to_string());
+        }
+        assert!(exposed_to(&claims, &compromised).is_empty());
+        let mut hides = exposed.clone();
+        for r in hides.spec.recipients.values_mut() {
+            r.retain(|r| *r == good.recipient.to_string());
+        }
+        assert_eq!(
+            exposed_to(&hides, &compromised),
+            BTreeSet::from([bad.recipient.to_string()])
+        );
+        assert!(exposed_to(&exposed, &KeyRing::new()).is_empty());
     }
 
     #[test]

@@ -89,6 +89,10 @@ pub struct SealedSecretStatus {
     /// Recipients of the keys that opened this object's values, sorted: lists objects still on an old key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub opened_with: Vec<String>,
+    /// Recipients of compromised keys that can also open this object's values, sorted: its
+    /// plaintext must be treated as leaked. Change the values and seal them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_to: Vec<String>,
 }
 
 /// A status condition in the shape kstatus, Argo CD and Flux read.

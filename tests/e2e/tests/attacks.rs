@@ -217,3 +217,125 @@ fn a_template_cannot_mint_a_service_account_token() {
     assert!(refused >= 2, "{metrics}");
     assert!(!ctl.logs().contains("0123456789abcdef"));
 }
+
+/// Issue 11 §6: a value sealed to the current key and to a key since marked compromised still
+/// opens (the cluster needs it), but is reported: `status.exposedTo` names the compromised key,
+/// a Warning event says to change the values, and `sealant_sealed_secret_exposed` is 1 for it.
+/// Offline, `seal check --compromised` lists the same file.
+#[test]
+fn a_value_a_compromised_key_also_opens_is_reported_exposed() {
+    let (cp, ctl) = cluster_with_controller();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    cp.kubectl_ok(&["create", "namespace", "prod"]);
+    let old = wait_for("published recipients", SECS_30, || {
+        let out = cp.seal(&["fetch-keys"], None, dir);
+        out.status.success().then(|| text(&out).trim().to_owned())
+    });
+    let sa = cp.service_account_kubeconfig();
+    let mut rotate = Command::new(sealant_e2e::bin("seal-controller"));
+    rotate
+        .args(["rotate", "--namespace", "sealant-system"])
+        .env("KUBECONFIG", &sa);
+    let new = ok(run(rotate, None)).trim().to_owned();
+    wait_for("the controller to hold the new key", SECS_30, || {
+        (ctl.get("/v1/recipients")?.contains(&new)).then_some(())
+    });
+    let plain = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: exposed-secret}\n";
+    let sealed = ok(cp.seal(&["-r", &new, "-r", &old], Some(plain), dir));
+    std::fs::write(dir.join("db.sealed.yaml"), &sealed).unwrap();
+    cp.apply(&sealed);
+    wait_for("the Secret", SECS_30, || {
+        cp.secret_value("prod", "db", "password")
+    });
+    let status = cp.get_json(&["sealedsecret", "db", "-n", "prod"]).unwrap()["status"].clone();
+    assert!(
+        status.get("exposedTo").is_none(),
+        "no compromised key yet: {status}"
+    );
+
+    // The old key leaked: an admin marks it compromised.
+    let keys = cp
+        .get_json(&[
+            "secrets",
+            "-n",
+            "sealant-system",
+            "-l",
+            "sealant.dev/key=true",
+        ])
+        .unwrap();
+    let old_key = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["metadata"]["labels"]["sealant.dev/key-state"] == "retired")
+        .unwrap_or_else(|| panic!("no retired key in {keys}"))["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cp.kubectl_ok(&[
+        "label",
+        "secret",
+        &old_key,
+        "-n",
+        "sealant-system",
+        "--overwrite",
+        "sealant.dev/key-state=compromised",
+    ]);
+    let status = wait_for("status.exposedTo", SECS_30, || {
+        let status = cp.get_json(&["sealedsecret", "db", "-n", "prod"])?["status"].clone();
+        (status["exposedTo"] == serde_json::json!([old])).then_some(status)
+    });
+    assert_eq!(status["conditions"][0]["status"], "True", "{status}");
+    assert_eq!(
+        cp.secret_value("prod", "db", "password").as_deref(),
+        Some("exposed-secret")
+    );
+    let events = cp
+        .get_json(&[
+            "events",
+            "-n",
+            "prod",
+            "--field-selector",
+            "involvedObject.name=db",
+        ])
+        .unwrap();
+    let exposed: Vec<_> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "Warning" && e["reason"] == "Exposed")
+        .collect();
+    assert_eq!(exposed.len(), 1, "{events}");
+    // kubectl shows events.k8s.io events as core/v1 ones: the note is the message.
+    let message = exposed[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&old), "{events}");
+    let metrics = ctl.get("/metrics").unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "sealant_sealed_secret_exposed{namespace=\"prod\",name=\"db\"} 1"),
+        "{metrics}"
+    );
+    for place in [status.to_string(), events.to_string(), metrics, ctl.logs()] {
+        assert!(!place.contains("exposed-secret") && !place.contains("ZXhwb3NlZC1zZWNyZXQ"));
+    }
+
+    // Offline, from the repository: the same file is listed.
+    let check = cp.seal(
+        &["check", "--compromised", &old, "db.sealed.yaml"],
+        None,
+        dir,
+    );
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(text(&check).contains("db.sealed.yaml"), "{}", text(&check));
+
+    // Deleted, it is no longer reported.
+    cp.kubectl_ok(&["delete", "sealedsecret", "db", "-n", "prod"]);
+    wait_for("the series to go", SECS_30, || {
+        (!ctl
+            .get("/metrics")?
+            .contains("sealant_sealed_secret_exposed{"))
+        .then_some(())
+    });
+}
