@@ -156,6 +156,10 @@ fn usage_errors_exit_2_with_what_is_expected() {
         ),
         (&["--namespaces", "a,B"], "'B' is not a namespace"),
         (
+            &["--allow-secret-type", "Opaque"],
+            "'Opaque' needs no allowing: only kubernetes.io/service-account-token and bootstrap.kubernetes.io/token are restricted",
+        ),
+        (
             &["rotate", "--namespace", "Bad"],
             "'Bad' is not a namespace",
         ),

@@ -47,11 +47,12 @@ pub fn rewrap_value(
     keys: &ClusterKeys<'_>,
 ) -> Result<SealedValue, OpenError> {
     let file = decode_file(ciphertext)?;
-    let (_, file_key) = open_file(&file, recorded, scope, target, keys.usable)?;
     let split = split(&file).ok_or(OpenError::NotAgeFile)?;
+    // Counted before any key is tried: each stanza costs an X25519 operation per held key.
     if split.stanzas.len() > MAX_STANZAS {
         return Err(OpenError::TooManyStanzas(split.stanzas.len()));
     }
+    let (_, file_key) = open_file(&file, recorded, scope, target, keys.usable)?;
     let x25519 = split
         .stanzas
         .iter()
@@ -170,5 +171,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(&opened.plaintext[..], b"v");
+    }
+
+    #[test]
+    fn a_value_with_too_many_stanzas_is_refused_before_any_key_is_tried() {
+        let target = Target::new("a", "b");
+        let binding = Binding::new(Scope::Strict, &target).unwrap();
+        let many: Vec<_> = (0..=MAX_STANZAS).map(|_| generate_key("t")).collect();
+        let recipients: Vec<Recipient> = many.iter().map(|k| k.recipient.clone()).collect();
+        let sealed = seal_value(b"v", &binding, &recipients).unwrap();
+        let key = generate_key("t");
+        let usable = KeyRing::from_identities([many[0].identity.clone()]);
+        let keys = ClusterKeys {
+            usable: &usable,
+            held: &usable,
+            active: std::slice::from_ref(&key.recipient),
+        };
+        let refused = rewrap_value(
+            &sealed.ciphertext,
+            &sealed.recipients,
+            Scope::Strict,
+            &target,
+            &keys,
+        );
+        // age may add a grease stanza of its own: at least one more than allowed.
+        let err = refused.unwrap_err();
+        assert!(
+            matches!(err, OpenError::TooManyStanzas(n) if n > MAX_STANZAS),
+            "{err}"
+        );
     }
 }
