@@ -428,4 +428,27 @@ mod tests {
         };
         assert!(!format!("{opened:?}").contains("hunter2"));
     }
+
+    #[test]
+    fn a_value_over_a_mebibyte_is_not_opened() {
+        let key = generate_key("t");
+        let target = Target::new("prod", "db");
+        let binding = Binding::new(Scope::Strict, &target).unwrap();
+        let ring = KeyRing::from_identities([key.identity.clone()]);
+        let recipients = std::slice::from_ref(&key.recipient);
+        for (len, opens) in [(MAX_VALUE_BYTES, true), (MAX_VALUE_BYTES + 1, false)] {
+            let sealed = seal_value(&vec![b'x'; len], &binding, recipients).unwrap();
+            let opened = open_value(
+                &sealed.ciphertext,
+                &sealed.recipients,
+                Scope::Strict,
+                &target,
+                &ring,
+            );
+            match opened {
+                Ok(_) => assert!(opens, "{len} bytes opened"),
+                Err(e) => assert_eq!((opens, e), (false, OpenError::TooLarge(len))),
+            }
+        }
+    }
 }
