@@ -406,6 +406,65 @@ pub fn reencrypt(
     Ok(resealed)
 }
 
+/// Why an answer of `/v1/reencrypt` is not the SealedSecret that was sent, re-wrapped.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReplyError {
+    #[error("the controller answered for {0}, not for this SealedSecret")]
+    Moved(String),
+    #[error("the controller changed spec.scope to {0}")]
+    ScopeChanged(Scope),
+    #[error("the controller changed spec.template (type, labels or annotations)")]
+    TemplateChanged,
+    #[error("the controller answered with items [{0}], not this SealedSecret's")]
+    ItemsChanged(String),
+    #[error("the controller's item '{item}' {error}")]
+    Item {
+        item: String,
+        error: crate::rewrap::RewrapCheck,
+    },
+}
+
+/// `seal reencrypt` writes an answer only if it can be nothing but `sent` re-wrapped (see
+/// [`check_rewrapped`]): same names, scope, template and items, the same payload for each
+/// value, and new stanzas only for the cluster's `published` recipients.
+pub fn check_reencrypt_reply(
+    sent: &SealedSecret,
+    reply: &SealedSecret,
+    published: &[String],
+) -> Result<(), ReplyError> {
+    let place = |s: &SealedSecret| (s.metadata.namespace.clone(), s.metadata.name.clone());
+    if place(sent) != place(reply) {
+        let (ns, name) = place(reply);
+        return Err(ReplyError::Moved(format!(
+            "{}/{}",
+            ns.unwrap_or_default(),
+            name.unwrap_or_default()
+        )));
+    }
+    if sent.spec.scope != reply.spec.scope {
+        return Err(ReplyError::ScopeChanged(reply.spec.scope));
+    }
+    if sent.spec.template != reply.spec.template {
+        return Err(ReplyError::TemplateChanged);
+    }
+    let items = |s: &SealedSecret| s.spec.encrypted_data.keys().cloned().collect::<Vec<_>>();
+    if items(sent) != items(reply) {
+        let got: Vec<String> = items(reply).iter().map(|i| printable(i)).collect();
+        return Err(ReplyError::ItemsChanged(got.join(", ")));
+    }
+    let none = Vec::new();
+    for (item, before) in &sent.spec.encrypted_data {
+        let after = &reply.spec.encrypted_data[item];
+        let record = |s: &'_ SealedSecret| s.spec.recipients.get(item).unwrap_or(&none).clone();
+        crate::rewrap::check_rewrapped(before, &record(sent), after, &record(reply), published)
+            .map_err(|error| ReplyError::Item {
+                item: printable(item),
+                error,
+            })?;
+    }
+    Ok(())
+}
+
 /// Kubernetes' rule for Secret item keys (apimachinery's IsConfigMapKey).
 pub fn check_item_key(key: &str) -> Result<(), ConvertError> {
     let ok = !key.is_empty()
@@ -709,6 +768,54 @@ mod tests {
             BTreeSet::from([bad.recipient.to_string()])
         );
         assert!(exposed_to(&exposed, &KeyRing::new()).is_empty());
+    }
+
+    #[test]
+    fn a_reencrypt_reply_must_be_the_same_secret_rewrapped() {
+        let old = generate_key("t");
+        let new = generate_key("t");
+        let sealed = seal_db(Scope::Strict, std::slice::from_ref(&old.recipient));
+        let usable = KeyRing::from_identities([old.identity.clone()]);
+        let keys = ClusterKeys {
+            usable: &usable,
+            held: &usable,
+            active: std::slice::from_ref(&new.recipient),
+        };
+        let reply = reencrypt(&sealed, &keys, &BTreeSet::new()).unwrap();
+        let published = [new.recipient.to_string()];
+        assert_eq!(check_reencrypt_reply(&sealed, &reply, &published), Ok(()));
+
+        let edited = |edit: &dyn Fn(&mut SealedSecret)| {
+            let mut r = reply.clone();
+            edit(&mut r);
+            check_reencrypt_reply(&sealed, &r, &published).unwrap_err()
+        };
+        assert_eq!(
+            edited(&|r| r.metadata.namespace = Some("dev".into())),
+            ReplyError::Moved("dev/db".into())
+        );
+        assert_eq!(
+            edited(&|r| r.spec.scope = Scope::ClusterWide),
+            ReplyError::ScopeChanged(Scope::ClusterWide)
+        );
+        assert_eq!(
+            edited(&|r| r.spec.template.type_ = Some("kubernetes.io/service-account-token".into())),
+            ReplyError::TemplateChanged
+        );
+        assert_eq!(
+            edited(&|r| {
+                r.spec.encrypted_data.remove("username");
+            }),
+            ReplyError::ItemsChanged("password".into())
+        );
+        // Not published: the stub or proxy that answered is not this cluster's controller.
+        assert!(matches!(
+            check_reencrypt_reply(&sealed, &reply, &[old.recipient.to_string()]),
+            Err(ReplyError::Item {
+                error: crate::rewrap::RewrapCheck::UnpublishedRecipient(_),
+                ..
+            })
+        ));
     }
 
     #[test]

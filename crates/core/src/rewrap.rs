@@ -122,6 +122,97 @@ pub fn rewrap_value(
     })
 }
 
+/// Why a value offered as the re-wrapping of another cannot be one.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RewrapCheck {
+    #[error("is not an age v1 file")]
+    NotAgeFile,
+    #[error("has another payload: it is not this value re-wrapped but another value")]
+    PayloadChanged,
+    #[error("records {recorded} recipients but holds {stanzas} X25519 stanzas")]
+    RecordMismatch { recorded: usize, stanzas: usize },
+    #[error(
+        "has a new stanza recorded as {0}, which is not one of the cluster's published recipients"
+    )]
+    UnpublishedRecipient(String),
+    #[error("keeps the stanza of {before} but records it as {now}")]
+    RecordChanged { before: String, now: String },
+    #[error("has a stanza of another type that the value did not have")]
+    NewForeignStanza,
+}
+
+/// Checks, without any key, that `reply` can only be `original` re-wrapped by a holder of
+/// its file key: the payload is the same bytes (so the same value, scope and names), every
+/// stanza is either one of the original's, byte for byte and recorded as before, or a new
+/// X25519 stanza recorded as one of `published` (the cluster's recipients).
+///
+/// A party without the file key (a wrong `--controller-url`, a proxy in the middle) cannot
+/// make a new stanza that opens, nor a header MAC that verifies: it could only answer another
+/// value, which changes the payload. What a new stanza is really for cannot be checked
+/// without the matching private key: that part is the controller's word.
+pub fn check_rewrapped(
+    original: &str,
+    original_record: &[String],
+    reply: &str,
+    reply_record: &[String],
+    published: &[String],
+) -> Result<(), RewrapCheck> {
+    let before = decode_file(original).map_err(|_| RewrapCheck::NotAgeFile)?;
+    let after = decode_file(reply).map_err(|_| RewrapCheck::NotAgeFile)?;
+    let before = split(&before).ok_or(RewrapCheck::NotAgeFile)?;
+    let after = split(&after).ok_or(RewrapCheck::NotAgeFile)?;
+    if before.payload != after.payload {
+        return Err(RewrapCheck::PayloadChanged);
+    }
+    let stanzas = after
+        .stanzas
+        .iter()
+        .filter(|s| is_x25519(&s.stanza))
+        .count();
+    if stanzas != reply_record.len() {
+        return Err(RewrapCheck::RecordMismatch {
+            recorded: reply_record.len(),
+            stanzas,
+        });
+    }
+    // The original's stanzas with their record entries (by X25519 position; none for others).
+    let mut x25519_index = 0;
+    let known: Vec<(&[u8], Option<&String>)> = before
+        .stanzas
+        .iter()
+        .map(|raw| {
+            let entry = is_x25519(&raw.stanza).then(|| {
+                x25519_index += 1;
+                original_record.get(x25519_index - 1)
+            });
+            (raw.bytes, entry.flatten())
+        })
+        .collect();
+    let mut records = reply_record.iter();
+    for raw in &after.stanzas {
+        let kept = known.iter().find(|(bytes, _)| *bytes == raw.bytes);
+        if !is_x25519(&raw.stanza) {
+            if kept.is_none() {
+                return Err(RewrapCheck::NewForeignStanza);
+            }
+            continue;
+        }
+        let now = records.next().expect("as many entries as X25519 stanzas");
+        match kept {
+            Some((_, Some(before))) if *before != now => {
+                return Err(RewrapCheck::RecordChanged {
+                    before: (*before).clone(),
+                    now: now.clone(),
+                });
+            }
+            Some(_) => {}
+            None if published.contains(now) => {}
+            None => return Err(RewrapCheck::UnpublishedRecipient(now.clone())),
+        }
+    }
+    Ok(())
+}
+
 /// The recipient of the held key that unwraps this stanza, if any.
 fn held_key_for(stanza: &Stanza, held: &KeyRing) -> Option<String> {
     held.recipients().into_iter().find(|recipient| {
@@ -200,5 +291,88 @@ mod tests {
             matches!(err, OpenError::TooManyStanzas(n) if n > MAX_STANZAS),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_rewrapped_value_passes_the_keyless_check_and_forgeries_do_not() {
+        let target = Target::new("a", "b");
+        let binding = Binding::new(Scope::Strict, &target).unwrap();
+        let (old, new, glass, attacker) = (
+            generate_key("t"),
+            generate_key("t"),
+            generate_key("t"),
+            generate_key("t"),
+        );
+        let sealed = seal_value(
+            b"v",
+            &binding,
+            &[old.recipient.clone(), glass.recipient.clone()],
+        )
+        .unwrap();
+        let usable = KeyRing::from_identities([old.identity.clone()]);
+        let keys = ClusterKeys {
+            usable: &usable,
+            held: &usable,
+            active: std::slice::from_ref(&new.recipient),
+        };
+        let moved = rewrap_value(
+            &sealed.ciphertext,
+            &sealed.recipients,
+            Scope::Strict,
+            &target,
+            &keys,
+        )
+        .unwrap();
+        let published = [new.recipient.to_string()];
+        let check = |ciphertext: &str, record: &[String]| {
+            check_rewrapped(
+                &sealed.ciphertext,
+                &sealed.recipients,
+                ciphertext,
+                record,
+                &published,
+            )
+        };
+        assert_eq!(check(&moved.ciphertext, &moved.recipients), Ok(()));
+        assert_eq!(check(&sealed.ciphertext, &sealed.recipients), Ok(()));
+
+        // Another value, even to the same readers: its payload differs.
+        let other = seal_value(
+            b"v",
+            &binding,
+            &[new.recipient.clone(), glass.recipient.clone()],
+        )
+        .unwrap();
+        assert_eq!(
+            check(&other.ciphertext, &other.recipients),
+            Err(RewrapCheck::PayloadChanged)
+        );
+        // A new stanza recorded as an unpublished recipient.
+        let mut extra = moved.recipients.clone();
+        extra[0] = attacker.recipient.to_string();
+        assert_eq!(
+            check(&moved.ciphertext, &extra),
+            Err(RewrapCheck::UnpublishedRecipient(
+                attacker.recipient.to_string()
+            ))
+        );
+        // A kept stanza recorded as someone else.
+        let mut relabelled = moved.recipients.clone();
+        relabelled[1] = new.recipient.to_string();
+        assert!(matches!(
+            check(&moved.ciphertext, &relabelled),
+            Err(RewrapCheck::RecordChanged { .. })
+        ));
+        // An entry more than there are stanzas.
+        let mut longer = moved.recipients.clone();
+        longer.push(new.recipient.to_string());
+        assert_eq!(
+            check(&moved.ciphertext, &longer),
+            Err(RewrapCheck::RecordMismatch {
+                recorded: 3,
+                stanzas: 2
+            })
+        );
+        assert_eq!(check("bm90IGFnZQ==", &[]), Err(RewrapCheck::NotAgeFile));
     }
 }

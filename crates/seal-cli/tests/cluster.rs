@@ -17,6 +17,7 @@ use sealant_core::convert::{reencrypt, unseal};
 use sealant_core::keys::{KeyRing, parse_identity_file, parse_recipient};
 use sealant_core::manifest::{Manifest, read_manifests};
 use sealant_core::rewrap::ClusterKeys;
+use sealant_core::scope::Scope;
 use serde_json::{Value, json};
 use support::{Run, Sandbox, secret_yaml};
 
@@ -791,10 +792,18 @@ fn reencrypt_rewrites_files_in_their_own_format() {
     );
     assert_eq!(lines[1], "seal: 1 of 5 files left as it was; reencrypted 4");
     assert_eq!(sb.read("mixed.yaml"), mixed_before, "untouched");
+    // The published recipients are asked once, after the first answer, to check answers with.
+    let paths = stub.paths();
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/v1/recipients").count(),
+        1,
+        "{paths:?}"
+    );
     assert!(
-        stub.paths().iter().all(|p| p == "/v1/reencrypt"),
-        "{:?}",
-        stub.paths()
+        paths
+            .iter()
+            .all(|p| p == "/v1/reencrypt" || p == "/v1/recipients"),
+        "{paths:?}"
     );
 
     // What was written is exactly what the controller answered, in each file's format.
@@ -834,6 +843,9 @@ fn reencrypt_rewrites_files_in_their_own_format() {
         sb.seal(&["unseal", "-i", "old.txt", file])
             .fails(1, "none of those keys is held here");
     }
+    // The key slots, not the record, say who reads: the stock age CLI agrees.
+    assert!(sb.age_opens("db.yaml", "pw", "new.txt"));
+    assert!(!sb.age_opens("db.yaml", "pw", "old.txt"));
     let opened = sb.seal(&["unseal", "-i", "new.txt", "db.yaml"]).ok().stdout;
     assert!(opened.contains("aHVudGVyMg=="), "{opened}");
 
@@ -849,6 +861,82 @@ fn reencrypt_rewrites_files_in_their_own_format() {
         .ok();
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr, "seal reencrypt: reencrypted 2 files\n");
+}
+
+/// A wrong `--controller-url`, or anything between `seal` and the controller, must not get a
+/// file rewritten with other names, another scope or template, another value, or a reader the
+/// cluster does not publish: each answer is checked against the file before anything is written.
+#[test]
+fn reencrypt_refuses_an_answer_that_is_not_the_file_rewrapped() {
+    let sb = Sandbox::new();
+    let old = sb.keygen("old.txt");
+    let new = sb.keygen("new.txt");
+    let attacker = sb.keygen("attacker.txt");
+    let db = secret_yaml("db", "prod", &[("pw", "hunter2")]);
+    seal_to(&sb, &old, &db, "db.yaml", "yaml");
+    let before = sb.read("db.yaml");
+    // A fresh value sealed to the new key and the attacker's: what a forger can make.
+    sb.seal_stdin(&["-r", &new, "-r", &attacker, "-w", "forged.yaml"], &db)
+        .ok();
+    let forged = sealed_objects(&sb.read("forged.yaml")).remove(0);
+    type Edit = Box<dyn Fn(&mut SealedSecret) + Send + Sync>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|s| s.metadata.namespace = Some("dev".into())),
+            "the controller answered for dev/db, not for this SealedSecret",
+        ),
+        (
+            Box::new(|s| s.spec.scope = Scope::ClusterWide),
+            "the controller changed spec.scope to cluster-wide",
+        ),
+        (
+            Box::new(|s| {
+                s.spec.template.type_ = Some("kubernetes.io/service-account-token".into())
+            }),
+            "the controller changed spec.template",
+        ),
+        (
+            {
+                let forged = forged.clone();
+                Box::new(move |s| s.spec = forged.spec.clone())
+            },
+            "item 'pw' has another payload: it is not this value re-wrapped but another value",
+        ),
+        (
+            {
+                let attacker = attacker.clone();
+                Box::new(move |s| {
+                    for record in s.spec.recipients.values_mut() {
+                        record[0] = attacker.clone();
+                    }
+                })
+            },
+            "which is not one of the cluster's published recipients",
+        ),
+    ];
+    for (edit, message) in cases {
+        let stub = {
+            let inner = controller(&sb, &["old.txt", "new.txt"], &new);
+            Stub::start(move |req| {
+                let mut a = inner(req);
+                if a.status == 200 && req.path.ends_with("/v1/reencrypt") {
+                    let mut reply: SealedSecret = serde_json::from_str(&a.body).unwrap();
+                    edit(&mut reply);
+                    a.body = serde_json::to_string(&reply).unwrap();
+                }
+                a
+            })
+        };
+        let out = sb.seal(&["reencrypt", "--controller-url", &stub.url(), "db.yaml"]);
+        assert_eq!(out.code, 1, "{message}: {}", out.stderr);
+        assert!(out.stderr.contains(message), "{message}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with("seal: db.yaml:1: SealedSecret 'db': ")
+        );
+        assert_eq!(sb.read("db.yaml"), before, "{message}: file unchanged");
+    }
+    assert!(!sb.age_opens("db.yaml", "pw", "attacker.txt"));
 }
 
 #[test]
@@ -879,9 +967,10 @@ fn reencrypt_through_the_service_proxy_and_its_failures() {
         stub.paths(),
         vec![
             format!("{PROXY}/v1/reencrypt"),
-            format!("{PROXY}/v1/reencrypt")
+            format!("{PROXY}/v1/reencrypt"),
+            CONFIGMAP_PATH.to_owned(),
         ],
-        "a 429 is tried again"
+        "a 429 is tried again; the answer is checked against the published recipients"
     );
     assert!(sb.read("db.yaml").contains(&new));
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::StatusCode;
 use indicatif::{ProgressBar, ProgressStyle};
 use sealant_core::SealedSecret;
+use sealant_core::convert::check_reencrypt_reply;
 use sealant_core::manifest::Located;
 
 use super::{parse_objects, render, sealed_label, sealed_secrets};
@@ -38,6 +39,8 @@ pub fn run(args: &ReencryptArgs) -> Result<()> {
         )));
     }
     let cluster = Cluster::connect(&args.cluster)?;
+    // What an answer may add a stanza for: asked once, when the first answer comes.
+    let mut published = None;
     let total = args.files.len();
     let bar = (total > PROGRESS_ABOVE && std::io::stderr().is_terminal()).then(|| {
         let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
@@ -53,7 +56,7 @@ pub fn run(args: &ReencryptArgs) -> Result<()> {
         if let Some(bar) = &bar {
             bar.set_message(display_path(file));
         }
-        match reencrypt_file(&cluster, file) {
+        match reencrypt_file(&cluster, &mut published, file) {
             Ok(()) => {}
             Err(Problem::File(failure)) => {
                 report(&failure);
@@ -95,8 +98,13 @@ pub fn run(args: &ReencryptArgs) -> Result<()> {
     Ok(())
 }
 
-/// Re-seals every SealedSecret of `path`, then rewrites it, only if all of them were.
-fn reencrypt_file(cluster: &Cluster, path: &Path) -> std::result::Result<(), Problem> {
+/// Re-seals every SealedSecret of `path`, then rewrites it, only if all of them were and each
+/// answer is that SealedSecret re-wrapped (`check_reencrypt_reply`).
+fn reencrypt_file(
+    cluster: &Cluster,
+    published: &mut Option<Vec<String>>,
+    path: &Path,
+) -> std::result::Result<(), Problem> {
     let original = read_input(path).map_err(Problem::File)?;
     let objects = parse_objects(path, &original)
         .and_then(|objects| sealed_secrets(path, objects))
@@ -127,13 +135,18 @@ fn reencrypt_file(cluster: &Cluster, path: &Path) -> std::result::Result<(), Pro
                 "the controller did not answer with a SealedSecret: {e}"
             )))
         })?;
-        if new.metadata.name != sealed.metadata.name {
-            return Err(Problem::File(fail(format!(
-                "the controller answered with another one, '{}'",
-                new.metadata.name.as_deref().unwrap_or_default()
-            ))));
-        }
-        resealed.push(new);
+        let published = match published {
+            Some(published) => published,
+            None => published.insert(published_recipients(cluster).map_err(Problem::Stop)?),
+        };
+        check_reencrypt_reply(&sealed, &new, published)
+            .map_err(|e| Problem::File(fail(e.to_string())))?;
+        // Only the values and their records come from the answer; the rest is the file's.
+        let mut kept = sealed;
+        kept.spec.encrypted_data = new.spec.encrypted_data;
+        kept.spec.recipients = new.spec.recipients;
+        kept.status = None;
+        resealed.push(kept);
     }
     let format = if original.trim_start().starts_with('{') {
         Format::Json
@@ -145,6 +158,16 @@ fn reencrypt_file(cluster: &Cluster, path: &Path) -> std::result::Result<(), Pro
         write_atomically(path, &text).map_err(Problem::File)?;
     }
     Ok(())
+}
+
+/// The cluster's recipients, which an answer may add stanzas for: the ConfigMap through the
+/// API server (or, with --controller-url, the controller's `/v1/recipients`).
+fn published_recipients(cluster: &Cluster) -> Result<Vec<String>> {
+    Ok(cluster
+        .recipients()?
+        .iter()
+        .map(ToString::to_string)
+        .collect())
 }
 
 /// POSTs to `/v1/reencrypt`; a 429 is tried again after the wait the controller asks for
