@@ -182,8 +182,12 @@ fn the_rotation_service_account_can_rotate_and_nothing_more() {
         .unwrap()
         .iter()
         .filter(|b| names_rotate_sa(b))
+        .map(|b| &b["metadata"]["name"])
         .collect();
-    assert!(cluster_wide.is_empty(), "{cluster_wide:?}");
+    assert!(
+        cluster_wide.is_empty(),
+        "ClusterRoleBindings name the rotation account: {cluster_wide:?}"
+    );
     let bindings = cp.get_json(&["rolebindings", "-A"]).unwrap();
     let bound: Vec<(String, String, String)> = bindings["items"]
         .as_array()
@@ -473,7 +477,10 @@ fn assert_policy(cp: &ControlPlane, api_server: &[&str]) {
     let service = cp
         .get_json(&["service", "seal-controller", "-n", NS])
         .unwrap();
-    assert_eq!(&service["spec"]["selector"], &selector["matchLabels"]);
+    assert_eq!(
+        &service["spec"]["selector"], &selector["matchLabels"],
+        "the policy selects other Pods than the Service routes to"
+    );
     let cronjob = cp.get_json(&["cronjob", ROTATE_SA, "-n", NS]).unwrap();
     let job_pods = cronjob["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
         .as_object()
