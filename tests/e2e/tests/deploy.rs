@@ -525,7 +525,8 @@ fn kustomize(cp: &ControlPlane, dir: &Path) -> String {
     let out = cp.kubectl(&["kustomize", dir.to_str().unwrap()]);
     assert!(
         out.status.success(),
-        "kubectl kustomize {} failed (a Component needs kustomize 3.7+, kubectl 1.21+): {}",
+        "kubectl kustomize {} failed (a Component needs kustomize 3.7+, i.e. kubectl 1.21+, and \
+         deploy/ uses `labels:`, which Debian's kubectl 1.20 does not know either): {}",
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
