@@ -228,20 +228,31 @@ impl ControlPlane {
 
     /// A kubeconfig that authenticates as the deploy/ ServiceAccount (its token Secret).
     pub fn service_account_kubeconfig(&self) -> PathBuf {
-        let token = wait_for("the ServiceAccount token", Duration::from_secs(60), || {
-            let list = self.get_json(&["secrets", "-n", "sealant-system"])?;
-            list["items"].as_array()?.iter().find_map(|s| {
-                let sa =
-                    s["metadata"]["annotations"]["kubernetes.io/service-account.name"].as_str()?;
-                (sa == "seal-controller" && s["type"] == "kubernetes.io/service-account-token")
-                    .then(|| s["data"]["token"].as_str().map(str::to_owned))
-                    .flatten()
-            })
-        });
+        self.kubeconfig_for_service_account("sealant-system", "seal-controller")
+    }
+
+    /// A kubeconfig that authenticates as ServiceAccount `ns/name`, with the token the
+    /// 1.20 token controller puts in a `kubernetes.io/service-account-token` Secret
+    /// (waits for it). Written to `<dir>/<name>.kubeconfig`.
+    pub fn kubeconfig_for_service_account(&self, ns: &str, name: &str) -> PathBuf {
+        let token = wait_for(
+            &format!("a token for ServiceAccount {ns}/{name}"),
+            Duration::from_secs(60),
+            || {
+                let list = self.get_json(&["secrets", "-n", ns])?;
+                list["items"].as_array()?.iter().find_map(|s| {
+                    let sa = s["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+                        .as_str()?;
+                    (sa == name && s["type"] == "kubernetes.io/service-account-token")
+                        .then(|| s["data"]["token"].as_str().map(str::to_owned))
+                        .flatten()
+                })
+            },
+        );
         let token = String::from_utf8(decode_base64(&token)).unwrap();
-        let path = self.dir.path().join("seal-controller.kubeconfig");
+        let path = self.dir.path().join(format!("{name}.kubeconfig"));
         let config = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: seal-controller\n  user:\n    token: {token}\ncontexts:\n- name: sa\n  context: {{cluster: local, user: seal-controller}}\ncurrent-context: sa\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: sa\n  context: {{cluster: local, user: {name}}}\ncurrent-context: sa\n",
             self.server,
             self.ca_file.display()
         );
