@@ -430,6 +430,59 @@ async fn a_value_a_compromised_key_also_opens_is_opened_and_reported_exposed() {
     }
 }
 
+/// A value whose ciphertext was changed in Git: reason `Tampered`, metric label `tampered`, a
+/// Warning event, and no request for the Secret at all.
+#[tokio::test]
+async fn a_tampered_value_is_reported_as_tampered() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    let f = fixture();
+    let mut sealed = f.sealed.clone();
+    let value = sealed.spec.encrypted_data.get_mut("password").unwrap();
+    let mut bytes = BASE64.decode(&*value).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    *value = BASE64.encode(&bytes);
+    let (client, recorded) = mock_api(&sealed, move |method, path, _| {
+        panic!("unexpected request {method} {path}")
+    });
+    let metrics = Arc::new(Metrics::new());
+    let ctx = Arc::new(Context::new(
+        client,
+        f.keys,
+        metrics.clone(),
+        Reporter {
+            controller: "sealant-test".into(),
+            instance: None,
+        },
+        Duration::from_secs(600),
+    ));
+    reconcile(Arc::new(sealed), ctx).await.unwrap();
+    assert_eq!(
+        calls(&recorded),
+        [
+            (Method::PATCH, STATUS.into()),
+            (Method::POST, EVENTS.into())
+        ]
+    );
+    let log = recorded.lock().unwrap();
+    let condition = &log[0].2["status"]["conditions"][0];
+    assert_eq!(condition["status"], "False");
+    assert_eq!(condition["reason"], "Tampered");
+    assert_eq!(
+        condition["message"],
+        "item 'password' failed authentication: the ciphertext is damaged, truncated or tampered with"
+    );
+    assert_eq!(log[1].2["type"], "Warning");
+    assert_eq!(log[1].2["reason"], "Tampered");
+    let text = metrics.encode();
+    assert!(
+        text.lines()
+            .any(|l| l == "sealant_unseal_errors_total{reason=\"tampered\"} 1"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn api_errors_surface_for_a_retry() {
     let f = fixture();
