@@ -159,8 +159,54 @@ fn repo_config_rules_pick_recipients_first_match_wins() {
     sb.write(".sealant.yaml", "rules:\n  - recipients: [ghost]\n");
     sb.seal(&["s.yaml"])
         .fails(1, ".sealant.yaml: rule 1: unknown recipient name 'ghost'");
-    // Explicit -r wins over the config.
+    // Explicit -r wins over a broken config, and over a valid one: exactly that recipient,
+    // in the record and in the key slots.
     sb.seal(&["s.yaml", "-r", &prod]).ok();
+    sb.write(
+        ".sealant.yaml",
+        &format!(
+            "recipients:\n  staging: {staging}\n  break-glass: {glass}\nrules:\n  - namespace: 'team-*'\n    recipients: [staging, break-glass]\n"
+        ),
+    );
+    sb.seal(&["s.yaml", "-r", &prod, "-w", "explicit.yaml"])
+        .ok();
+    let text = sb.read("explicit.yaml");
+    assert!(text.contains(&format!("    pw:\n    - {prod}\n")), "{text}");
+    assert!(!text.contains(&staging) && !text.contains(&glass), "{text}");
+    assert!(sb.age_opens("explicit.yaml", "pw", "prod.txt"));
+    assert!(!sb.age_opens("explicit.yaml", "pw", "glass.txt"));
+    assert!(!sb.age_opens("explicit.yaml", "pw", "staging.txt"));
+}
+
+/// A rule with both `path` and `namespace` matches only a file that satisfies both.
+#[test]
+fn a_rule_with_path_and_namespace_needs_both() {
+    let sb = Sandbox::new();
+    let both = sb.keygen("both.txt");
+    let fallback = sb.keygen("fallback.txt");
+    sb.write(
+        ".sealant.yaml",
+        &format!(
+            "recipients:\n  both: {both}\n  fallback: {fallback}\nrules:\n  - path: 'prod/**'\n    namespace: prod\n    recipients: [both]\n  - recipients: [fallback]\n"
+        ),
+    );
+    std::fs::create_dir_all(sb.path("prod")).unwrap();
+    std::fs::create_dir_all(sb.path("dev")).unwrap();
+    for (file, ns, wanted) in [
+        ("prod/ok.yaml", "prod", &both),
+        ("prod/wrong-ns.yaml", "dev", &fallback),
+        ("dev/wrong-path.yaml", "prod", &fallback),
+    ] {
+        sb.write("in.yaml", &secret_yaml("db", ns, &[("pw", "x")]));
+        sb.seal(&["in.yaml", "-w", file]).ok();
+        let text = sb.read(file);
+        assert!(
+            text.contains(&format!("    pw:\n    - {wanted}\n")),
+            "{file}: {text}"
+        );
+        let other = if wanted == &both { &fallback } else { &both };
+        assert!(!text.contains(other.as_str()), "{file}: {text}");
+    }
 }
 
 #[test]
