@@ -152,6 +152,25 @@ fn write_flag_writes_atomically_and_namespace_flag_fills_in() {
         .permissions();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(perms.mode() & 0o777, 0o644);
+
+    // The target exists and the second document is bad: the target keeps its bytes, and no
+    // temporary file is left beside it.
+    let before = sb.read("s.sealed.yaml");
+    sb.write(
+        "two.yaml",
+        &format!(
+            "{secret}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: x}}\ndata: {{pw: '!!'}}\n"
+        ),
+    );
+    sb.seal(&["-r", &r, "-n", "team-a", "two.yaml", "-w", "s.sealed.yaml"])
+        .fails(1, "two.yaml:");
+    assert_eq!(sb.read("s.sealed.yaml"), before);
+    let mut left: Vec<String> = std::fs::read_dir(sb.path("."))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["k.txt", "s.sealed.yaml", "s.yaml", "two.yaml"]);
 }
 
 #[test]
