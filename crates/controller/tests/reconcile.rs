@@ -483,6 +483,108 @@ async fn a_tampered_value_is_reported_as_tampered() {
     );
 }
 
+/// An immutable Secret whose data must change: the replacement is validated by a dry run,
+/// then the exact object that was read is deleted (uid and resourceVersion preconditions), then
+/// the new one is created.
+#[tokio::test]
+async fn an_immutable_secret_is_validated_then_deleted_and_recreated() {
+    let f = fixture();
+    let mut existing = f.desired.clone();
+    existing.immutable = Some(true);
+    existing.metadata.uid = Some("old-uid".into());
+    existing.metadata.resource_version = Some("7".into());
+    existing
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("password".into(), k8s_openapi::ByteString(b"old".to_vec()));
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&existing).unwrap()),
+            ("POST", SECRETS) => (StatusCode::CREATED, body.clone()),
+            ("DELETE", SECRET) => (
+                StatusCode::OK,
+                json!({"kind": "Status", "status": "Success"}),
+            ),
+            other => panic!("unexpected request {other:?}"),
+        }
+    });
+    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
+        .await
+        .unwrap();
+    assert_eq!(
+        calls(&recorded),
+        [
+            (Method::GET, SECRET.into()),
+            (Method::POST, SECRETS.into()),
+            (Method::DELETE, SECRET.into()),
+            (Method::POST, SECRETS.into()),
+            (Method::PATCH, STATUS.into()),
+            (Method::POST, EVENTS.into()),
+        ]
+    );
+    let log = recorded.lock().unwrap();
+    assert_eq!(log[1].2["metadata"]["generateName"], "db-", "the dry run");
+    assert_eq!(
+        log[2].2["preconditions"],
+        json!({"uid": "old-uid", "resourceVersion": "7"})
+    );
+    assert_eq!(log[3].2["metadata"]["name"], "db");
+    assert_eq!(log[3].2["data"]["password"], "aHVudGVyMg==");
+    assert!(
+        log[5].2["note"].as_str().unwrap().contains("recreated"),
+        "{}",
+        log[5].2
+    );
+}
+
+/// A failure that persists is reported once: the status and a Warning event when it starts,
+/// nothing on the next reconciles of the same state, and again when the state changes.
+#[tokio::test]
+async fn one_warning_event_per_change_of_state() {
+    let f = fixture();
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
+        panic!("no Secret may be read or written: {method} {path}")
+    });
+    let ctx = context(client.clone(), SharedKeys::default());
+    reconcile(Arc::new(f.sealed.clone()), ctx.clone())
+        .await
+        .unwrap();
+    let first = recorded.lock().unwrap().clone();
+    assert_eq!(
+        calls(&recorded),
+        [
+            (Method::PATCH, STATUS.into()),
+            (Method::POST, EVENTS.into())
+        ]
+    );
+    assert_eq!(first[1].2["reason"], "NoKey");
+
+    // The next resync: the object now carries that status. Nothing is written.
+    let mut reported = f.sealed.clone();
+    reported.status = Some(serde_json::from_value(first[0].2["status"].clone()).unwrap());
+    reconcile(Arc::new(reported.clone()), ctx).await.unwrap();
+    reconcile(
+        Arc::new(reported.clone()),
+        context(client.clone(), SharedKeys::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(recorded.lock().unwrap().len(), 2, "same state: no event");
+
+    // Another failure: reported again.
+    let mut key = f.keys.get().set.keys()[0].clone();
+    key.state = sealant_core::keystore::KeyState::Compromised;
+    let keys = SharedKeys::new(KeysView::new(KeySet::new(vec![key])));
+    reconcile(Arc::new(reported), context(client, keys))
+        .await
+        .unwrap();
+    let log = recorded.lock().unwrap();
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[3].2["type"], "Warning");
+    assert_eq!(log[3].2["reason"], "KeyCompromised");
+}
+
 #[tokio::test]
 async fn api_errors_surface_for_a_retry() {
     let f = fixture();
