@@ -67,6 +67,7 @@ impl ApiServer {
         let paths = self.paths.lock().unwrap();
         paths
             .iter()
+            .map(|t| t.split('?').next().unwrap_or_default())
             .filter_map(|p| p.strip_prefix(SEALED))
             .filter(|p| p.ends_with("/sealedsecrets"))
             .map(|p| match p.strip_prefix("/namespaces/") {
@@ -81,6 +82,7 @@ impl ApiServer {
         let paths = self.paths.lock().unwrap();
         paths
             .iter()
+            .map(|t| t.split('?').next().unwrap_or_default())
             .filter(|p| p.ends_with("/secrets"))
             .filter_map(|p| p.strip_prefix("/api/v1"))
             .map(|p| match p.strip_prefix("/namespaces/") {
@@ -88,6 +90,19 @@ impl ApiServer {
                 None => "*".to_owned(),
             })
             .filter(|ns| ns != "sealant-system")
+            .collect()
+    }
+}
+
+impl ApiServer {
+    /// The query strings of every SealedSecret list and watch.
+    fn sealed_queries(&self) -> Vec<String> {
+        let paths = self.paths.lock().unwrap();
+        paths
+            .iter()
+            .filter_map(|t| t.split_once('?'))
+            .filter(|(p, _)| p.starts_with(SEALED) && p.ends_with("/sealedsecrets"))
+            .map(|(_, q)| q.to_owned())
             .collect()
     }
 }
@@ -133,7 +148,7 @@ fn answer(stream: TcpStream, paths: &Mutex<Vec<String>>, stop: &AtomicBool, key:
         return;
     }
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    paths.lock().unwrap().push(path.to_owned());
+    paths.lock().unwrap().push(target.clone());
     let mut stream = stream;
     if query.split('&').any(|q| q == "watch=true") {
         // A watch with nothing to report: keep it open until the test ends.
@@ -297,5 +312,28 @@ fn help_says_namespaces_may_be_comma_separated() {
             "Repeat the flag or separate them with commas (as in SEALANT_WATCH_NAMESPACES): a namespace never holds one"
         ),
         "{help}"
+    );
+}
+
+/// `--label-selector` reaches the API server on every SealedSecret list and watch.
+#[test]
+fn the_label_selector_is_asked_of_the_api_server() {
+    let api = watched_with(&["--label-selector", "team=a"], &[], &["*"]);
+    let queries = api.sealed_queries();
+    assert!(!queries.is_empty());
+    for q in &queries {
+        assert!(
+            q.split('&').any(|p| p == "labelSelector=team%3Da"),
+            "{queries:?}"
+        );
+    }
+    // Without it, no selector.
+    let api = watched_with(&[], &[], &["*"]);
+    assert!(
+        api.sealed_queries()
+            .iter()
+            .all(|q| !q.contains("labelSelector")),
+        "{:?}",
+        api.sealed_queries()
     );
 }
