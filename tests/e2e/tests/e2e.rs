@@ -140,6 +140,55 @@ fn the_whole_loop_drift_scope_gc_and_takeover() {
     wait_for("the Secret to be recreated", SECS_30, || {
         cp.secret_value("prod", "db", "password")
     });
+    // Drift is more than a changed value: an extra item, extra labels and annotations, and a
+    // removed owner reference are each put back to exactly the desired Secret.
+    let shape = || {
+        let s = cp.get_json(&["secret", "db", "-n", "prod"])?;
+        let m = &s["metadata"];
+        let owners: Vec<_> = m["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| (o["uid"].clone(), o["controller"].clone()))
+            .collect();
+        Some((
+            s["data"].clone(),
+            m["labels"].clone(),
+            m["annotations"].clone(),
+            owners,
+        ))
+    };
+    let desired = shape().unwrap();
+    assert_eq!(desired.3.len(), 1, "one owner: {desired:?}");
+    let drifts: [&[&str]; 4] = [
+        &[
+            "patch",
+            "secret",
+            "db",
+            "-n",
+            "prod",
+            "-p",
+            r#"{"data":{"extra":"ZXh0cmE="}}"#,
+        ],
+        &["label", "secret", "db", "-n", "prod", "injected=yes"],
+        &["annotate", "secret", "db", "-n", "prod", "injected=yes"],
+        &[
+            "patch",
+            "secret",
+            "db",
+            "-n",
+            "prod",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/ownerReferences"}]"#,
+        ],
+    ];
+    for drift in drifts {
+        cp.kubectl_ok(drift);
+        wait_for(&format!("{drift:?} to be undone"), SECS_30, || {
+            (shape()? == desired).then_some(())
+        });
+    }
 
     // 6. A pre-existing unmanaged Secret is left alone, then taken over once annotated.
     cp.kubectl_ok(&[
@@ -177,6 +226,28 @@ fn the_whole_loop_drift_scope_gc_and_takeover() {
     wait_for("Ready=True after takeover", SECS_30, || {
         (cp.ready("prod", "legacy")?.0 == "True").then_some(())
     });
+    // Taken over exactly: its items, one owner (the SealedSecret), the annotation kept.
+    let legacy_secret = cp.get_json(&["secret", "legacy", "-n", "prod"]).unwrap();
+    let items: Vec<_> = legacy_secret["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(items, ["token"], "{legacy_secret}");
+    let owners = legacy_secret["metadata"]["ownerReferences"]
+        .as_array()
+        .unwrap();
+    let sealed_uid = cp
+        .get_json(&["sealedsecret", "legacy", "-n", "prod"])
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    assert_eq!(owners.len(), 1, "{legacy_secret}");
+    assert_eq!(owners[0]["uid"], sealed_uid);
+    assert_eq!(
+        legacy_secret["metadata"]["annotations"]["sealant.dev/managed"],
+        "true"
+    );
 
     // 5. Deleting the SealedSecret deletes the Secret through the garbage collector.
     cp.kubectl_ok(&["delete", "sealedsecret", "db", "-n", "prod"]);
