@@ -319,6 +319,24 @@ fn rotation_reencrypt_restart_and_break_glass() {
     wait_for("old objects still Ready", SECS_30, || {
         (cp.ready("prod", "app0")?.0 == "True").then_some(())
     });
+    // Ready from before the rotation proves nothing: the Secret is deleted and must come back,
+    // opened after the rotation with the old (now retired) key.
+    let before = cp.get_json(&["secret", "app0", "-n", "prod"]).unwrap()["metadata"]["uid"].clone();
+    cp.kubectl_ok(&["delete", "secret", "app0", "-n", "prod"]);
+    wait_for("app0 recreated with the retired key", SECS_30, || {
+        let secret = cp.get_json(&["secret", "app0", "-n", "prod"])?;
+        (secret["metadata"]["uid"] != before).then_some(())
+    });
+    assert_eq!(
+        cp.secret_value("prod", "app0", "password").as_deref(),
+        Some("rotate-secret-0")
+    );
+    let status = cp
+        .get_json(&["sealedsecret", "app0", "-n", "prod"])
+        .unwrap()["status"]
+        .clone();
+    assert_eq!(status["conditions"][0]["status"], "True", "{status}");
+    assert_eq!(status["openedWith"], serde_json::json!([old]), "{status}");
 
     // seal check reports the old seals as stale once the repo config moves to the new key.
     std::fs::write(repo.join(".sealant.yaml"), config(&new)).unwrap();
