@@ -249,16 +249,41 @@ fn the_whole_loop_drift_scope_gc_and_takeover() {
         "true"
     );
 
-    // 5. Deleting the SealedSecret deletes the Secret through the garbage collector.
-    cp.kubectl_ok(&["delete", "sealedsecret", "db", "-n", "prod"]);
+    // 5. Deleting the SealedSecret deletes the Secret through the garbage collector, unless
+    // its template says keep-on-delete.
+    let kept = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: kept\n  namespace: prod\n  annotations: {sealant.dev/keep-on-delete: 'true'}\nstringData: {token: kept-token-e2e}\n";
+    ok(cp.seal(&["-w", "kept.yaml"], Some(kept), dir));
+    cp.kubectl_ok(&["apply", "-f", dir.join("kept.yaml").to_str().unwrap()]);
+    wait_for("Secret prod/kept", SECS_30, || {
+        cp.secret_value("prod", "kept", "token")
+    });
+    let kept_secret = cp.get_json(&["secret", "kept", "-n", "prod"]).unwrap();
+    assert!(
+        kept_secret["metadata"]["ownerReferences"].is_null(),
+        "{kept_secret}"
+    );
+    cp.kubectl_ok(&["delete", "sealedsecret", "db", "kept", "-n", "prod"]);
     wait_for("garbage collection", Duration::from_secs(120), || {
         cp.get_json(&["secret", "db", "-n", "prod"])
             .is_none()
             .then_some(())
     });
+    // The collector has acted on db; kept is still there, with its value.
+    assert_eq!(
+        cp.secret_value("prod", "kept", "token").as_deref(),
+        Some("kept-token-e2e")
+    );
 
     // 12. Nothing secret in the controller's log.
-    assert_logs_clean(&ctl, &["hunter2-e2e", "n3w-e2e-pass", "sealed-token-e2e"]);
+    assert_logs_clean(
+        &ctl,
+        &[
+            "hunter2-e2e",
+            "n3w-e2e-pass",
+            "sealed-token-e2e",
+            "kept-token-e2e",
+        ],
+    );
 }
 
 #[test]
