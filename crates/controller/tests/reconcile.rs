@@ -877,3 +877,46 @@ async fn an_object_in_place_costs_no_request_until_a_key_is_compromised() {
         "KeyCompromised"
     );
 }
+
+#[tokio::test]
+async fn more_plaintext_than_a_secret_holds_is_refused_before_any_secret_is_touched() {
+    // Sealed by hand past `seal`'s own check (anyone can seal to the public key): two values of
+    // 600 KiB each, 1.2 MiB in all, where a Secret holds at most 1 MiB.
+    let f = fixture();
+    let key = f.keys.get().set.keys()[0].clone();
+    let recipient = sealant_core::keys::parse_recipient(&key.recipient).unwrap();
+    let binding =
+        sealant_core::scope::Binding::new(Scope::Strict, &sealant_core::Target::new("prod", "db"))
+            .unwrap();
+    let mut sealed = f.sealed.clone();
+    for item in ["a", "b"] {
+        let value = sealant_core::value::seal_value(
+            &vec![b'x'; 600 * 1024],
+            &binding,
+            &[recipient.clone()],
+        )
+        .unwrap();
+        sealed
+            .spec
+            .encrypted_data
+            .insert(item.into(), value.ciphertext);
+        sealed.spec.recipients.insert(item.into(), value.recipients);
+    }
+    let (client, recorded) = mock_api(&sealed, move |method, path, _| {
+        panic!("no Secret may be read or written: {method} {path}")
+    });
+    reconcile(Arc::new(sealed), context(client, f.keys.clone()))
+        .await
+        .unwrap();
+    let log = recorded.lock().unwrap();
+    assert_eq!(log.len(), 2, "only the status and the event are written");
+    let condition = &log[0].2["status"]["conditions"][0];
+    assert_eq!(condition["reason"], "Malformed");
+    let message = condition["message"].as_str().unwrap();
+    assert!(
+        message.contains("Kubernetes limits a Secret to 1 MiB (1048576 bytes)"),
+        "{message}"
+    );
+    assert!(!message.contains("xxxxxxxx"), "{message}");
+    assert_eq!(log[1].2["type"], "Warning");
+}

@@ -379,15 +379,22 @@ pub fn reencrypt(
     let none = Vec::new();
     let mut resealed = sealed.clone();
     resealed.status = None;
+    let mut size = 0;
     for (item, ciphertext) in &sealed.spec.encrypted_data {
         check_item_key(item)?;
         let recorded = sealed.spec.recipients.get(item).unwrap_or(&none);
-        let moved = rewrap_value(ciphertext, recorded, sealed.spec.scope, &target, keys)
-            .map_err(|error| ConvertError::Open {
-                item: printable(item),
-                error,
-            })
-            .map_err(|e| name_compromised(e, compromised))?;
+        let (moved, plaintext_bytes) =
+            rewrap_value(ciphertext, recorded, sealed.spec.scope, &target, keys)
+                .map_err(|error| ConvertError::Open {
+                    item: printable(item),
+                    error,
+                })
+                .map_err(|e| name_compromised(e, compromised))?;
+        // What could never become a Secret is not re-sealed either, as `unseal` refuses it.
+        size += item.len() + plaintext_bytes;
+        if size > MAX_SECRET_BYTES {
+            return Err(ConvertError::TooLarge(size));
+        }
         resealed
             .spec
             .encrypted_data
@@ -838,6 +845,18 @@ mod tests {
         sealed.spec.recipients.insert("big".into(), big.recipients);
         let ring = KeyRing::from_identities([key.identity]);
         let err = unseal(&sealed, &ring).unwrap_err();
+        assert!(
+            matches!(err, ConvertError::TooLarge(n) if n > MAX_SECRET_BYTES),
+            "{err}"
+        );
+        // Nor is it re-sealed: `/v1/reencrypt` would hand back what no cluster can open.
+        let active = [generate_key("new").recipient];
+        let keys = ClusterKeys {
+            usable: &ring,
+            held: &ring,
+            active: &active,
+        };
+        let err = reencrypt(&sealed, &keys, &BTreeSet::new()).unwrap_err();
         assert!(
             matches!(err, ConvertError::TooLarge(n) if n > MAX_SECRET_BYTES),
             "{err}"

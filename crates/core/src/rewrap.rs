@@ -39,20 +39,26 @@ pub struct ClusterKeys<'a> {
 /// the active keys, then the entries of the kept X25519 stanzas (hints this code cannot check).
 ///
 /// A value already wrapped for exactly the active keys is returned unchanged.
+///
+/// Also returns the size of the plaintext it holds: the caller adds the sizes of a
+/// SealedSecret's values up against a Secret's limit, as opening does.
 pub fn rewrap_value(
     ciphertext: &str,
     recorded: &[String],
     scope: Scope,
     target: &Target,
     keys: &ClusterKeys<'_>,
-) -> Result<SealedValue, OpenError> {
+) -> Result<(SealedValue, usize), OpenError> {
     let file = decode_file(ciphertext)?;
     let split = split(&file).ok_or(OpenError::NotAgeFile)?;
     // Counted before any key is tried: each stanza costs an X25519 operation per held key.
     if split.stanzas.len() > MAX_STANZAS {
         return Err(OpenError::TooManyStanzas(split.stanzas.len()));
     }
-    let (_, file_key) = open_file(&file, recorded, scope, target, keys.usable)?;
+    let (opened, file_key) = open_file(&file, recorded, scope, target, keys.usable)?;
+    let plaintext_bytes = opened.plaintext.len();
+    // The plaintext is not needed past its size: zeroized now, not at the end.
+    drop(opened);
     let x25519 = split
         .stanzas
         .iter()
@@ -87,10 +93,11 @@ pub fn rewrap_value(
     }
     let active: Vec<String> = keys.active.iter().map(|r| r.to_string()).collect();
     if ours == active {
-        return Ok(SealedValue {
+        let unchanged = SealedValue {
             ciphertext: ciphertext.trim().to_owned(),
             recipients: recorded.to_vec(),
-        });
+        };
+        return Ok((unchanged, plaintext_bytes));
     }
 
     let mut out = Vec::with_capacity(file.len() + 100 * active.len());
@@ -116,10 +123,11 @@ pub fn rewrap_value(
 
     let mut record = active;
     record.extend(kept_record);
-    Ok(SealedValue {
+    let moved = SealedValue {
         ciphertext: BASE64.encode(&out),
         recipients: record,
-    })
+    };
+    Ok((moved, plaintext_bytes))
 }
 
 /// Why a value offered as the re-wrapping of another cannot be one.
@@ -243,7 +251,7 @@ mod tests {
             held: &usable,
             active: std::slice::from_ref(&key.recipient),
         };
-        let moved = rewrap_value(
+        let (moved, plaintext_bytes) = rewrap_value(
             &sealed.ciphertext,
             &sealed.recipients,
             Scope::Strict,
@@ -251,6 +259,7 @@ mod tests {
             &keys,
         )
         .unwrap();
+        assert_eq!(plaintext_bytes, 1);
         assert_eq!(moved.recipients, vec![key.recipient.to_string()]);
         let only_new = KeyRing::from_identities([key.identity]);
         let opened = open_value(
@@ -322,7 +331,8 @@ mod tests {
             &target,
             &keys,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         let published = [new.recipient.to_string()];
         let check = |ciphertext: &str, record: &[String]| {
             check_rewrapped(
