@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// Requests per second `/v1/reencrypt` accepts.
     #[arg(long, env = "SEALANT_REENCRYPT_RATE", default_value_t = crate::http::DEFAULT_REENCRYPT_PER_SECOND)]
     pub reencrypt_rate: u32,
+    /// Request bodies (`/v1/verify`, `/v1/reencrypt`) read and worked on at once; more get 429
+    /// with Retry-After. Each can hold 2 MiB and its copies: this bounds the memory they take.
+    #[arg(long, env = "SEALANT_MAX_BODIES_IN_FLIGHT", default_value_t = crate::http::DEFAULT_MAX_BODIES_IN_FLIGHT, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_bodies_in_flight: u16,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ use sealant_core::keys::{Recipient, parse_recipient};
 use sealant_core::manifest::{Manifest, read_manifests};
 use sealant_core::rewrap::ClusterKeys;
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
 use crate::state::{KeysView, Readiness, SharedKeys};
@@ -41,6 +42,17 @@ const RECIPIENTS_HEADER: &str =
 /// Longest error message a response carries; a parse error can quote the body.
 const MAX_ERROR_CHARS: usize = 300;
 
+/// Default for `--max-bodies-in-flight`. Each body admitted costs up to 2 MiB plus the copies
+/// parsing, opening and re-sealing make: 40 bodies of 1.9 MB at once took a controller to
+/// 114 MiB of the Deployment's 128 MiB limit; 4 keep a flood well inside it
+/// (docs/benchmarks.md).
+pub const DEFAULT_MAX_BODIES_IN_FLIGHT: u16 = 4;
+
+/// A body not received in full by then is cut off (408). A deadline on the whole body, not on
+/// each read: a client sending a byte every few seconds would pass a per-read timeout while
+/// holding a permit forever.
+pub const BODY_READ_DEADLINE: Duration = Duration::from_secs(30);
+
 /// What the handlers read.
 pub struct HttpState {
     pub keys: SharedKeys,
@@ -50,6 +62,10 @@ pub struct HttpState {
     pub verify_limiter: DefaultDirectRateLimiter,
     /// Guards `/v1/reencrypt`, which costs the same plus sealing; higher, for bulk re-sealing.
     pub reencrypt_limiter: DefaultDirectRateLimiter,
+    /// One permit per request body being read or worked on, across both endpoints: the rate
+    /// limits bound requests per second, this bounds the memory they hold at once.
+    bodies: Arc<Semaphore>,
+    max_bodies: usize,
 }
 
 /// Default for `/v1/reencrypt`: `seal reencrypt` of a large repo retries on 429.
@@ -76,7 +92,16 @@ impl HttpState {
             ready,
             verify_limiter: per_second(verify_per_second),
             reencrypt_limiter: per_second(DEFAULT_REENCRYPT_PER_SECOND),
+            bodies: Arc::new(Semaphore::new(DEFAULT_MAX_BODIES_IN_FLIGHT.into())),
+            max_bodies: DEFAULT_MAX_BODIES_IN_FLIGHT.into(),
         }
+    }
+
+    /// Sets how many request bodies are read or worked on at once; 0 is taken as 1.
+    pub fn with_max_bodies_in_flight(mut self, max: u16) -> HttpState {
+        self.max_bodies = usize::from(max.max(1));
+        self.bodies = Arc::new(Semaphore::new(self.max_bodies));
+        self
     }
 
     /// Sets `/v1/reencrypt`'s rate (and burst); 0 is taken as 1.
@@ -185,13 +210,59 @@ fn rate_limited(wait: Duration) -> Response {
     response
 }
 
-async fn verify(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return body_rejected(&rejection),
+async fn verify(State(state): State<Shared>, request: Request) -> Response {
+    let (body, permit) = match admit(&state, request).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     let view = state.keys.get();
-    off_runtime(move || verify_body(&body, &view)).await
+    off_runtime(permit, move || verify_body(&body, &view)).await
+}
+
+/// A permit for one body, then the whole body within [`BODY_READ_DEADLINE`]; or the answer
+/// that refuses it: 429 when all permits are held, 408 when it comes too slowly, 413/400 as
+/// axum's own body reading says.
+///
+/// tokio's semaphore and timeout rather than tower's `ConcurrencyLimit` + `LoadShed` and
+/// tower-http's `RequestBodyTimeout`: the former's permit ends with the request's future,
+/// which a client's hang-up drops while the blocking work still holds the body; the latter's
+/// timer restarts with every chunk, so a trickle never trips it.
+async fn admit(
+    state: &HttpState,
+    request: Request,
+) -> Result<(Bytes, OwnedSemaphorePermit), Response> {
+    // Refused before a byte of the body is read: a flood costs no buffering. No queue
+    // either: a waiting request would hold its connection and buffers all the same.
+    let Ok(permit) = state.bodies.clone().try_acquire_owned() else {
+        return Err(busy(state.max_bodies));
+    };
+    // `Bytes` honours DefaultBodyLimit (413) and reads the body only while the permit is held.
+    match tokio::time::timeout(BODY_READ_DEADLINE, Bytes::from_request(request, &())).await {
+        Ok(Ok(body)) => Ok((body, permit)),
+        Ok(Err(rejection)) => Err(body_rejected(&rejection)),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "body not received within {} s: send it in one go",
+                BODY_READ_DEADLINE.as_secs()
+            ),
+        )),
+    }
+}
+
+fn busy(max_bodies: usize) -> Response {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "busy: {max_bodies} request bodies are being worked on already \
+             (--max-bodies-in-flight); retry later"
+        ),
+    );
+    // One body takes well under a second to work on.
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(1));
+    response
 }
 
 /// The body of `/v1/verify`: 200 with the recipient that opened it, 400 for a body that is
@@ -214,16 +285,13 @@ pub fn verify_body(body: &[u8], view: &KeysView) -> Response {
     }
 }
 
-async fn reencrypt_handler(
-    State(state): State<Shared>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return body_rejected(&rejection),
+async fn reencrypt_handler(State(state): State<Shared>, request: Request) -> Response {
+    let (body, permit) = match admit(&state, request).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     let view = state.keys.get();
-    off_runtime(move || reencrypt_body(&body, &view)).await
+    off_runtime(permit, move || reencrypt_body(&body, &view)).await
 }
 
 /// The body of `/v1/reencrypt`: 200 with the SealedSecret re-wrapped for the active keys
@@ -299,8 +367,18 @@ pub fn parse_sealed(body: &[u8]) -> Result<SealedSecret, String> {
 }
 
 /// Runs CPU-bound work (parsing up to 2 MiB, age decryption) where it cannot stall the
-/// reconciler's tasks.
-async fn off_runtime(work: impl FnOnce() -> Response + Send + 'static) -> Response {
+/// reconciler's tasks. The permit goes with the work, not with the request: a client that
+/// hangs up does not stop the work, so it must not free the permit while the body's copies
+/// are still alive.
+async fn off_runtime(
+    permit: OwnedSemaphorePermit,
+    work: impl FnOnce() -> Response + Send + 'static,
+) -> Response {
+    let work = move || {
+        let response = work();
+        drop(permit);
+        response
+    };
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "HTTP request handler failed");
         error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

@@ -47,7 +47,8 @@ pub async fn run(
         ready.clone(),
         args.verify_rate,
     )
-    .with_reencrypt_rate(args.reencrypt_rate);
+    .with_reencrypt_rate(args.reencrypt_rate)
+    .with_max_bodies_in_flight(args.max_bodies_in_flight);
     let http_task = tokio::spawn(serve(listener, router(http), wait_for(shutdown.clone())));
 
     let key_watch = tokio::spawn(watch_keys(

@@ -150,6 +150,11 @@ fn usage_errors_exit_2_with_what_is_expected() {
             &["--reencrypt-rate", "lots"],
             "invalid digit found in string",
         ),
+        // 0 would refuse every body: the bound can be tightened, never shut.
+        (
+            &["--max-bodies-in-flight", "0"],
+            "invalid value '0' for '--max-bodies-in-flight <MAX_BODIES_IN_FLIGHT>': 0 is not in 1..=65535",
+        ),
         (
             &["--namespace", "Bad_NS"],
             "invalid value 'Bad_NS' for '--namespace <NAMESPACE>': 'Bad_NS' is not a namespace (lowercase letters, digits and '-', at most 63)",

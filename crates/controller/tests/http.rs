@@ -1,10 +1,14 @@
 //! The HTTP endpoints, driven through the Router without a socket.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
+use futures::StreamExt;
+use futures::channel::mpsc;
 use http_body_util::BodyExt;
 use k8s_openapi::jiff::Timestamp;
 use sealant_controller::http::{HttpState, router};
@@ -85,7 +89,10 @@ impl Reply {
 }
 
 async fn send(router: &Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.unwrap();
+    reply(router.clone().oneshot(request).await.unwrap()).await
+}
+
+async fn reply(response: axum::response::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -527,4 +534,210 @@ async fn hostile_yaml_bodies_are_refused_quickly() {
         "{:?}",
         started.elapsed()
     );
+}
+
+fn bounded_server(keys: Vec<StoredKey>, max_bodies: u16) -> Router {
+    let shared = SharedKeys::new(KeysView::new(KeySet::new(keys)));
+    let state = HttpState::new(
+        shared,
+        Arc::new(Metrics::new()),
+        Arc::new(Readiness::default()),
+        1000,
+    )
+    .with_reencrypt_rate(1000)
+    .with_max_bodies_in_flight(max_bodies);
+    router(state)
+}
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+/// A request body that arrives only as the test sends it, and says whether the server ever
+/// asked for a byte of it.
+fn held_body() -> (Body, mpsc::UnboundedSender<Chunk>, Arc<AtomicBool>) {
+    let (tx, mut rx) = mpsc::unbounded::<Chunk>();
+    let read = Arc::new(AtomicBool::new(false));
+    let flag = read.clone();
+    let stream = futures::stream::poll_fn(move |cx| {
+        flag.store(true, Ordering::SeqCst);
+        rx.poll_next_unpin(cx)
+    });
+    (Body::from_stream(stream), tx, read)
+}
+
+/// Waits until the server has started reading a held body (it then holds a permit).
+async fn until_read(read: &AtomicBool) {
+    for _ in 0..2000 {
+        if read.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the server never started reading the body");
+}
+
+fn sealed_json(recipient: &str) -> Vec<u8> {
+    serde_json::to_vec(&seal_to(DB, recipient)).unwrap()
+}
+
+#[tokio::test]
+async fn a_body_past_the_bound_is_refused_unread() {
+    let active = active_key();
+    let router = bounded_server(vec![active.clone()], 2);
+    let sealed = sealed_json(&active.recipient);
+    // Two bodies still arriving hold both permits, one on each endpoint.
+    let mut held = Vec::new();
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        let (body, tx, read) = held_body();
+        let request = Request::post(path).body(body).unwrap();
+        let task = tokio::spawn(router.clone().oneshot(request));
+        until_read(&read).await;
+        held.push((path, task, tx));
+    }
+    // A third body, complete and valid, is refused on either endpoint before a byte of it is
+    // read: nothing of it is buffered, parsed or opened.
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        let (body, tx, read) = held_body();
+        tx.unbounded_send(Ok(Bytes::from(sealed.clone()))).unwrap();
+        drop(tx);
+        let r = send(&router, Request::post(path).body(body).unwrap()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{path}: {}",
+            r.body
+        );
+        assert_eq!(r.headers[header::RETRY_AFTER], "1", "{path}");
+        assert_eq!(
+            r.error(),
+            "busy: 2 request bodies are being worked on already (--max-bodies-in-flight); retry later"
+        );
+        assert!(
+            !read.load(Ordering::SeqCst),
+            "{path}: the refused body was read"
+        );
+    }
+    // Probes and metrics need no permit.
+    assert_eq!(get(&router, "/healthz").await.status, StatusCode::OK);
+    assert_eq!(get(&router, "/metrics").await.status, StatusCode::OK);
+    // The held bodies were not disturbed: each is answered in full once it arrives.
+    for (path, task, tx) in held {
+        tx.unbounded_send(Ok(Bytes::from(sealed.clone()))).unwrap();
+        drop(tx);
+        let r = reply(task.await.unwrap().unwrap()).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    }
+    // And their permits came back.
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        let r = post(&router, path, sealed.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn every_answer_gives_its_permit_back() {
+    let active = active_key();
+    // One permit: any answer that kept it would turn every later request into a 429.
+    let router = bounded_server(vec![active.clone()], 1);
+    let sealed = sealed_json(&active.recipient);
+    for round in 0..3 {
+        for path in ["/v1/verify", "/v1/reencrypt"] {
+            let answers = [
+                (post(&router, path, sealed.clone()).await, StatusCode::OK),
+                (
+                    post(&router, path, "garbage").await,
+                    StatusCode::BAD_REQUEST,
+                ),
+                (
+                    post(&router, path, vec![b'a'; 3 * 1024 * 1024]).await,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                ),
+            ];
+            for (r, expected) in answers {
+                assert_eq!(r.status, expected, "round {round} {path}: {}", r.body);
+            }
+        }
+    }
+    // A client that hangs up while its body is arriving gives its permit back too.
+    let (body, _tx, read) = held_body();
+    let task = tokio::spawn(
+        router
+            .clone()
+            .oneshot(Request::post("/v1/verify").body(body).unwrap()),
+    );
+    until_read(&read).await;
+    task.abort();
+    let _ = task.await;
+    let r = post(&router, "/v1/verify", sealed).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_comes_too_slowly_is_cut_off() {
+    let active = active_key();
+    let router = bounded_server(vec![active.clone()], 1);
+    // A byte every 10 s (virtual time): quick enough for a timeout on each read, never done.
+    let drip = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        Some((Ok::<_, std::io::Error>(Bytes::from_static(b" ")), ()))
+    });
+    let r = send(
+        &router,
+        Request::post("/v1/verify")
+            .body(Body::from_stream(drip))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT, "{}", r.body);
+    assert_eq!(
+        r.error(),
+        "body not received within 30 s: send it in one go"
+    );
+    // A body that sends nothing at all, on the other endpoint.
+    let (body, _tx, _read) = held_body();
+    let r = send(&router, Request::post("/v1/reencrypt").body(body).unwrap()).await;
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT, "{}", r.body);
+    // The cut-off bodies gave their permit back.
+    let r = post(&router, "/v1/reencrypt", sealed_json(&active.recipient)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// Two values of 600 KiB, 1.2 MiB in all, sealed by hand past `seal`'s own check; the body
+/// (1.6 MB of JSON) is under the 2 MiB body limit.
+fn over_a_secrets_size(recipient: &str) -> SealedSecret {
+    let mut sealed = seal_to(DB, recipient);
+    let binding =
+        sealant_core::scope::Binding::new(Scope::Strict, &sealant_core::Target::new("prod", "db"))
+            .unwrap();
+    for item in ["a", "b"] {
+        let value = sealant_core::value::seal_value(
+            &vec![b'x'; 600 * 1024],
+            &binding,
+            &[parse_recipient(recipient).unwrap()],
+        )
+        .unwrap();
+        sealed
+            .spec
+            .encrypted_data
+            .insert(item.into(), value.ciphertext);
+        sealed.spec.recipients.insert(item.into(), value.recipients);
+    }
+    sealed
+}
+
+#[tokio::test]
+async fn more_plaintext_than_a_secret_holds_is_refused() {
+    let active = active_key();
+    let s = server(vec![active.clone()], 10);
+    let sealed = over_a_secrets_size(&active.recipient);
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        let r = post_json(&s.router, path, &sealed).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{path}: {}", r.body);
+        assert!(
+            r.error()
+                .contains("Kubernetes limits a Secret to 1 MiB (1048576 bytes)"),
+            "{path}: {}",
+            r.body
+        );
+        assert!(!r.body.contains("xxxxxxxx"), "{path}");
+    }
 }
