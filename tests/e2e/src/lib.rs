@@ -308,10 +308,52 @@ pub struct Controller {
 
 impl Controller {
     pub fn spawn(kubeconfig: &Path, log_dir: &Path, identity: &str, extra: &[&str]) -> Controller {
+        Controller::spawn_with(
+            Command::new(bin("seal-controller")),
+            kubeconfig,
+            log_dir,
+            identity,
+            extra,
+        )
+    }
+
+    /// [`Controller::spawn`] inside `cgroup`: the process joins it before it execs the
+    /// controller, so every page the controller ever touches is charged there.
+    pub fn spawn_in_cgroup(
+        cgroup: &MemoryCgroup,
+        kubeconfig: &Path,
+        log_dir: &Path,
+        identity: &str,
+        extra: &[&str],
+    ) -> Controller {
+        // The shell moves itself (same pid) into the cgroup, then becomes the controller.
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("echo $$ > \"$1\" && shift && exec \"$@\"")
+            .arg("sh")
+            .arg(cgroup.path.join("cgroup.procs"))
+            .arg(bin("seal-controller"));
+        let ctl = Controller::spawn_with(cmd, kubeconfig, log_dir, identity, extra);
+        let pid = ctl.pid().to_string();
+        wait_for(
+            "the controller to join its cgroup",
+            Duration::from_secs(10),
+            || cgroup.pids().contains(&pid).then_some(()),
+        );
+        ctl
+    }
+
+    fn spawn_with(
+        mut cmd: Command,
+        kubeconfig: &Path,
+        log_dir: &Path,
+        identity: &str,
+        extra: &[&str],
+    ) -> Controller {
         let port = free_port();
         let log = log_dir.join(format!("controller-{identity}-{port}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin("seal-controller"))
+        let child = cmd
             .args(["--namespace", "sealant-system", "--identity", identity])
             .args(["--listen-addr", &format!("127.0.0.1:{port}")])
             .args(extra)
@@ -385,6 +427,81 @@ impl Controller {
 impl Drop for Controller {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A cgroup v1 memory cgroup (`/sys/fs/cgroup/memory/<name>`) with a hard limit, removed when
+/// dropped; drop the processes in it first.
+pub struct MemoryCgroup {
+    pub path: PathBuf,
+}
+
+impl MemoryCgroup {
+    /// Needs root and the cgroup v1 memory controller mounted at /sys/fs/cgroup/memory.
+    pub fn create(name: &str, limit_bytes: u64) -> MemoryCgroup {
+        let root = Path::new("/sys/fs/cgroup/memory");
+        assert!(
+            root.join("memory.limit_in_bytes").is_file(),
+            "no cgroup v1 memory controller at {}",
+            root.display()
+        );
+        // Unique per process: other test runs may make theirs at the same time.
+        let path = root.join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        let cgroup = MemoryCgroup { path };
+        cgroup.write("memory.limit_in_bytes", limit_bytes);
+        // With swap, the limit would only move pages out instead of holding the process to it.
+        if cgroup.path.join("memory.memsw.limit_in_bytes").is_file() {
+            cgroup.write("memory.memsw.limit_in_bytes", limit_bytes);
+        }
+        cgroup
+    }
+
+    fn write(&self, file: &str, value: u64) {
+        let path = self.path.join(file);
+        std::fs::write(&path, value.to_string())
+            .unwrap_or_else(|e| panic!("cannot write {value} to {}: {e}", path.display()));
+    }
+
+    /// A counter file of the cgroup, e.g. `memory.max_usage_in_bytes`, `memory.failcnt`.
+    pub fn read(&self, file: &str) -> u64 {
+        let path = self.path.join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", path.display()))
+    }
+
+    /// The OOM killer's kills in this cgroup (`oom_kill` in memory.oom_control).
+    pub fn oom_kills(&self) -> u64 {
+        let text = std::fs::read_to_string(self.path.join("memory.oom_control")).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
+    /// The pids in the cgroup.
+    pub fn pids(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // A killed process leaves its cgroup a moment after wait() returns.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("could not remove {}", self.path.display());
     }
 }
 
