@@ -893,7 +893,7 @@ async fn more_plaintext_than_a_secret_holds_is_refused_before_any_secret_is_touc
         let value = sealant_core::value::seal_value(
             &vec![b'x'; 600 * 1024],
             &binding,
-            &[recipient.clone()],
+            std::slice::from_ref(&recipient),
         )
         .unwrap();
         sealed
