@@ -258,7 +258,7 @@ fn busy(max_bodies: usize) -> Response {
              (--max-bodies-in-flight); retry later"
         ),
     );
-    // One body takes well under a second to work on.
+    // The shortest wait the header can say: a permit frees as soon as one body is answered.
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(1));
