@@ -375,13 +375,13 @@ fn client(port: u16, body: &[u8], expected: &serde_json::Value, retry: bool) -> 
             return report;
         }
         // Retry-After is 1 s; a little spread keeps the clients from moving in lockstep.
-        thread::sleep(Duration::from_millis(1000 + fastrand_ms()));
+        thread::sleep(Duration::from_millis(1000 + jitter_ms()));
     }
     report
 }
 
 /// 0–499 ms, from the clock: no need for a random number crate.
-fn fastrand_ms() -> u64 {
+fn jitter_ms() -> u64 {
     u64::from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
