@@ -28,19 +28,45 @@ fn cluster_with_controller(extra: &[&str]) -> (ControlPlane, Controller) {
     (cp, ctl)
 }
 
-fn assert_logs_clean(ctl: &Controller, secrets: &[&str]) {
+/// No plaintext anywhere a user or an operator can look without reading Secrets: the
+/// controller's log, its `/metrics`, every Event (both APIs), and every SealedSecret with its
+/// status. Each value is searched raw and in base64.
+fn assert_no_plaintext(cp: &ControlPlane, ctl: &Controller, secrets: &[&str]) {
+    use base64::Engine;
     let logs = ctl.logs();
     assert!(
         !logs.contains("AGE-SECRET-KEY"),
         "a private key in the controller's log"
     );
-    for s in secrets {
-        assert!(!logs.contains(s), "plaintext {s:?} in the controller's log");
-    }
     assert!(
         !logs.contains("forbidden"),
         "the ServiceAccount lacked a permission:\n{logs}"
     );
+    let everywhere = |what: &str| {
+        cp.get_json(&[what, "-A"])
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    let places = [
+        ("the controller's log", logs.clone()),
+        ("/metrics", ctl.get("/metrics").unwrap_or_default()),
+        ("core/v1 Events", everywhere("events")),
+        ("events.k8s.io Events", everywhere("events.events.k8s.io")),
+        (
+            "SealedSecrets and their statuses",
+            everywhere("sealedsecrets"),
+        ),
+    ];
+    for secret in secrets {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
+        for (place, text) in &places {
+            assert!(!text.contains(secret), "plaintext {secret:?} in {place}");
+            assert!(
+                !text.contains(&encoded),
+                "plaintext {secret:?} (base64) in {place}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -275,7 +301,8 @@ fn the_whole_loop_drift_scope_gc_and_takeover() {
     );
 
     // 12. Nothing secret in the controller's log.
-    assert_logs_clean(
+    assert_no_plaintext(
+        &cp,
         &ctl,
         &[
             "hunter2-e2e",
@@ -471,7 +498,11 @@ fn rotation_reencrypt_restart_and_break_glass() {
 
     // 12. Nothing secret in either controller's log.
     for c in [&ctl, &restarted] {
-        assert_logs_clean(c, &["rotate-secret-0", "rotate-secret-1", "fresh-secret"]);
+        assert_no_plaintext(
+            &cp,
+            c,
+            &["rotate-secret-0", "rotate-secret-1", "fresh-secret"],
+        );
     }
 }
 
@@ -529,7 +560,7 @@ fn a_standby_takes_over_when_the_leader_dies() {
             .unwrap()
             .contains("sealant_is_leader 1")
     );
-    assert_logs_clean(standby, &["ha-secret"]);
+    assert_no_plaintext(&cp, standby, &["ha-secret"]);
 }
 
 #[test]
@@ -582,8 +613,8 @@ fn one_sealed_secret_for_two_clusters() {
         west.get_json(&["secret", "east-only", "-n", "prod"])
             .is_none()
     );
-    assert_logs_clean(&east_ctl, &["two-clusters"]);
-    assert_logs_clean(&west_ctl, &["two-clusters"]);
+    assert_no_plaintext(&east, &east_ctl, &["two-clusters"]);
+    assert_no_plaintext(&west, &west_ctl, &["two-clusters"]);
     let _ = Path::new(".");
 }
 
@@ -694,5 +725,5 @@ fn a_tenant_cannot_reach_another_namespaces_plaintext() {
             .status
             .success()
     );
-    assert_logs_clean(&ctl, &["team-b-only-secret"]);
+    assert_no_plaintext(&cp, &ctl, &["team-b-only-secret"]);
 }
