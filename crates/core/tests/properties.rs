@@ -65,14 +65,15 @@ proptest! {
         let binding = Binding::new(Scope::Strict, &target).unwrap();
         let sealed = seal_value(&value, &binding, std::slice::from_ref(&key.recipient)).unwrap();
         let mut bytes = BASE64.decode(&sealed.ciphertext).unwrap();
+        // Where the payload starts, found before the flip (which may hit the MAC line itself).
+        let mac_line = bytes.windows(4).position(|w| w == b"\n---").unwrap() + 1;
+        let payload = mac_line + bytes[mac_line..].iter().position(|b| *b == b'\n').unwrap() + 1;
         let i = position.index(bytes.len());
         bytes[i] ^= flip;
         let tampered = BASE64.encode(&bytes);
         let ring = KeyRing::from_identities([key.identity]);
         let err = open_value(&tampered, &sealed.recipients, Scope::Strict, &target, &ring).unwrap_err();
-        // The payload starts after the MAC line; a change there is the payload's tag failing.
-        let mac_line = bytes.windows(4).position(|w| w == b"\n---").unwrap() + 1;
-        let payload = mac_line + bytes[mac_line..].iter().position(|b| *b == b'\n').unwrap() + 1;
+        // A change in the payload is the payload's tag failing.
         if i >= payload {
             prop_assert_eq!(err, OpenError::PayloadTampered);
         } else {
