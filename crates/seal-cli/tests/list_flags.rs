@@ -71,7 +71,7 @@ fn a_comma_in_a_literal_is_data_not_a_separator() {
     );
 
     // `merge` takes the same flag: one new item, the existing ones untouched.
-    sb.seal(&["merge", "db.yaml", "--from-literal", "list=a,b=c"])
+    sb.seal(&["merge", "db.yaml", "--from-literal", "list=a,b=c", "-r", &r])
         .ok();
     assert_eq!(
         opened(&sb, "k.txt", "db.yaml"),
@@ -123,8 +123,15 @@ fn a_comma_in_a_from_file_path_is_part_of_the_path() {
         items(&[("cert", "the real cert")])
     );
 
-    sb.seal(&["merge", "tls.yaml", "--from-file", "b.pem=a,b.pem"])
-        .ok();
+    sb.seal(&[
+        "merge",
+        "tls.yaml",
+        "--from-file",
+        "b.pem=a,b.pem",
+        "-r",
+        &r,
+    ])
+    .ok();
     assert_eq!(
         opened(&sb, "k.txt", "tls.yaml"),
         items(&[
