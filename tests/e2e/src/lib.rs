@@ -518,3 +518,43 @@ pub fn decode_base64(s: &str) -> Vec<u8> {
     cmd.arg("-d");
     run(cmd, Some(s)).stdout
 }
+
+/// The cluster's key Secrets, written to `dir` as `<state>.txt` identity files (the newest
+/// of each state wins); returns the states written.
+pub fn export_keys(cp: &ControlPlane, dir: &Path) -> Vec<String> {
+    let keys = cp
+        .get_json(&[
+            "secrets",
+            "-n",
+            "sealant-system",
+            "-l",
+            "sealant.dev/key=true",
+        ])
+        .unwrap();
+    let mut states = Vec::new();
+    for key in keys["items"].as_array().unwrap() {
+        let state = key["metadata"]["labels"]["sealant.dev/key-state"]
+            .as_str()
+            .unwrap_or("active")
+            .to_owned();
+        let identity = decode_base64(key["data"]["key.txt"].as_str().unwrap());
+        std::fs::write(dir.join(format!("{state}.txt")), identity).unwrap();
+        states.push(state);
+    }
+    states
+}
+
+/// Does the stock `age` CLI open item `item` of the SealedSecret file with `identity`?
+pub fn age_opens(dir: &Path, file: &str, item: &str, identity: &str) -> bool {
+    let sealed = std::fs::read_to_string(dir.join(file)).unwrap();
+    let prefix = format!("{item}: ");
+    let value = sealed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("{file} has no item {item}"));
+    std::fs::write(dir.join("value.age"), decode_base64(value)).unwrap();
+    let mut age = Command::new("age");
+    age.args(["-d", "-i", identity, "value.age"])
+        .current_dir(dir);
+    run(age, None).status.success()
+}

@@ -708,6 +708,22 @@ fn a_tenant_cannot_reach_another_namespaces_plaintext() {
         !reencrypted.contains("team-b-only-secret")
             && !reencrypted.contains("dGVhbS1iLW9ubHktc2VjcmV0")
     );
+    // Who reads the answer is asked of the key slots (stock age), not of spec.recipients:
+    // the cluster's key, and not a key of the tenant's own.
+    ok(cp.seal(&["keygen", "-o", "tenant.txt"], None, dir));
+    assert_eq!(sealant_e2e::export_keys(&cp, dir), ["active"]);
+    assert!(sealant_e2e::age_opens(
+        dir,
+        "b.yaml",
+        "password",
+        "active.txt"
+    ));
+    assert!(!sealant_e2e::age_opens(
+        dir,
+        "b.yaml",
+        "password",
+        "tenant.txt"
+    ));
     // The re-sealed copy is still bound to team-b/db: moved into team-a it still fails.
     ok(as_a(
         &["apply", "-f", "-"],
