@@ -544,9 +544,11 @@ fn a_standby_takes_over_when_the_leader_dies() {
         Duration::from_secs(40),
         || cp.secret_value("prod", "ha", "password"),
     );
-    let took = killed.elapsed();
-    eprintln!("standby took over and restored the Secret in {took:?}");
-    assert!(took < Duration::from_secs(25), "took {took:?}");
+    // A figure, not a target (the wait above allows 40 s): docs/security.md's faults table.
+    eprintln!(
+        "standby took over and restored the Secret in {:?}",
+        killed.elapsed()
+    );
     let holder = cp
         .get_json(&["lease", "sealant-controller", "-n", "sealant-system"])
         .unwrap();
@@ -560,6 +562,55 @@ fn a_standby_takes_over_when_the_leader_dies() {
             .unwrap()
             .contains("sealant_is_leader 1")
     );
+    // Converged means settled: nothing is written any more (every object keeps its
+    // resourceVersion), and there is exactly one active key.
+    wait_for("Ready=True", SECS_30, || {
+        (cp.ready("prod", "ha")?.0 == "True").then_some(())
+    });
+    let versions = || {
+        let mut all = Vec::new();
+        for (kind, ns) in [
+            ("secrets", "prod"),
+            ("sealedsecrets", "prod"),
+            ("secrets", "sealant-system"),
+            ("configmaps", "sealant-system"),
+        ] {
+            let list = cp.get_json(&[kind, "-n", ns]).unwrap();
+            for item in list["items"].as_array().unwrap() {
+                let m = &item["metadata"];
+                all.push(format!(
+                    "{kind} {ns}/{} {}",
+                    m["name"], m["resourceVersion"]
+                ));
+            }
+        }
+        all
+    };
+    let settled = versions();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(versions(), settled, "writes after convergence");
+    let keys = cp
+        .get_json(&[
+            "secrets",
+            "-n",
+            "sealant-system",
+            "-l",
+            "sealant.dev/key=true",
+        ])
+        .unwrap();
+    let active = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // A key without the state label is active (keystore.rs).
+        .filter(|k| {
+            k["metadata"]["labels"]["sealant.dev/key-state"]
+                .as_str()
+                .unwrap_or("active")
+                == "active"
+        })
+        .count();
+    assert_eq!(active, 1, "{keys}");
     assert_no_plaintext(&cp, standby, &["ha-secret"]);
 }
 
