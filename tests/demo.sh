@@ -33,8 +33,8 @@ mkdir -p "$work/cluster"
 ./tests/cluster/control-plane.sh start "$work/cluster"
 set -a; . "$work/cluster/env"; set +a
 
-step "kubectl apply -k deploy/  (namespace, CRD, RBAC, Deployment, Service, rotation CronJob)"
-kubectl apply -k deploy/
+step "kubectl apply -k tests/k8s-1.20/  (deploy/ for this 1.20 control plane: namespace, CRD, RBAC, Deployment, Service, rotation CronJob)"
+kubectl apply -k tests/k8s-1.20/
 echo "(there is no kubelet here, so the Deployment's Pods never start: the controller runs as a"
 echo " local process instead, with the deploy/ ServiceAccount's token and RBAC)"
 until token_secret=$(kubectl -n sealant-system get serviceaccount seal-controller -o jsonpath='{.secrets[0].name}' 2>/dev/null) && [[ -n $token_secret ]]; do sleep 0.5; done

@@ -217,7 +217,12 @@ impl ControlPlane {
 
     /// Applies deploy/ (namespace, CRD, RBAC, …) and waits for the ServiceAccount's token.
     pub fn install(&self) {
-        self.kubectl_ok(&["apply", "-k", root().join("deploy").to_str().unwrap()]);
+        // deploy/ as shipped, but for the two apiVersions 1.20 predates (tests/k8s-1.20/).
+        self.kubectl_ok(&[
+            "apply",
+            "-k",
+            root().join("tests/k8s-1.20").to_str().unwrap(),
+        ]);
         wait_for("the CRD to be established", Duration::from_secs(30), || {
             self.kubectl(&["get", "sealedsecrets", "-A"])
                 .status

@@ -520,6 +520,129 @@ fn assert_policy(cp: &ControlPlane, api_server: &[&str]) {
     );
 }
 
+/// The repository's `path` as seen from `overlay`: kustomize takes only relative paths to a
+/// base or a component.
+fn from_overlay(overlay: &Path, path: &str) -> String {
+    let mut up = std::path::PathBuf::new();
+    for _ in overlay.canonicalize().unwrap().components().skip(1) {
+        up.push("..");
+    }
+    let root = root().canonicalize().unwrap();
+    up.join(root.join(path).strip_prefix("/").unwrap())
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// API versions served by some Kubernetes release and removed since (the Kubernetes
+/// deprecation guide): (apiVersion, kind or "*" for all its kinds, the release that removed it).
+const REMOVED_APIS: &[(&str, &str, &str)] = &[
+    ("extensions/v1beta1", "*", "1.16 (Ingress: 1.22)"),
+    ("apps/v1beta1", "*", "1.16"),
+    ("apps/v1beta2", "*", "1.16"),
+    ("rbac.authorization.k8s.io/v1beta1", "*", "1.22"),
+    ("apiextensions.k8s.io/v1beta1", "*", "1.22"),
+    ("admissionregistration.k8s.io/v1beta1", "*", "1.22"),
+    ("apiregistration.k8s.io/v1beta1", "*", "1.22"),
+    ("authentication.k8s.io/v1beta1", "*", "1.22"),
+    ("authorization.k8s.io/v1beta1", "*", "1.22"),
+    ("certificates.k8s.io/v1beta1", "*", "1.22"),
+    ("coordination.k8s.io/v1beta1", "*", "1.22"),
+    ("networking.k8s.io/v1beta1", "*", "1.22"),
+    ("scheduling.k8s.io/v1beta1", "*", "1.22"),
+    ("storage.k8s.io/v1beta1", "CSIDriver", "1.22"),
+    ("storage.k8s.io/v1beta1", "CSINode", "1.22"),
+    ("storage.k8s.io/v1beta1", "StorageClass", "1.22"),
+    ("storage.k8s.io/v1beta1", "VolumeAttachment", "1.22"),
+    ("storage.k8s.io/v1beta1", "CSIStorageCapacity", "1.27"),
+    ("batch/v1beta1", "*", "1.25"),
+    ("policy/v1beta1", "*", "1.25"),
+    ("discovery.k8s.io/v1beta1", "*", "1.25"),
+    ("events.k8s.io/v1beta1", "*", "1.25"),
+    ("node.k8s.io/v1beta1", "*", "1.25"),
+    ("autoscaling/v2beta1", "*", "1.25"),
+    ("autoscaling/v2beta2", "*", "1.26"),
+    ("flowcontrol.apiserver.k8s.io/v1beta1", "*", "1.26"),
+    ("flowcontrol.apiserver.k8s.io/v1beta2", "*", "1.29"),
+    ("resource.k8s.io/v1alpha2", "*", "1.31"),
+];
+
+/// The release that removed `api_version`'s `kind`, if one did.
+fn removed_in(api_version: &str, kind: &str) -> Option<&'static str> {
+    REMOVED_APIS
+        .iter()
+        .find(|(v, k, _)| *v == api_version && (*k == "*" || *k == kind))
+        .map(|(_, _, release)| *release)
+}
+
+/// Every object's (apiVersion, kind) in a rendered YAML stream.
+fn api_kinds(rendered: &str) -> Vec<(String, String)> {
+    rendered
+        .split("\n---\n")
+        .filter_map(|doc| {
+            let field = |name: &str| {
+                doc.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            Some((field("apiVersion: ")?, field("kind: ")?))
+        })
+        .collect()
+}
+
+/// `kubectl apply -k deploy/` works unchanged on current Kubernetes: deploy/, and deploy/ with
+/// each of its components, uses no API a release has removed (Argo CD and Flux cannot run a
+/// `sed`). No cluster is needed: the rendered objects are checked against the table above.
+#[test]
+fn deploy_uses_no_removed_api() {
+    // The table is read as intended: what deploy/ used before 1.25 would be refused.
+    assert_eq!(removed_in("batch/v1beta1", "CronJob"), Some("1.25"));
+    assert_eq!(
+        removed_in("storage.k8s.io/v1beta1", "CSINode"),
+        Some("1.22")
+    );
+    assert_eq!(removed_in("storage.k8s.io/v1", "CSINode"), None);
+
+    let render = |dir: &Path| {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(["kustomize", dir.to_str().unwrap()]);
+        ok(run(cmd, None))
+    };
+    let mut rendered = vec![("deploy/".to_owned(), render(&root().join("deploy")))];
+    let components = std::fs::read_dir(root().join("deploy/components")).unwrap();
+    for component in components {
+        let name = component
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let overlay = tempfile::tempdir().unwrap();
+        std::fs::write(
+            overlay.path().join("kustomization.yaml"),
+            format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\ncomponents:\n  - {}\n",
+                from_overlay(overlay.path(), "deploy"),
+                from_overlay(overlay.path(), &format!("deploy/components/{name}")),
+            ),
+        )
+        .unwrap();
+        rendered.push((format!("deploy/ + {name}"), render(overlay.path())));
+    }
+    let mut removed = Vec::new();
+    for (what, yaml) in &rendered {
+        let objects = api_kinds(yaml);
+        assert!(objects.len() >= 10, "{what}: {objects:?}");
+        for (api_version, kind) in objects {
+            if let Some(release) = removed_in(&api_version, &kind) {
+                removed.push(format!(
+                    "{what}: {api_version} {kind} (removed in {release})"
+                ));
+            }
+        }
+    }
+    assert!(removed.is_empty(), "{removed:#?}");
+}
+
 /// `kubectl kustomize DIR`, with a hint when kubectl's kustomize predates Components.
 fn kustomize(cp: &ControlPlane, dir: &Path) -> String {
     let out = cp.kubectl(&["kustomize", dir.to_str().unwrap()]);
@@ -544,19 +667,17 @@ fn kustomize(cp: &ControlPlane, dir: &Path) -> String {
 fn the_network_policy_component_admits_only_the_api_server_and_prometheus_on_8080() {
     let cp = ControlPlane::start();
     let overlay = tempfile::tempdir().unwrap();
-    // kustomize takes only relative paths to a base or a component.
-    let mut deploy = std::path::PathBuf::new();
-    for _ in overlay.path().canonicalize().unwrap().components().skip(1) {
-        deploy.push("..");
-    }
-    let deploy = deploy.join(root().join("deploy").strip_prefix("/").unwrap());
-    let deploy = deploy.to_str().unwrap();
+    let deploy = from_overlay(overlay.path(), "deploy");
+    // deploy/ through the 1.20 overlay (tests/k8s-1.20/): this API server predates batch/v1
+    // CronJob and policy/v1 PodDisruptionBudget.
+    let base = from_overlay(overlay.path(), "tests/k8s-1.20");
+    let (deploy, base) = (deploy.as_str(), base.as_str());
 
     // As shipped: the placeholder address.
     std::fs::write(
         overlay.path().join("kustomization.yaml"),
         format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {deploy}\ncomponents:\n  - {deploy}/components/network-policy\n"
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {base}\ncomponents:\n  - {deploy}/components/network-policy\n"
         ),
     )
     .unwrap();
@@ -564,7 +685,7 @@ fn the_network_policy_component_admits_only_the_api_server_and_prometheus_on_808
     cp.apply(&rendered);
     assert_policy(&cp, &["192.0.2.1/32"]);
     // The rest of deploy/ is there, unchanged by the component.
-    let plain = ok(cp.kubectl(&["kustomize", root().join("deploy").to_str().unwrap()]));
+    let plain = ok(cp.kubectl(&["kustomize", root().join("tests/k8s-1.20").to_str().unwrap()]));
     assert_eq!(
         rendered.matches("\nkind: ").count(),
         plain.matches("\nkind: ").count() + 1
@@ -580,7 +701,9 @@ fn the_network_policy_component_admits_only_the_api_server_and_prometheus_on_808
     assert!(example.contains("../sealant/deploy"), "{example}");
     std::fs::write(
         overlay.path().join("kustomization.yaml"),
-        example.replace("../sealant/deploy", deploy),
+        example
+            .replace("  - ../sealant/deploy\n", &format!("  - {base}\n"))
+            .replace("../sealant/deploy", deploy),
     )
     .unwrap();
     cp.apply(&kustomize(&cp, overlay.path()));
