@@ -13,15 +13,15 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use sealant_core::keystore::{
     KEY_LABEL, KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
-    recipients_configmap,
+    recipients_configmap, successor_name,
 };
 use sealant_core::reconcile::MANAGED_BY_LABEL;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::backoff::WatchBackoff;
+use crate::fence::{Fence, Fenced};
 use crate::metrics::Metrics;
-use crate::reconcile::MANAGER;
 use crate::state::{KeysView, Readiness, SharedKeys};
 
 pub fn key_selector() -> String {
@@ -121,6 +121,18 @@ pub async fn watch_keys(
     }
 }
 
+/// Why no key was made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "another replica or `seal-controller rotate` made key Secret {name} from the same keys at \
+         the same time; it is the new active key"
+    )]
+    RaceLost { name: String },
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+}
+
 /// What key renewal reads and writes, so the schedule can be tested without a cluster.
 pub trait KeyStore: Send + Sync {
     /// The keys as they are now. Read from the source, never a cache: a key is only ever made
@@ -157,6 +169,10 @@ pub async fn renew_keys<S: KeyStore>(
                 if left.is_zero() || left.is_negative() {
                     match store.rotate().await {
                         Ok(recipient) => info!(%recipient, "new active key"),
+                        // Someone else renewed from the same keys: read them again.
+                        Err(e) if matches!(e.downcast_ref(), Some(KeyError::RaceLost { .. })) => {
+                            info!(error = %e, "key renewal raced; the other one won");
+                        }
                         Err(e) => {
                             warn!(error = %e, "cannot make a new key; retrying in 30s");
                             tokio::time::sleep(Duration::from_secs(30)).await;
@@ -189,11 +205,29 @@ pub struct ClusterKeys {
     pub client: Client,
     pub namespace: String,
     pub shared: SharedKeys,
+    /// `sealant-controller/<identity>`: who wrote shows in `metadata.managedFields`.
+    pub field_manager: String,
+    /// Checked before every write: only the leader writes keys and recipients.
+    pub fence: Fence,
 }
 
 impl ClusterKeys {
     fn secrets(&self) -> Api<Secret> {
         Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..Default::default()
+        }
+    }
+
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..Default::default()
+        }
     }
 
     /// The keys as they are in the API now (for one-shot commands, which have no watch).
@@ -217,20 +251,15 @@ impl ClusterKeys {
         match api.get_opt(&name).await? {
             Some(existing) if existing.data == desired.data => {}
             Some(_) => {
+                self.fence.check()?;
                 let patch = serde_json::json!({ "data": desired.data });
-                api.patch(&name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+                api.patch(&name, &self.patch_params(), &Patch::Merge(&patch))
                     .await?;
                 info!(configmap = name, "published recipients");
             }
             None => {
-                api.create(
-                    &PostParams {
-                        field_manager: Some(MANAGER.into()),
-                        ..Default::default()
-                    },
-                    &desired,
-                )
-                .await?;
+                self.fence.check()?;
+                api.create(&self.post_params(), &desired).await?;
                 info!(configmap = name, "published recipients");
             }
         }
@@ -245,26 +274,30 @@ impl KeyStore for ClusterKeys {
 
     async fn rotate(&self) -> anyhow::Result<String> {
         let previous = self.load().await?;
-        let (secret, recipient) = new_key_secret(&self.namespace, Timestamp::now());
+        let (mut secret, recipient) = new_key_secret(&self.namespace, Timestamp::now());
+        // Named after the keys it follows: a racing renewal from the same keys gets 409.
+        let name = successor_name(&previous);
+        secret.metadata.name = Some(name.clone());
+        secret.metadata.generate_name = None;
         let api = self.secrets();
-        let params = PostParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        };
-        api.create(&params, &secret).await?;
+        self.fence.check().map_err(KeyError::from)?;
+        match api.create(&self.post_params(), &secret).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Err(KeyError::RaceLost { name }.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
         // Older active keys keep opening, but no longer seal.
         for old in previous
             .keys()
             .iter()
             .filter(|k| k.state == KeyState::Active)
         {
+            self.fence.check().map_err(KeyError::from)?;
             let patch = serde_json::json!({ "metadata": { "labels": BTreeMap::from([(STATE_LABEL, KeyState::Retired.as_str())]) } });
-            api.patch(
-                &old.name,
-                &PatchParams::apply(MANAGER),
-                &Patch::Merge(&patch),
-            )
-            .await?;
+            api.patch(&old.name, &self.patch_params(), &Patch::Merge(&patch))
+                .await?;
         }
         Ok(recipient)
     }

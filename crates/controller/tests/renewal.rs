@@ -162,3 +162,73 @@ async fn a_key_added_by_hand_moves_the_schedule() {
     );
     task.abort();
 }
+
+/// Keys as the API server keeps them: a create of a name that exists fails (409), as
+/// ClusterKeys' create of the successor's deterministic name does. Each rotate waits at
+/// `race` after reading the keys, so two renewals both read the same keys before either
+/// creates: the race the key's name must settle.
+struct RacingKeys {
+    inner: Arc<MemoryKeys>,
+    race: tokio::sync::Barrier,
+}
+
+impl KeyStore for RacingKeys {
+    async fn current(&self) -> anyhow::Result<KeySet> {
+        self.inner.current().await
+    }
+
+    async fn rotate(&self) -> anyhow::Result<String> {
+        let previous = self.inner.current().await?;
+        self.race.wait().await;
+        let name = sealant_core::keystore::successor_name(&previous);
+        let mut keys = self.inner.keys.lock().unwrap();
+        if keys.iter().any(|k| k.name == name) {
+            return Err(sealant_controller::keys::KeyError::RaceLost { name }.into());
+        }
+        for k in keys.iter_mut().filter(|k| k.state == KeyState::Active) {
+            k.state = KeyState::Retired;
+        }
+        let key = key_made_at(self.inner.now(), &name);
+        let recipient = key.recipient.clone();
+        keys.push(key);
+        Ok(recipient)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_racing_renewals_make_one_active_key() {
+    let old = key_made_at("2025-06-01T00:00:00Z".parse().unwrap(), "old");
+    let memory = MemoryKeys::new(vec![old]);
+    let store = Arc::new(RacingKeys {
+        inner: memory.clone(),
+        race: tokio::sync::Barrier::new(2),
+    });
+    let cutoff = Some("2025-12-01T00:00:00Z".parse().unwrap());
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            let clock = memory.clone();
+            tokio::spawn(async move {
+                renew_keys(
+                    &*store,
+                    DAY * 30,
+                    cutoff,
+                    move || clock.now(),
+                    &Notify::new(),
+                )
+                .await
+            })
+        })
+        .collect();
+    settle().await;
+    tokio::time::advance(Duration::from_secs(60)).await;
+    settle().await;
+    assert_eq!(
+        memory.states(),
+        [KeyState::Active, KeyState::Retired],
+        "both renewals read the same keys; exactly one new key, never two active"
+    );
+    for t in tasks {
+        t.abort();
+    }
+}
