@@ -138,8 +138,10 @@ pub trait KeyStore: Send + Sync {
     /// The keys as they are now. Read from the source, never a cache: a key is only ever made
     /// from a fresh view, so a stale or broken watch cannot mint keys.
     fn current(&self) -> impl Future<Output = anyhow::Result<KeySet>> + Send;
-    /// Makes a new active key and retires the other active ones.
-    fn rotate(&self) -> impl Future<Output = anyhow::Result<String>> + Send;
+    /// Makes a new active key and retires the other active ones of `from`: the keys the
+    /// decision to rotate was made from. The new key is named after them, so of two
+    /// rotations decided from the same keys only one can be made.
+    fn rotate(&self, from: &KeySet) -> impl Future<Output = anyhow::Result<String>> + Send;
 }
 
 /// Makes a key whenever one is due (none at all, the newest older than `cutoff`, or
@@ -167,7 +169,7 @@ pub async fn renew_keys<S: KeyStore>(
             Some(at) => {
                 let left = at.duration_since(now());
                 if left.is_zero() || left.is_negative() {
-                    match store.rotate().await {
+                    match store.rotate(&keys).await {
                         Ok(recipient) => info!(%recipient, "new active key"),
                         // Someone else renewed from the same keys: read them again.
                         Err(e) if matches!(e.downcast_ref(), Some(KeyError::RaceLost { .. })) => {
@@ -272,11 +274,12 @@ impl KeyStore for ClusterKeys {
         self.load().await
     }
 
-    async fn rotate(&self) -> anyhow::Result<String> {
-        let previous = self.load().await?;
+    async fn rotate(&self, previous: &KeySet) -> anyhow::Result<String> {
         let (mut secret, recipient) = new_key_secret(&self.namespace, Timestamp::now());
-        // Named after the keys it follows: a racing renewal from the same keys gets 409.
-        let name = successor_name(&previous);
+        // Named after the keys the decision was made from, not a fresh read: a renewal that
+        // decided from the same keys as another gets 409, even if it gets here after the
+        // other's key exists.
+        let name = successor_name(previous);
         secret.metadata.name = Some(name.clone());
         secret.metadata.generate_name = None;
         let api = self.secrets();

@@ -84,8 +84,7 @@ async fn rotate(common: CommonArgs) -> anyhow::Result<()> {
         // renewal (or another rotate) end in one new key, not two.
         fence: Fence::unfenced(),
     };
-    let recipient = keys
-        .rotate()
+    let recipient = async { keys.rotate(&keys.load().await?).await }
         .await
         .context(format!("cannot make a new key in namespace {namespace}"))
         .map_err(|e| at_server(e, &server))?;

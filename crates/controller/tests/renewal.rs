@@ -51,7 +51,7 @@ impl KeyStore for MemoryKeys {
         Ok(KeySet::new(self.keys.lock().unwrap().clone()))
     }
 
-    async fn rotate(&self) -> anyhow::Result<String> {
+    async fn rotate(&self, _from: &KeySet) -> anyhow::Result<String> {
         let mut keys = self.keys.lock().unwrap();
         for k in keys.iter_mut().filter(|k| k.state == KeyState::Active) {
             k.state = KeyState::Retired;
@@ -165,8 +165,8 @@ async fn a_key_added_by_hand_moves_the_schedule() {
 
 /// Keys as the API server keeps them: a create of a name that exists fails (409), as
 /// ClusterKeys' create of the successor's deterministic name does. Each rotate waits at
-/// `race` after reading the keys, so two renewals both read the same keys before either
-/// creates: the race the key's name must settle.
+/// `race`, so two renewals have both decided from the same keys before either creates; the
+/// second creates after the first's key exists: the race the key's name must settle.
 struct RacingKeys {
     inner: Arc<MemoryKeys>,
     race: tokio::sync::Barrier,
@@ -177,10 +177,9 @@ impl KeyStore for RacingKeys {
         self.inner.current().await
     }
 
-    async fn rotate(&self) -> anyhow::Result<String> {
-        let previous = self.inner.current().await?;
+    async fn rotate(&self, from: &KeySet) -> anyhow::Result<String> {
         self.race.wait().await;
-        let name = sealant_core::keystore::successor_name(&previous);
+        let name = sealant_core::keystore::successor_name(from);
         let mut keys = self.inner.keys.lock().unwrap();
         if keys.iter().any(|k| k.name == name) {
             return Err(sealant_controller::keys::KeyError::RaceLost { name }.into());
