@@ -563,11 +563,17 @@ fn utc_now() -> String {
 fn writes_by(cp: &ControlPlane, identity: &str, since: &str) -> Vec<String> {
     let manager = format!("sealant-controller/{identity}");
     let mut found = Vec::new();
+    // kubectl leaves managedFields out unless asked.
     let lists: [&[&str]; 4] = [
-        &["secrets", "-n", NS],
-        &["sealedsecrets", "-n", NS],
-        &["secrets", "-n", "sealant-system"],
-        &["configmaps", "-n", "sealant-system"],
+        &["secrets", "-n", NS, "--show-managed-fields"],
+        &["sealedsecrets", "-n", NS, "--show-managed-fields"],
+        &["secrets", "-n", "sealant-system", "--show-managed-fields"],
+        &[
+            "configmaps",
+            "-n",
+            "sealant-system",
+            "--show-managed-fields",
+        ],
     ];
     for args in lists {
         let list = cp
@@ -605,13 +611,14 @@ fn writes_by(cp: &ControlPlane, identity: &str, since: &str) -> Vec<String> {
 /// Whether the Secret `name` in NS has a managedFields entry from `identity`.
 fn written_by(cp: &ControlPlane, name: &str, identity: &str) -> bool {
     let manager = format!("sealant-controller/{identity}");
-    cp.get_json(&["secret", name, "-n", NS]).is_some_and(|s| {
-        s["metadata"]["managedFields"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|e| e["manager"] == manager.as_str())
-    })
+    cp.get_json(&["secret", name, "-n", NS, "--show-managed-fields"])
+        .is_some_and(|s| {
+            s["metadata"]["managedFields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["manager"] == manager.as_str())
+        })
 }
 
 /// (name, state) of every key Secret.
@@ -712,6 +719,9 @@ fn the_old_leader_stays_fenced(fault: LeaderFault, label: &str) {
     }
     let back = Instant::now();
     let out_for = back - fault_at;
+    let not_leading = wait_for("the old leader to say it is not leading", SECS_30, || {
+        is_leader(&s.controllers[li], false).then(|| back.elapsed())
+    });
     // Changes keep arriving for 10 s: one new object and one changed value a second.
     let mut next = 20;
     while back.elapsed() < Duration::from_secs(10) {
@@ -725,9 +735,10 @@ fn the_old_leader_stays_fenced(fault: LeaderFault, label: &str) {
         std::thread::sleep(Duration::from_secs(1));
     }
     let converged = wait_converged(&s.cp, &expected, back);
-    let not_leading = wait_for("the old leader to say it is not leading", SECS_30, || {
-        is_leader(&s.controllers[li], false).then(|| back.elapsed())
-    });
+    assert!(
+        is_leader(&s.controllers[li], false),
+        "the old leader leads again"
+    );
     let writes = writes_by(&s.cp, &leader, &since);
     assert!(
         writes.is_empty(),
