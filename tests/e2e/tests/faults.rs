@@ -945,7 +945,13 @@ fn forbidden_writes_are_retried_and_a_watch_gap_loses_nothing() {
         || s.cp.secret_value(NS, &name(1), "v"),
     );
     s.cp.kubectl_ok(&["delete", "secret", &name(1), "-n", NS]);
-    assert!(s.cp.get_json(&["secret", &name(1), "-n", NS]).is_none());
+    // The watch is down: nothing notices the delete (with a watch, drift is undone in about
+    // a second).
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        s.cp.get_json(&["secret", &name(1), "-n", NS]).is_none(),
+        "recreated while the Secret watch was meant to be down: the test made no gap"
+    );
     secrets_rule_without(&s.cp, &[]);
     let watch_back = Instant::now();
     // wait_converged gives up long before the 10-minute resync: the re-list recreated it.
