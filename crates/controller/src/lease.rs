@@ -222,6 +222,12 @@ impl Elector {
         }
     }
 
+    /// One read of the Lease: at start, so an API server that cannot be reached (or a
+    /// missing right) is reported at once rather than retried in the background forever.
+    pub async fn probe(&self) -> Result<(), kube::Error> {
+        self.api.get_opt(&self.name).await.map(|_| ())
+    }
+
     /// Runs until `shutdown`, publishing leadership on `leading`; on shutdown, a leader
     /// releases the Lease so a standby takes over at once.
     pub async fn run(self, leading: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {

@@ -94,6 +94,7 @@ pub async fn run(
             timing,
             fence.clone(),
         );
+        elector.probe().await?;
         let (leading_tx, mut is_leader) = watch::channel(false);
         let (stop_elector, elector_stop) = watch::channel(false);
         let lease_task = tokio::spawn(elector.run(leading_tx, elector_stop));
