@@ -176,7 +176,11 @@ pub fn claim(
     };
     let metadata = match current {
         // The resourceVersion read makes the update conditional: 409 if anyone wrote since.
-        Some(l) => l.metadata.clone(),
+        // managedFields are left to the API server (sent, they would replace its record).
+        Some(l) => ObjectMeta {
+            managed_fields: None,
+            ..l.metadata.clone()
+        },
         None => ObjectMeta::default(),
     };
     Some(Lease {

@@ -590,3 +590,16 @@ pub fn error_policy(sealed: Arc<SealedSecret>, error: &Error, ctx: Arc<Context>)
     warn!(%namespace, %name, %error, retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_managers_name_the_replica_within_the_api_limit() {
+        assert_eq!(field_manager("replica-a"), "sealant-controller/replica-a");
+        let long = field_manager(&"é".repeat(100));
+        assert!(long.len() <= 128, "{}", long.len());
+        assert!(long.starts_with("sealant-controller/é"));
+    }
+}
