@@ -125,7 +125,7 @@ pub async fn watch_keys(
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error(
-        "another replica or `seal-controller rotate` made key Secret {name} from the same keys at \
+        "another replica (or seal-controller rotate) made key Secret {name} from the same keys at \
          the same time; it is the new active key"
     )]
     RaceLost { name: String },
