@@ -524,7 +524,8 @@ async fn recreate(
     }
 }
 
-/// Why a recreate stopped: the fence (never retried as an API error) or the API.
+/// Why a recreate stopped: the fence (the reconcile ends, writing nothing more) or the API
+/// (whose status code `write` turns into an outcome, as for any other write).
 enum Refusal {
     Fenced(Fenced),
     Kube(kube::Error),
