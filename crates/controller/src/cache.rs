@@ -238,6 +238,20 @@ impl Written {
         ));
     }
 
+    /// Secrets this controller wrote (or confirmed) that the watch has listed everything
+    /// without: a Secret written and then deleted while the watch was down was never in the
+    /// watch's view, so the re-list cannot report it as gone; only this memory knows it.
+    pub fn missing_from(&self, versions: &SecretVersions) -> Vec<(String, String)> {
+        let entries = self.entries.lock().expect("written lock");
+        entries
+            .iter()
+            .filter(|(_, e)| e.secret.is_some())
+            .filter_map(|(k, _)| k.split_once('/'))
+            .filter(|(ns, name)| versions.get(ns, name) == Seen::Absent)
+            .map(|(ns, name)| (ns.to_owned(), name.to_owned()))
+            .collect()
+    }
+
     /// Drops entries for objects no longer present (after a re-list, when deletions may have
     /// been missed).
     pub fn retain(&self, mut present: impl FnMut(&str, &str) -> bool) {
@@ -311,6 +325,30 @@ mod tests {
         );
         assert_eq!(v.get("prod", "old"), Seen::Absent);
         assert_eq!(v.get("prod", "new"), Seen::At("5".into()));
+    }
+
+    #[test]
+    fn a_secret_written_and_deleted_while_the_watch_was_down_is_missing() {
+        let v = SecretVersions::default();
+        let w = Written::default();
+        v.observe(&Event::Init);
+        v.observe(&Event::InitDone);
+        // Written during the gap: the watch never saw it, so its re-list cannot report it
+        // as vanished.
+        w.record_secret(&sealed("u1", 1), "7".into());
+        v.observe(&Event::Init);
+        let vanished = v.observe(&Event::InitDone);
+        assert!(vanished.is_empty());
+        assert_eq!(
+            w.missing_from(&v),
+            vec![("prod".to_owned(), "db".to_owned())]
+        );
+        // Once the watch sees it, it is not missing.
+        v.observe(&Event::Apply(meta("db", "7")));
+        assert!(w.missing_from(&v).is_empty());
+        // Before the first list is done, nothing can be said missing.
+        let fresh = SecretVersions::default();
+        assert!(w.missing_from(&fresh).is_empty());
     }
 
     #[test]

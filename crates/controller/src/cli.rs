@@ -83,6 +83,15 @@ pub struct RunArgs {
     /// How long a leader's Lease lasts without renewal: a standby takes over after this.
     #[arg(long, env = "SEALANT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
+    /// A leader that has not renewed its Lease for this long stops all leader work (and
+    /// writes nothing) until it holds the Lease again. Must be shorter than --lease-duration,
+    /// so the old leader has stopped before a standby may take over.
+    #[arg(long, env = "SEALANT_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub lease_renew_deadline: Duration,
+    /// How often each replica tries to acquire or renew the Lease. Must be shorter than
+    /// --lease-renew-deadline.
+    #[arg(long, env = "SEALANT_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub lease_retry_period: Duration,
     /// This replica's identity in the Lease (default: POD_NAME, else the host name and pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

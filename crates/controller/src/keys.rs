@@ -13,15 +13,15 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use sealant_core::keystore::{
     KEY_LABEL, KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
-    recipients_configmap,
+    recipients_configmap, successor_name,
 };
 use sealant_core::reconcile::MANAGED_BY_LABEL;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::backoff::WatchBackoff;
+use crate::fence::{Fence, Fenced};
 use crate::metrics::Metrics;
-use crate::reconcile::MANAGER;
 use crate::state::{KeysView, Readiness, SharedKeys};
 
 pub fn key_selector() -> String {
@@ -121,13 +121,27 @@ pub async fn watch_keys(
     }
 }
 
+/// Why no key was made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "another replica (or seal-controller rotate) made key Secret {name} from the same keys at \
+         the same time; it is the new active key"
+    )]
+    RaceLost { name: String },
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+}
+
 /// What key renewal reads and writes, so the schedule can be tested without a cluster.
 pub trait KeyStore: Send + Sync {
     /// The keys as they are now. Read from the source, never a cache: a key is only ever made
     /// from a fresh view, so a stale or broken watch cannot mint keys.
     fn current(&self) -> impl Future<Output = anyhow::Result<KeySet>> + Send;
-    /// Makes a new active key and retires the other active ones.
-    fn rotate(&self) -> impl Future<Output = anyhow::Result<String>> + Send;
+    /// Makes a new active key and retires the other active ones of `from`: the keys the
+    /// decision to rotate was made from. The new key is named after them, so of two
+    /// rotations decided from the same keys only one can be made.
+    fn rotate(&self, from: &KeySet) -> impl Future<Output = anyhow::Result<String>> + Send;
 }
 
 /// Makes a key whenever one is due (none at all, the newest older than `cutoff`, or
@@ -155,8 +169,12 @@ pub async fn renew_keys<S: KeyStore>(
             Some(at) => {
                 let left = at.duration_since(now());
                 if left.is_zero() || left.is_negative() {
-                    match store.rotate().await {
+                    match store.rotate(&keys).await {
                         Ok(recipient) => info!(%recipient, "new active key"),
+                        // Someone else renewed from the same keys: read them again.
+                        Err(e) if matches!(e.downcast_ref(), Some(KeyError::RaceLost { .. })) => {
+                            info!(error = %e, "key renewal raced; the other one won");
+                        }
                         Err(e) => {
                             warn!(error = %e, "cannot make a new key; retrying in 30s");
                             tokio::time::sleep(Duration::from_secs(30)).await;
@@ -189,11 +207,29 @@ pub struct ClusterKeys {
     pub client: Client,
     pub namespace: String,
     pub shared: SharedKeys,
+    /// `sealant-controller/<identity>`: who wrote shows in `metadata.managedFields`.
+    pub field_manager: String,
+    /// Checked before every write: only the leader writes keys and recipients.
+    pub fence: Fence,
 }
 
 impl ClusterKeys {
     fn secrets(&self) -> Api<Secret> {
         Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..Default::default()
+        }
+    }
+
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..Default::default()
+        }
     }
 
     /// The keys as they are in the API now (for one-shot commands, which have no watch).
@@ -217,20 +253,15 @@ impl ClusterKeys {
         match api.get_opt(&name).await? {
             Some(existing) if existing.data == desired.data => {}
             Some(_) => {
+                self.fence.check()?;
                 let patch = serde_json::json!({ "data": desired.data });
-                api.patch(&name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+                api.patch(&name, &self.patch_params(), &Patch::Merge(&patch))
                     .await?;
                 info!(configmap = name, "published recipients");
             }
             None => {
-                api.create(
-                    &PostParams {
-                        field_manager: Some(MANAGER.into()),
-                        ..Default::default()
-                    },
-                    &desired,
-                )
-                .await?;
+                self.fence.check()?;
+                api.create(&self.post_params(), &desired).await?;
                 info!(configmap = name, "published recipients");
             }
         }
@@ -243,28 +274,33 @@ impl KeyStore for ClusterKeys {
         self.load().await
     }
 
-    async fn rotate(&self) -> anyhow::Result<String> {
-        let previous = self.load().await?;
-        let (secret, recipient) = new_key_secret(&self.namespace, Timestamp::now());
+    async fn rotate(&self, previous: &KeySet) -> anyhow::Result<String> {
+        let (mut secret, recipient) = new_key_secret(&self.namespace, Timestamp::now());
+        // Named after the keys the decision was made from, not a fresh read: a renewal that
+        // decided from the same keys as another gets 409, even if it gets here after the
+        // other's key exists.
+        let name = successor_name(previous);
+        secret.metadata.name = Some(name.clone());
+        secret.metadata.generate_name = None;
         let api = self.secrets();
-        let params = PostParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        };
-        api.create(&params, &secret).await?;
+        self.fence.check().map_err(KeyError::from)?;
+        match api.create(&self.post_params(), &secret).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Err(KeyError::RaceLost { name }.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
         // Older active keys keep opening, but no longer seal.
         for old in previous
             .keys()
             .iter()
             .filter(|k| k.state == KeyState::Active)
         {
+            self.fence.check().map_err(KeyError::from)?;
             let patch = serde_json::json!({ "metadata": { "labels": BTreeMap::from([(STATE_LABEL, KeyState::Retired.as_str())]) } });
-            api.patch(
-                &old.name,
-                &PatchParams::apply(MANAGER),
-                &Patch::Merge(&patch),
-            )
-            .await?;
+            api.patch(&old.name, &self.patch_params(), &Patch::Merge(&patch))
+                .await?;
         }
         Ok(recipient)
     }

@@ -4,11 +4,14 @@
 pub mod backoff;
 pub mod cache;
 pub mod cli;
+pub mod fence;
 pub mod http;
 pub mod keys;
+pub mod lease;
 pub mod metrics;
 pub mod reconcile;
 pub mod resync;
+pub mod retry;
 pub mod run;
 pub mod sealed_cache;
 pub mod state;

@@ -7,7 +7,9 @@ use clap::Parser;
 use kube::config::KubeconfigError;
 use kube::{Client, Config, CustomResourceExt};
 use sealant_controller::cli::{Cli, Command, CommonArgs, LogFormat};
+use sealant_controller::fence::Fence;
 use sealant_controller::keys::{ClusterKeys, KeyStore};
+use sealant_controller::reconcile::field_manager;
 use sealant_controller::run::run;
 use sealant_controller::state::SharedKeys;
 use tokio::signal::unix::{SignalKind, signal};
@@ -77,9 +79,12 @@ async fn rotate(common: CommonArgs) -> anyhow::Result<()> {
         client,
         namespace: namespace.clone(),
         shared: SharedKeys::default(),
+        field_manager: field_manager("rotate"),
+        // A one-shot command outside leader election: the key's name makes a race with
+        // renewal (or another rotate) end in one new key, not two.
+        fence: Fence::unfenced(),
     };
-    let recipient = keys
-        .rotate()
+    let recipient = async { keys.rotate(&keys.load().await?).await }
         .await
         .context(format!("cannot make a new key in namespace {namespace}"))
         .map_err(|e| at_server(e, &server))?;
@@ -103,8 +108,7 @@ fn init_logging(format: LogFormat) {
         // kube's client also logs every failed request as an ERROR; the failure is reported
         // (once, with its API server) where it is handled.
         tracing_subscriber::EnvFilter::new(
-            "info,kube=warn,kube_client=warn,kube_client::client::builder=off,kube_runtime=warn,\
-             kube_lease_manager=warn",
+            "info,kube=warn,kube_client=warn,kube_client::client::builder=off,kube_runtime=warn",
         )
     });
     let builder = tracing_subscriber::fmt()

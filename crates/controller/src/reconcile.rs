@@ -19,12 +19,28 @@ use sealant_core::value::OpenError;
 use tracing::{info, warn};
 
 use crate::cache::{SecretVersions, Seen, Written};
+use crate::fence::{Fence, Fenced};
 use crate::metrics::Metrics;
+use crate::retry::Retries;
 use crate::sealed_cache::is_hollow;
 use crate::state::SharedKeys;
 
-/// The field manager for everything the controller writes.
+/// The field manager for everything the controller writes, before its identity.
 pub const MANAGER: &str = "sealant-controller";
+
+/// `sealant-controller/<identity>`: every write names the replica that made it, so
+/// `metadata.managedFields` tells which one wrote. The API server allows 128 characters.
+pub fn field_manager(identity: &str) -> String {
+    let mut manager = format!("{MANAGER}/{identity}");
+    if manager.len() > 128 {
+        let mut end = 128;
+        while !manager.is_char_boundary(end) {
+            end -= 1;
+        }
+        manager.truncate(end);
+    }
+    manager
+}
 
 pub struct Context {
     pub client: Client,
@@ -38,6 +54,12 @@ pub struct Context {
     pub written: Arc<Written>,
     /// Restricted Secret types an admin allows templates to use (`--allow-secret-type`).
     pub allowed_types: Vec<String>,
+    /// The field manager of every write (see `field_manager`).
+    pub field_manager: String,
+    /// Checked before every write: a replica whose leadership lapsed writes nothing.
+    pub fence: Fence,
+    /// Failed reconciles in a row, per SealedSecret, for the retry backoff.
+    pub retries: Retries,
 }
 
 impl Context {
@@ -67,6 +89,23 @@ impl Context {
             versions: Arc::default(),
             written: Arc::default(),
             allowed_types: Vec::new(),
+            field_manager: MANAGER.into(),
+            fence: Fence::unfenced(),
+            retries: Retries::default(),
+        }
+    }
+
+    /// Writes as `field_manager`, only while `fence` allows.
+    pub fn writing_as(mut self, field_manager: String, fence: Fence) -> Context {
+        self.field_manager = field_manager;
+        self.fence = fence;
+        self
+    }
+
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..Default::default()
         }
     }
 
@@ -83,6 +122,13 @@ pub enum Error {
     NoNamespace,
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+    #[error(
+        "the API server refused to write Secret {name}: {message} (check the controller's RBAC); \
+         retrying with backoff"
+    )]
+    Forbidden { name: String, message: String },
 }
 
 /// Why a SealedSecret is not turned into a Secret.
@@ -98,6 +144,8 @@ enum Outcome {
     Failed {
         reason: &'static str,
         message: String,
+        /// Worth retrying soon (a 403 that an RBAC fix ends), not only at the next resync.
+        retry: bool,
     },
 }
 
@@ -134,7 +182,12 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         Err(Refused::Type(message)) => {
             ctx.metrics.unseal_error("type_not_allowed");
             let reason = "TypeNotAllowed";
-            (Outcome::Failed { reason, message }, Vec::new())
+            let failed = Outcome::Failed {
+                reason,
+                message,
+                retry: false,
+            };
+            (failed, Vec::new())
         }
         Err(Refused::Open(error)) => {
             let reason = failure_reason(&error);
@@ -143,6 +196,7 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
                 Outcome::Failed {
                     reason: reason.0,
                     message: error.to_string(),
+                    retry: false,
                 },
                 Vec::new(),
             )
@@ -171,7 +225,9 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
             generation,
             &now,
         ),
-        Outcome::Failed { reason, message } => ready_condition(
+        Outcome::Failed {
+            reason, message, ..
+        } => ready_condition(
             sealed.status.as_ref(),
             false,
             reason,
@@ -196,7 +252,12 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
     if changed {
         let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &namespace);
         let patch = serde_json::json!({ "status": status });
-        api.patch_status(&name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+        let params = PatchParams {
+            field_manager: Some(ctx.field_manager.clone()),
+            ..Default::default()
+        };
+        ctx.fence.check()?;
+        api.patch_status(&name, &params, &Patch::Merge(&patch))
             .await?;
         ctx.written.record_status(&sealed, digest);
     }
@@ -219,7 +280,11 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
             )
             .await;
         }
-        Outcome::Failed { reason, message } => {
+        Outcome::Failed {
+            reason,
+            message,
+            retry,
+        } => {
             warn!(%namespace, %name, reason, %message, "cannot unseal");
             // One event per change of state, not one per resync.
             if changed {
@@ -232,6 +297,15 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
                     message.clone(),
                 )
                 .await;
+            }
+            if *retry {
+                ctx.metrics
+                    .observe_reconcile(started.elapsed().as_secs_f64());
+                // Through the error policy: retried with backoff, not left to the resync.
+                return Err(Error::Forbidden {
+                    name,
+                    message: message.clone(),
+                });
             }
         }
         Outcome::Unchanged => {}
@@ -254,6 +328,7 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
     }
     ctx.metrics
         .observe_reconcile(started.elapsed().as_secs_f64());
+    ctx.retries.succeeded(&namespace, &name);
     Ok(Action::await_change())
 }
 
@@ -338,13 +413,13 @@ async fn sync_secret(
     if seen == Seen::Absent && !ctx.written.knows_secret(&namespace, &name) {
         // New: create it without reading first. If it exists after all (the watch lags),
         // the create fails with 409 and the usual read-then-plan follows.
-        match write(secrets, sealed, None, desired.clone()).await {
+        match write(ctx, secrets, sealed, None, desired.clone()).await {
             Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => {}
             other => return record(ctx, sealed, other),
         }
     }
     let existing = secrets.get_opt(&name).await?;
-    let written = write(secrets, sealed, existing.as_ref(), desired).await;
+    let written = write(ctx, secrets, sealed, existing.as_ref(), desired).await;
     record(ctx, sealed, written)
 }
 
@@ -362,17 +437,22 @@ fn record(
 
 /// Writes what `plan` decides; with the Secret's resourceVersion afterwards when it is ours.
 async fn write(
+    ctx: &Context,
     secrets: &Api<Secret>,
     sealed: &SealedSecret,
     existing: Option<&Secret>,
     desired: Secret,
 ) -> Result<(Outcome, Option<String>), Error> {
     let name = sealed.name_any();
-    let params = PostParams {
-        field_manager: Some(MANAGER.into()),
-        ..Default::default()
-    };
-    let written = match plan(sealed, existing, desired) {
+    let params = ctx.post_params();
+    let planned = plan(sealed, existing, desired);
+    if matches!(
+        planned,
+        Plan::Create(_) | Plan::Update(_) | Plan::Recreate(_)
+    ) {
+        ctx.fence.check()?;
+    }
+    let written = match planned {
         Plan::UpToDate => {
             let version = existing.and_then(|e| e.metadata.resource_version.clone());
             return Ok((Outcome::Unchanged, version));
@@ -383,6 +463,7 @@ async fn write(
                 message: format!(
                     "Secret {name} exists and is not managed by this SealedSecret: annotate it sealant.dev/managed=true to let Sealant take it over"
                 ),
+                retry: false,
             };
             return Ok((failed, None));
         }
@@ -394,16 +475,31 @@ async fn write(
             .replace(&name, &params, &secret)
             .await
             .map(|s| ("updated", s)),
-        Plan::Recreate(secret) => recreate(secrets, existing, &secret, &params).await,
+        Plan::Recreate(secret) => recreate(ctx, secrets, existing, &secret, &params).await?,
     };
     match written {
         Ok((action, secret)) => Ok((Outcome::Written(action), secret.metadata.resource_version)),
         // The API server refused the Secret itself (invalid for its type, say): retrying will
         // not help, so say so in the status; other errors are retried.
-        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
+        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => {
             let failed = Outcome::Failed {
                 reason: "SecretRejected",
                 message: format!("the API server refused Secret {name}: {}", status.message),
+                retry: false,
+            };
+            Ok((failed, None))
+        }
+        // Forbidden is about the controller's rights, not the Secret: an RBAC fix (or an
+        // admission webhook coming back) ends it, so it is said in the status and retried
+        // with backoff rather than left to the next resync.
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            let failed = Outcome::Failed {
+                reason: "SecretForbidden",
+                message: format!(
+                    "the API server forbade writing Secret {name}: {}",
+                    status.message
+                ),
+                retry: true,
             };
             Ok((failed, None))
         }
@@ -415,31 +511,54 @@ async fn write(
 /// Secret is validated with a dry run first, so a working Secret is never deleted for one the
 /// API server would refuse; the delete is conditional on the exact object that was checked.
 async fn recreate(
+    ctx: &Context,
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
     secret: &Secret,
     params: &PostParams,
-) -> Result<(&'static str, Secret), kube::Error> {
-    let name = secret.name_any();
-    let mut probe = secret.clone();
-    probe.metadata.name = None;
-    probe.metadata.generate_name = Some(format!("{name}-"));
-    let dry_run = PostParams {
-        dry_run: true,
-        ..params.clone()
+) -> Result<Result<(&'static str, Secret), kube::Error>, Fenced> {
+    let attempt = async {
+        let name = secret.name_any();
+        let mut probe = secret.clone();
+        probe.metadata.name = None;
+        probe.metadata.generate_name = Some(format!("{name}-"));
+        let dry_run = PostParams {
+            dry_run: true,
+            ..params.clone()
+        };
+        secrets.create(&dry_run, &probe).await?;
+        let preconditions = existing.map(|e| Preconditions {
+            uid: e.metadata.uid.clone(),
+            resource_version: e.metadata.resource_version.clone(),
+        });
+        let delete = DeleteParams {
+            preconditions,
+            ..Default::default()
+        };
+        ctx.fence.check().map_err(Refusal::Fenced)?;
+        secrets.delete(&name, &delete).await?;
+        ctx.fence.check().map_err(Refusal::Fenced)?;
+        let created = secrets.create(params, secret).await?;
+        Ok(("recreated (its type or immutability required it)", created))
     };
-    secrets.create(&dry_run, &probe).await?;
-    let preconditions = existing.map(|e| Preconditions {
-        uid: e.metadata.uid.clone(),
-        resource_version: e.metadata.resource_version.clone(),
-    });
-    let delete = DeleteParams {
-        preconditions,
-        ..Default::default()
-    };
-    secrets.delete(&name, &delete).await?;
-    let created = secrets.create(params, secret).await?;
-    Ok(("recreated (its type or immutability required it)", created))
+    match attempt.await {
+        Ok(done) => Ok(Ok(done)),
+        Err(Refusal::Fenced(f)) => Err(f),
+        Err(Refusal::Kube(e)) => Ok(Err(e)),
+    }
+}
+
+/// Why a recreate stopped: the fence (the reconcile ends, writing nothing more) or the API
+/// (whose status code `write` turns into an outcome, as for any other write).
+enum Refusal {
+    Fenced(Fenced),
+    Kube(kube::Error),
+}
+
+impl From<kube::Error> for Refusal {
+    fn from(e: kube::Error) -> Refusal {
+        Refusal::Kube(e)
+    }
 }
 
 /// (condition reason, metric reason) for an opening failure.
@@ -478,14 +597,34 @@ async fn publish(
     // A Recorder per event: a long-lived one keeps every event it sent for six minutes (to
     // aggregate repeats into series), so a bulk apply of 20,000 objects holds 20,000 events.
     // Sealant sends one event per write or change of state: there is little to aggregate.
+    if ctx.fence.check().is_err() {
+        return;
+    }
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     if let Err(e) = recorder.publish(&event, &sealed.object_ref(&())).await {
         warn!(error = %e, "cannot publish event");
     }
 }
 
-/// Kubernetes API errors: try again soon; the next reconcile starts from scratch.
-pub fn error_policy(sealed: Arc<SealedSecret>, error: &Error, _ctx: Arc<Context>) -> Action {
-    warn!(namespace = sealed.namespace().unwrap_or_default(), name = sealed.name_any(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+/// Kubernetes API errors: try again, sooner the first times (see retry.rs); the next
+/// reconcile starts from scratch.
+pub fn error_policy(sealed: Arc<SealedSecret>, error: &Error, ctx: Arc<Context>) -> Action {
+    let namespace = sealed.namespace().unwrap_or_default();
+    let name = sealed.name_any();
+    let delay = ctx.retries.failed(&namespace, &name);
+    warn!(%namespace, %name, %error, retry_in = ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_managers_name_the_replica_within_the_api_limit() {
+        assert_eq!(field_manager("replica-a"), "sealant-controller/replica-a");
+        let long = field_manager(&"é".repeat(100));
+        assert!(long.len() <= 128, "{}", long.len());
+        assert!(long.starts_with("sealant-controller/é"));
+    }
 }

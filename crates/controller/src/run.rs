@@ -13,17 +13,18 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use kube_lease_manager::LeaseManagerBuilder;
 use sealant_core::crd::SealedSecret;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::backoff::WatchBackoff;
 use crate::cli::RunArgs;
+use crate::fence::Fence;
 use crate::http::{HttpState, router, serve};
 use crate::keys::{ClusterKeys, renew_keys, watch_keys};
+use crate::lease::{Elector, LeaseTiming};
 use crate::metrics::Metrics;
-use crate::reconcile::{Context, error_policy, reconcile};
+use crate::reconcile::{Context, error_policy, field_manager, reconcile};
 use crate::resync;
 use crate::sealed_cache;
 use crate::state::{Readiness, SharedKeys};
@@ -34,6 +35,19 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let namespace = args.common.namespace.clone();
+    // Checked before anything starts: a bad combination must not half-run.
+    let timing = LeaseTiming::new(
+        args.lease_duration,
+        args.lease_renew_deadline,
+        args.lease_retry_period,
+    )?;
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let manager = field_manager(&identity);
+    let fence = if args.leader_elect {
+        Fence::elected(timing.renew_deadline)
+    } else {
+        Fence::unfenced()
+    };
     let keys = SharedKeys::default();
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(Readiness::default());
@@ -67,18 +81,24 @@ pub async fn run(
         metrics: metrics.clone(),
         ready: ready.clone(),
         keys_changed: keys_changed.clone(),
+        identity: identity.clone(),
+        field_manager: manager.clone(),
+        fence: fence.clone(),
     };
     if args.leader_elect {
-        let identity = args.identity.clone().unwrap_or_else(default_identity);
-        let lease_secs = args.lease_duration.as_secs().max(2);
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&namespace)
-            .with_identity(&identity)
-            .with_duration(lease_secs)
-            .with_grace((lease_secs / 3).max(1))
-            .build()
-            .await?;
-        let (mut is_leader, lease_task) = manager.watch().await;
+        let elector = Elector::new(
+            client.clone(),
+            &namespace,
+            &args.lease_name,
+            &identity,
+            &manager,
+            timing,
+            fence.clone(),
+        );
+        elector.probe().await?;
+        let (leading_tx, mut is_leader) = watch::channel(false);
+        let (stop_elector, elector_stop) = watch::channel(false);
+        let lease_task = tokio::spawn(elector.run(leading_tx, elector_stop));
         let mut shutdown = shutdown.clone();
         info!(%identity, lease = args.lease_name, "waiting for leadership");
         metrics.set_leader(false);
@@ -90,7 +110,10 @@ pub async fn run(
                 let (stop_tx, stop_rx) = watch::channel(false);
                 let mut work = tokio::spawn(leading.clone().lead(stop_rx));
                 let ended = tokio::select! {
-                    _ = is_leader.wait_for(|l| !*l) => { warn!("lost leadership"); None }
+                    _ = is_leader.wait_for(|l| !*l) => {
+                        warn!("leadership lapsed or lost: stopping all leader work");
+                        None
+                    }
                     _ = shutdown.wait_for(|s| *s) => None,
                     result = &mut work => Some(result),
                 };
@@ -109,7 +132,7 @@ pub async fn run(
                         ?result,
                         "the leader's work ended unexpectedly; releasing the lease"
                     );
-                    drop(is_leader);
+                    let _ = stop_elector.send(true);
                     let _ = lease_task.await;
                     key_watch.abort();
                     anyhow::bail!("the reconciler stopped unexpectedly");
@@ -123,13 +146,11 @@ pub async fn run(
                 _ = shutdown.wait_for(|s| *s) => break,
             }
         }
-        // Dropping the receiver makes the lease manager release the Lease now, so a standby
-        // takes over without waiting for it to expire.
-        drop(is_leader);
-        match lease_task.await {
-            Ok(Ok(_)) => info!("lease released"),
-            Ok(Err(e)) => warn!(error = %e, "cannot release the lease"),
-            Err(e) => warn!(error = %e, "lease task failed"),
+        // The elector releases the Lease as it stops, so a standby takes over without
+        // waiting for it to expire.
+        let _ = stop_elector.send(true);
+        if let Err(e) = lease_task.await {
+            warn!(error = %e, "lease task failed");
         }
     } else {
         metrics.set_leader(true);
@@ -155,6 +176,11 @@ struct Leading {
     metrics: Arc<Metrics>,
     ready: Arc<Readiness>,
     keys_changed: Arc<Notify>,
+    identity: String,
+    /// `sealant-controller/<identity>`, on every write.
+    field_manager: String,
+    /// Closed once leadership lapses: every write checks it.
+    fence: Fence,
 }
 
 impl Leading {
@@ -165,6 +191,8 @@ impl Leading {
             client: self.client.clone(),
             namespace: namespace.clone(),
             shared: self.keys.clone(),
+            field_manager: self.field_manager.clone(),
+            fence: self.fence.clone(),
         });
         let renewal = {
             let store = cluster_keys.clone();
@@ -233,7 +261,7 @@ impl Leading {
         self.ready.set_caches_synced(false);
         let reporter = Reporter {
             controller: "sealant-controller".into(),
-            instance: self.args.identity.clone(),
+            instance: Some(self.identity.clone()),
         };
         let namespaces: Vec<Option<String>> = if self.args.namespaces.is_empty() {
             vec![None]
@@ -258,7 +286,8 @@ impl Leading {
                     reporter.clone(),
                     self.args.resync_period,
                 )
-                .allowing_types(self.args.allow_secret_types.clone()),
+                .allowing_types(self.args.allow_secret_types.clone())
+                .writing_as(self.field_manager.clone(), self.fence.clone()),
             );
             let mut config = watcher::Config::default();
             if let Some(selector) = &self.args.label_selector {
@@ -280,12 +309,22 @@ impl Leading {
             // controller's own writes is recognised by its resourceVersion and ignored.
             let versions = ctx.versions.clone();
             let written = ctx.written.clone();
+            let remembered = ctx.written.clone();
             // No backoff of its own: the controller's trigger backoff covers both watches.
             let secret_changes = watcher(secret_api, watcher::Config::default())
                 .map_ok(move |event| {
                     // A Secret deleted while the watch was down (an API server restart)
                     // shows up only as missing from the re-list: re-run its SealedSecret too.
-                    let vanished = versions.observe(&event).into_iter().map(gone);
+                    let mut vanished = versions.observe(&event);
+                    if matches!(event, watcher::Event::InitDone) {
+                        // Written and deleted within one watch gap: the watch never saw it.
+                        for missing in remembered.missing_from(&versions) {
+                            if !vanished.contains(&missing) {
+                                vanished.push(missing);
+                            }
+                        }
+                    }
+                    let vanished = vanished.into_iter().map(gone);
                     let touched = match event {
                         watcher::Event::Apply(s)
                         | watcher::Event::InitApply(s)

@@ -255,6 +255,36 @@ fn an_unreachable_api_server_is_named() {
 }
 
 #[test]
+fn lease_timings_that_would_allow_two_leaders_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", closed_port()));
+    let listen = ["--listen-addr", "127.0.0.1:0"];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--lease-renew-deadline", "15s"],
+            "--lease-renew-deadline (15s) must be shorter than --lease-duration (15s): otherwise a standby may take the Lease while the old leader still writes",
+        ),
+        (
+            &["--lease-duration", "8s"],
+            "--lease-renew-deadline (10s) must be shorter than --lease-duration (8s)",
+        ),
+        (
+            &["--lease-retry-period", "10s"],
+            "--lease-retry-period (10s) must be shorter than --lease-renew-deadline (10s)",
+        ),
+        (
+            &["--lease-retry-period", "0"],
+            "--lease-retry-period must be more than 0",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut all = listen.to_vec();
+        all.extend_from_slice(args);
+        run(&kubeconfig, &all).fails(1, needle);
+    }
+}
+
+#[test]
 fn a_listen_address_in_use_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", closed_port()));

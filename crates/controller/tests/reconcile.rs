@@ -7,10 +7,12 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
+use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
 use kube::{Client, Resource};
+use sealant_controller::fence::Fence;
 use sealant_controller::metrics::Metrics;
-use sealant_controller::reconcile::{Context, reconcile};
+use sealant_controller::reconcile::{Context, Error, error_policy, reconcile};
 use sealant_controller::state::{KeysView, SharedKeys};
 use sealant_core::convert::{SealOptions, seal_secret, unseal};
 use sealant_core::crd::SealedSecret;
@@ -627,6 +629,78 @@ async fn a_secret_the_api_server_refuses_is_reported_not_retried_silently() {
             .as_str()
             .unwrap()
             .contains("Required value")
+    );
+}
+
+#[tokio::test]
+async fn a_forbidden_secret_write_is_reported_and_retried_with_backoff() {
+    let f = fixture();
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => not_found("secrets \"db\""),
+            ("POST", SECRETS) => (
+                StatusCode::FORBIDDEN,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 403, "reason": "Forbidden", "message": "secrets is forbidden: User \"system:serviceaccount:sealant-system:seal-controller\" cannot create resource \"secrets\""}),
+            ),
+            other => panic!("unexpected request {other:?}"),
+        }
+    });
+    let ctx = context(client, f.keys);
+    let sealed = Arc::new(f.sealed.clone());
+    // A 403 is not the final word (an RBAC fix ends it): an error, so the controller retries
+    // it, not a status that waits for the resync.
+    let err = reconcile(sealed.clone(), ctx.clone()).await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden { .. }), "{err}");
+    assert!(err.to_string().contains("cannot create resource"), "{err}");
+    {
+        let log = recorded.lock().unwrap();
+        let condition =
+            &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"]["conditions"][0];
+        assert_eq!(condition["reason"], "SecretForbidden");
+        assert_eq!(condition["status"], "False");
+    }
+    // Retried sooner the first times, then backing off.
+    assert_eq!(
+        error_policy(sealed.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(1))
+    );
+    assert_eq!(
+        error_policy(sealed.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(2))
+    );
+}
+
+#[tokio::test]
+async fn a_replica_whose_leadership_lapsed_writes_nothing() {
+    let f = fixture();
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => not_found("secrets \"db\""),
+            other => panic!("a write from a fenced replica: {other:?}"),
+        }
+    });
+    // Elected but never renewed (or lapsed): the fence is closed.
+    let ctx = Arc::new(
+        Arc::into_inner(context(client, f.keys))
+            .unwrap()
+            .writing_as(
+                "sealant-controller/old".into(),
+                Fence::elected(Duration::from_secs(10)),
+            ),
+    );
+    let err = reconcile(Arc::new(f.sealed.clone()), ctx)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced(_)), "{err}");
+    let log = recorded.lock().unwrap();
+    let writes: Vec<_> = log
+        .iter()
+        .filter(|(m, _, _)| m != Method::GET)
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "writes from a fenced replica: {writes:?}"
     );
 }
 

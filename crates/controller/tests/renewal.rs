@@ -51,7 +51,7 @@ impl KeyStore for MemoryKeys {
         Ok(KeySet::new(self.keys.lock().unwrap().clone()))
     }
 
-    async fn rotate(&self) -> anyhow::Result<String> {
+    async fn rotate(&self, _from: &KeySet) -> anyhow::Result<String> {
         let mut keys = self.keys.lock().unwrap();
         for k in keys.iter_mut().filter(|k| k.state == KeyState::Active) {
             k.state = KeyState::Retired;
@@ -161,4 +161,73 @@ async fn a_key_added_by_hand_moves_the_schedule() {
         "day 51: renewed 30 days after the hand-added key"
     );
     task.abort();
+}
+
+/// Keys as the API server keeps them: a create of a name that exists fails (409), as
+/// ClusterKeys' create of the successor's deterministic name does. Each rotate waits at
+/// `race`, so two renewals have both decided from the same keys before either creates; the
+/// second creates after the first's key exists: the race the key's name must settle.
+struct RacingKeys {
+    inner: Arc<MemoryKeys>,
+    race: tokio::sync::Barrier,
+}
+
+impl KeyStore for RacingKeys {
+    async fn current(&self) -> anyhow::Result<KeySet> {
+        self.inner.current().await
+    }
+
+    async fn rotate(&self, from: &KeySet) -> anyhow::Result<String> {
+        self.race.wait().await;
+        let name = sealant_core::keystore::successor_name(from);
+        let mut keys = self.inner.keys.lock().unwrap();
+        if keys.iter().any(|k| k.name == name) {
+            return Err(sealant_controller::keys::KeyError::RaceLost { name }.into());
+        }
+        for k in keys.iter_mut().filter(|k| k.state == KeyState::Active) {
+            k.state = KeyState::Retired;
+        }
+        let key = key_made_at(self.inner.now(), &name);
+        let recipient = key.recipient.clone();
+        keys.push(key);
+        Ok(recipient)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_racing_renewals_make_one_active_key() {
+    let old = key_made_at("2025-06-01T00:00:00Z".parse().unwrap(), "old");
+    let memory = MemoryKeys::new(vec![old]);
+    let store = Arc::new(RacingKeys {
+        inner: memory.clone(),
+        race: tokio::sync::Barrier::new(2),
+    });
+    let cutoff = Some("2025-12-01T00:00:00Z".parse().unwrap());
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            let clock = memory.clone();
+            tokio::spawn(async move {
+                renew_keys(
+                    &*store,
+                    DAY * 30,
+                    cutoff,
+                    move || clock.now(),
+                    &Notify::new(),
+                )
+                .await
+            })
+        })
+        .collect();
+    settle().await;
+    tokio::time::advance(Duration::from_secs(60)).await;
+    settle().await;
+    assert_eq!(
+        memory.states(),
+        [KeyState::Active, KeyState::Retired],
+        "both renewals read the same keys; exactly one new key, never two active"
+    );
+    for t in tasks {
+        t.abort();
+    }
 }

@@ -162,6 +162,25 @@ pub fn new_key_secret(namespace: &str, now: Timestamp) -> (Secret, String) {
     (secret, key.recipient.to_string())
 }
 
+/// The name of the key that renewal (or `rotate`) makes next after `set`: derived from the
+/// names of every key in it, so two replicas (or two `rotate` runs) that read the same keys
+/// and race to renew both try to create the same Secret, and the API server lets only the
+/// first create succeed (409 AlreadyExists for the other). Any key made changes the set, so
+/// the next renewal gets a new name.
+pub fn successor_name(set: &KeySet) -> String {
+    use sha2::{Digest, Sha256};
+    let mut names: Vec<&str> = set.keys.iter().map(|k| k.name.as_str()).collect();
+    names.sort_unstable();
+    let mut hash = Sha256::new();
+    for name in names {
+        hash.update(name.as_bytes());
+        hash.update(b"\n");
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{KEY_NAME_PREFIX}{hex}")
+}
+
 /// The keys a controller holds, with what each may do.
 #[derive(Clone, Debug, Default)]
 pub struct KeySet {
@@ -272,6 +291,28 @@ mod tests {
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn successors_are_named_by_the_keys_they_follow() {
+        let empty = successor_name(&KeySet::default());
+        assert!(empty.starts_with(KEY_NAME_PREFIX), "{empty}");
+        assert_eq!(empty.len(), KEY_NAME_PREFIX.len() + 16);
+        let (mut a, _) = new_key_secret("ns", at("2026-01-01T00:00:00Z"));
+        let (mut b, _) = new_key_secret("ns", at("2026-02-01T00:00:00Z"));
+        let ka = stored(&mut a, "sealant-key-a");
+        let kb = stored(&mut b, "sealant-key-b");
+        let one = KeySet::new(vec![ka.clone()]);
+        // Two replicas reading the same keys name the same successor: only one create wins.
+        assert_eq!(
+            successor_name(&one),
+            successor_name(&KeySet::new(vec![ka.clone()]))
+        );
+        assert_ne!(successor_name(&one), empty);
+        // Order does not matter; any key added changes the name.
+        let two = successor_name(&KeySet::new(vec![ka.clone(), kb.clone()]));
+        assert_eq!(two, successor_name(&KeySet::new(vec![kb, ka])));
+        assert_ne!(two, successor_name(&one));
     }
 
     #[test]

@@ -233,13 +233,25 @@ impl ControlPlane {
 
     /// A kubeconfig that authenticates as the deploy/ ServiceAccount (its token Secret).
     pub fn service_account_kubeconfig(&self) -> PathBuf {
-        self.kubeconfig_for_service_account("sealant-system", "seal-controller")
+        self.service_account_kubeconfig_at(&self.server, "seal-controller.kubeconfig")
     }
 
-    /// A kubeconfig that authenticates as ServiceAccount `ns/name`, with the token the
-    /// 1.20 token controller puts in a `kubernetes.io/service-account-token` Secret
-    /// (waits for it). Written to `<dir>/<name>.kubeconfig`.
+    /// As `service_account_kubeconfig`, for the API server at `server` (e.g. a `Proxy`'s
+    /// URL), written to `file` in the control plane's directory.
+    pub fn service_account_kubeconfig_at(&self, server: &str, file: &str) -> PathBuf {
+        self.kubeconfig_as(server, "sealant-system", "seal-controller", file)
+    }
+
+    /// A kubeconfig that authenticates as ServiceAccount `ns/name`, written to
+    /// `<dir>/<name>.kubeconfig`.
     pub fn kubeconfig_for_service_account(&self, ns: &str, name: &str) -> PathBuf {
+        self.kubeconfig_as(&self.server, ns, name, &format!("{name}.kubeconfig"))
+    }
+
+    /// A kubeconfig for the API server at `server` that authenticates as ServiceAccount
+    /// `ns/name`, with the token the 1.20 token controller puts in a
+    /// `kubernetes.io/service-account-token` Secret (waits for it).
+    fn kubeconfig_as(&self, server: &str, ns: &str, name: &str, file: &str) -> PathBuf {
         let token = wait_for(
             &format!("a token for ServiceAccount {ns}/{name}"),
             Duration::from_secs(60),
@@ -255,10 +267,10 @@ impl ControlPlane {
             },
         );
         let token = String::from_utf8(decode_base64(&token)).unwrap();
-        let path = self.dir.path().join(format!("{name}.kubeconfig"));
+        let path = self.dir.path().join(file);
         let config = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: sa\n  context: {{cluster: local, user: {name}}}\ncurrent-context: sa\n",
-            self.server,
+            server,
             self.ca_file.display()
         );
         std::fs::write(&path, config).unwrap();
@@ -409,6 +421,24 @@ impl Controller {
         self.child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGSTOP: the process is frozen (a long GC-like pause), its sockets stay open.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} {}", self.pid());
     }
 
     /// SIGKILL: a crash.
@@ -562,4 +592,136 @@ pub fn age_opens(dir: &Path, file: &str, item: &str, identity: &str) -> bool {
     age.args(["-d", "-i", identity, "value.age"])
         .current_dir(dir);
     run(age, None).status.success()
+}
+
+/// A TCP forwarder on loopback that a test can cut and restore: one process's traffic to the
+/// API server goes through it, so that process alone is partitioned. Threads, no runtime.
+///
+/// While cut, connections stay open but carry nothing either way (bytes are read and
+/// dropped), and new connections are accepted but get nothing: a black hole, as a network
+/// partition looks to the client (requests hang until their timeouts). On restore, every
+/// connection that lived through a cut is closed, since its byte stream lost data; new
+/// connections forward normally.
+pub struct Proxy {
+    pub port: u16,
+    state: std::sync::Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    cut: std::sync::atomic::AtomicBool,
+    /// Bumped at each cut: a connection from an older generation is closed once restored.
+    generation: std::sync::atomic::AtomicU64,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl Proxy {
+    /// Forwards 127.0.0.1:<port> to `target` (host:port).
+    pub fn start(target: &str) -> Proxy {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(ProxyState::default());
+        let target = target.to_owned();
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if shared.stopped.load(SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let born = shared.generation.load(SeqCst);
+                let doomed = shared.cut.load(SeqCst);
+                let state = shared.clone();
+                let target = target.clone();
+                std::thread::spawn(move || {
+                    // Accepted during a cut: it belongs to the cut's generation.
+                    let born = if doomed { born.wrapping_sub(1) } else { born };
+                    let Ok(server) = std::net::TcpStream::connect(&target) else {
+                        return;
+                    };
+                    let pairs = [
+                        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                        (server, client),
+                    ];
+                    let pumps: Vec<_> = pairs
+                        .into_iter()
+                        .map(|(from, to)| {
+                            let state = state.clone();
+                            std::thread::spawn(move || pump(from, to, born, &state))
+                        })
+                        .collect();
+                    for p in pumps {
+                        let _ = p.join();
+                    }
+                });
+            }
+        });
+        Proxy { port, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Partition: nothing passes from now on, until `restore`.
+    pub fn cut(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.state.generation.fetch_add(1, SeqCst);
+        self.state.cut.store(true, SeqCst);
+    }
+
+    /// Heal: connections from before are closed, new ones forward.
+    pub fn restore(&self) {
+        self.state
+            .cut
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.state.stopped.store(true, SeqCst);
+        self.restore();
+        self.state.generation.fetch_add(1, SeqCst);
+        // Wake the accept loop so it sees `stopped`.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies `from` to `to` until either closes; drops what arrives during a cut, and closes
+/// both once a cut this connection lived through is over.
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, born: u64, state: &ProxyState) {
+    use std::io::Read;
+    use std::sync::atomic::Ordering::SeqCst;
+    let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let cut = state.cut.load(SeqCst);
+        let stale = state.generation.load(SeqCst) != born;
+        if (stale && !cut) || state.stopped.load(SeqCst) {
+            break;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                // Checked again after the read: bytes read during a cut never pass.
+                if state.cut.load(SeqCst) || state.generation.load(SeqCst) != born {
+                    continue;
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
