@@ -529,8 +529,9 @@ async fn hostile_yaml_bodies_are_refused_quickly() {
             reply.error()
         );
     }
+    // A guard against expansion (a billion laughs would take hours), not a speed target.
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
+        started.elapsed() < std::time::Duration::from_secs(60),
         "{:?}",
         started.elapsed()
     );

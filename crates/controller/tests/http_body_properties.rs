@@ -35,7 +35,9 @@ const PLAINTEXTS: [&str; 3] = [
     "fuzz-retired-Wm3nB8sT",
     "fuzz-compromised-Lr4cY9dH",
 ];
-const SLOW: Duration = Duration::from_secs(2);
+/// A hang guard, as the fuzz runs' per-input timeout (10 s), not a speed target: speed is
+/// measured in benchmarks, and a loaded CI machine must not fail a correct input.
+const SLOW: Duration = Duration::from_secs(10);
 
 struct Fixture {
     view: KeysView,

@@ -380,8 +380,9 @@ mod tests {
                 .message
                 .starts_with("refused")
         );
+        // A guard against expansion (a billion laughs would take hours), not a speed target.
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
+            started.elapsed() < std::time::Duration::from_secs(60),
             "{:?}",
             started.elapsed()
         );

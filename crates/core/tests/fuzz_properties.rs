@@ -29,8 +29,9 @@ const IDENTITY: &str = "AGE-SECRET-KEY-190L2V0D8V28MGQ54WRPPQS24NUEZ52F3P8MSP6QX
 const OTHER_IDENTITY: &str =
     "AGE-SECRET-KEY-1EUS07HTQAV9LLMM8Z48D5VS43J23C3FRWXY94PEM348VX85XAZYQPMVK89";
 const PLAINTEXT: &[u8] = b"fuzz-plaintext-Qx7vZ2kP";
-/// Any one case taking longer than this is a failure (debug build, slow CI machine).
-const SLOW: Duration = Duration::from_secs(2);
+/// A hang guard, as the fuzz runs' per-input timeout (10 s), not a speed target: speed is
+/// measured in benchmarks, and a loaded CI machine must not fail a correct input.
+const SLOW: Duration = Duration::from_secs(10);
 
 struct Fixture {
     ring: KeyRing,

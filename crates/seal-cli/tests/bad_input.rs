@@ -169,7 +169,7 @@ fn billion_laughs() -> String {
 }
 
 #[test]
-fn hostile_yaml_is_refused_quickly() {
+fn hostile_yaml_is_refused_by_the_parser_budgets() {
     let sb = Sandbox::new();
     let r = sb.keygen("k.txt");
     sb.write("laughs.yaml", &billion_laughs());
@@ -179,7 +179,7 @@ fn hostile_yaml_is_refused_quickly() {
         "]".repeat(5000)
     );
     sb.write("deep.yaml", &deep);
-    let started = std::time::Instant::now();
+    // The parser's budgets refuse them (how fast: core manifest::tests, in-process).
     sb.seal(&["-r", &r, "laughs.yaml"]).fails(1, "laughs.yaml:");
     sb.seal(&["-r", &r, "laughs.yaml"])
         .fails(1, "refused: the document exceeds the limits for a manifest");
@@ -194,11 +194,6 @@ fn hostile_yaml_is_refused_quickly() {
         2,
         "{}",
         out.stdout
-    );
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
     );
 }
 
