@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -24,8 +25,9 @@ use sealant_core::keys::{Recipient, parse_recipient};
 use sealant_core::manifest::{Manifest, read_manifests};
 use sealant_core::rewrap::ClusterKeys;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
+use crate::conn::{ANSWER_WRITE_DEADLINE, AnswerPermit, DeadlineListener, SentAnswers};
 use crate::metrics::Metrics;
 use crate::state::{KeysView, Readiness, SharedKeys};
 
@@ -130,13 +132,28 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` until `shutdown` completes, then lets in-flight requests finish.
+/// Serves `router` until `shutdown` completes, then lets in-flight requests finish; output a
+/// client leaves unread for [`ANSWER_WRITE_DEADLINE`] fails its connection.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    serve_with_write_deadline(listener, router, shutdown, ANSWER_WRITE_DEADLINE).await
+}
+
+/// [`serve`] with another write deadline (tests use a short one).
+pub async fn serve_with_write_deadline(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    write_deadline: std::time::Duration,
+) -> std::io::Result<()> {
+    let listener = DeadlineListener::new(listener, write_deadline);
+    // Each request learns its connection, to which its answer's permit passes once hyper has
+    // taken the answer's body (crate::conn).
+    let service = router.into_make_service_with_connect_info::<SentAnswers>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -227,15 +244,17 @@ async fn verify(State(state): State<Shared>, request: Request) -> Response {
 /// tower-http's `RequestBodyTimeout`: the former's permit ends with the request's future,
 /// which a client's hang-up drops while the blocking work still holds the body; the latter's
 /// timer restarts with every chunk, so a trickle never trips it.
-async fn admit(
-    state: &HttpState,
-    request: Request,
-) -> Result<(Bytes, OwnedSemaphorePermit), Response> {
+///
+/// The permit lasts until the answer is written out or its connection is gone
+/// ([`AnswerPermit`]): an answer its client does not read holds as much as a body.
+async fn admit(state: &HttpState, request: Request) -> Result<(Bytes, AnswerPermit), Response> {
     // Refused before a byte of the body is read: a flood costs no buffering. No queue
     // either: a waiting request would hold its connection and buffers all the same.
     let Ok(permit) = state.bodies.clone().try_acquire_owned() else {
         return Err(busy(state.max_bodies));
     };
+    let connection = request.extensions().get::<ConnectInfo<SentAnswers>>();
+    let permit = AnswerPermit::new(permit, connection.map(|c| &c.0));
     // `Bytes` honours DefaultBodyLimit (413) and reads the body only while the permit is held.
     match tokio::time::timeout(BODY_READ_DEADLINE, Bytes::from_request(request, &())).await {
         Ok(Ok(body)) => Ok((body, permit)),
@@ -369,20 +388,54 @@ pub fn parse_sealed(body: &[u8]) -> Result<SealedSecret, String> {
 /// Runs CPU-bound work (parsing up to 2 MiB, age decryption) where it cannot stall the
 /// reconciler's tasks. The permit goes with the work, not with the request: a client that
 /// hangs up does not stop the work, so it must not free the permit while the body's copies
-/// are still alive.
+/// are still alive. Then it goes with the answer, which can be as large as the body.
 async fn off_runtime(
-    permit: OwnedSemaphorePermit,
+    permit: AnswerPermit,
     work: impl FnOnce() -> Response + Send + 'static,
 ) -> Response {
-    let work = move || {
-        let response = work();
-        drop(permit);
-        response
-    };
+    let work = move || holding(work(), permit);
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "HTTP request handler failed");
         error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     })
+}
+
+/// `response` with `permit` owned by its body.
+fn holding(response: Response, permit: AnswerPermit) -> Response {
+    let (parts, body) = response.into_parts();
+    let body = Holding {
+        body,
+        _permit: permit,
+    };
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// A body that owns a permit until it is dropped. Hand-written rather than http-body-util's
+/// `map_frame`, which forgets the size hint and so turns Content-Length into chunked encoding.
+struct Holding {
+    body: Body,
+    /// Held, never read: its drop is what counts.
+    _permit: AnswerPermit,
+}
+
+impl http_body::Body for Holding {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 fn body_rejected(rejection: &BytesRejection) -> Response {

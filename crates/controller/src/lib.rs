@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod cache;
 pub mod cli;
+pub mod conn;
 pub mod fence;
 pub mod http;
 pub mod keys;

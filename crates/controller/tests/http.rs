@@ -1,4 +1,5 @@
-//! The HTTP endpoints, driven through the Router without a socket.
+//! The HTTP endpoints, driven through the Router without a socket, and on a real socket where
+//! connections matter (answers a client does not read).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -741,4 +742,191 @@ async fn more_plaintext_than_a_secret_holds_is_refused() {
         );
         assert!(!r.body.contains("xxxxxxxx"), "{path}");
     }
+}
+
+/// A SealedSecret for `recipient`, padded with an annotation to about 2,000,000 bytes of JSON:
+/// its answer from `/v1/reencrypt` is as large, more than the kernel's socket buffers take.
+fn large_sealed_json(recipient: &str) -> Vec<u8> {
+    let mut object = serde_json::to_value(seal_to(DB, recipient)).unwrap();
+    object["metadata"]["annotations"] =
+        serde_json::json!({ "example.com/padding": "p".repeat(1_998_000) });
+    serde_json::to_vec(&object).unwrap()
+}
+
+/// The real server on a loopback socket, with `write_deadline`; stops when the test ends.
+async fn on_socket(router: Router, write_deadline: Duration) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sealant_controller::http::serve_with_write_deadline(
+        listener,
+        router,
+        std::future::pending(),
+        write_deadline,
+    ));
+    addr
+}
+
+/// Sends `body` to `path` and reads the status line only, with a 4 KiB receive buffer: the
+/// rest of the answer is left unread on the still open connection.
+async fn post_reading_status_only(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &[u8],
+) -> (u16, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut status = [0; 12];
+    stream.read_exact(&mut status).await.unwrap();
+    let status = String::from_utf8_lossy(&status);
+    let code = status
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not a status line: {status}"));
+    (code, stream)
+}
+
+/// One small request on its own connection, read in full: (status, body).
+async fn post_on_socket(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+
+    let (status, mut stream) = post_reading_status_only(addr, path, body).await;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    let rest = String::from_utf8_lossy(&rest).into_owned();
+    let body = rest
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+/// The declared length of an answer and how much of it arrived, from what follows the status
+/// line.
+fn declared_and_received(rest: &[u8]) -> (usize, usize) {
+    let text = String::from_utf8_lossy(rest);
+    let (head, body) = text.split_once("\r\n\r\n").expect("no end of headers");
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .expect("no Content-Length")
+        .parse()
+        .unwrap();
+    (length, body.len())
+}
+
+#[tokio::test]
+async fn answers_never_read_hold_their_permits_until_the_write_deadline() {
+    use tokio::io::AsyncReadExt;
+
+    let active = active_key();
+    let deadline = Duration::from_secs(3);
+    let addr = on_socket(bounded_server(vec![active.clone()], 2), deadline).await;
+    let large = large_sealed_json(&active.recipient);
+    let small = sealed_json(&active.recipient);
+    // Two clients whose ~2 MB answers are computed (200) but never read.
+    let mut unread = Vec::new();
+    for _ in 0..2 {
+        let (status, stream) = post_reading_status_only(addr, "/v1/reencrypt", &large).await;
+        assert_eq!(status, 200);
+        unread.push(stream);
+    }
+    // Their answers, not sent, still hold both permits: a third body is refused, unread, on
+    // either endpoint, instead of adding its answer to theirs.
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        let (status, body) = post_on_socket(addr, path, &small).await;
+        assert_eq!(status, 429, "{path}: {body}");
+        assert!(body.contains("busy: 2 request bodies"), "{path}: {body}");
+    }
+    // Once the write deadline passes, the server gives up on an unread answer and its permit
+    // comes back, while the first two clients still do not read.
+    until_admitted(addr, "/v1/verify", &small).await;
+    // A third unread answer takes that permit; the other must come back all the same: both
+    // first answers have then been given up.
+    let (status, _third) = until_admitted_unread(addr, &large).await;
+    assert_eq!(status, 200);
+    until_admitted(addr, "/v1/verify", &small).await;
+    // Cut, not sent: neither of the first two clients ever gets its whole answer.
+    for mut stream in unread {
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest).await;
+        let (declared, received) = declared_and_received(&rest);
+        assert!(
+            received < declared,
+            "a client that did not read got its whole answer ({received} of {declared} bytes)"
+        );
+    }
+    let (status, body) = post_on_socket(addr, "/v1/reencrypt", &large).await;
+    assert_eq!(status, 200, "{}", &body[..body.len().min(300)]);
+}
+
+/// Sends `body` every 200 ms until it is answered 200; any answer but 429 fails the test.
+async fn until_admitted(addr: std::net::SocketAddr, path: &str, body: &[u8]) {
+    for _ in 0..300 {
+        let (status, answer) = post_on_socket(addr, path, body).await;
+        match status {
+            200 => return,
+            429 => tokio::time::sleep(Duration::from_millis(200)).await,
+            _ => panic!("{status}: {answer}"),
+        }
+    }
+    panic!("{path}: no permit came back in 60 s");
+}
+
+/// As [`until_admitted`] on `/v1/reencrypt`, the answer admitted left unread.
+async fn until_admitted_unread(
+    addr: std::net::SocketAddr,
+    body: &[u8],
+) -> (u16, tokio::net::TcpStream) {
+    for _ in 0..300 {
+        let (status, stream) = post_reading_status_only(addr, "/v1/reencrypt", body).await;
+        if status != 429 {
+            return (status, stream);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no permit came back in 60 s");
+}
+
+#[tokio::test]
+async fn an_answer_read_late_but_in_time_arrives_whole_and_frees_its_permit() {
+    use tokio::io::AsyncReadExt;
+
+    let active = active_key();
+    let addr = on_socket(
+        bounded_server(vec![active.clone()], 1),
+        Duration::from_secs(60),
+    )
+    .await;
+    let large = large_sealed_json(&active.recipient);
+    let (status, mut stream) = post_reading_status_only(addr, "/v1/reencrypt", &large).await;
+    assert_eq!(status, 200);
+    let small = sealed_json(&active.recipient);
+    let (status, body) = post_on_socket(addr, "/v1/verify", &small).await;
+    assert_eq!(status, 429, "the unread answer gave its permit up: {body}");
+    // The client reads at last, before the deadline: all of it comes.
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    let (declared, received) = declared_and_received(&rest);
+    assert_eq!(received, declared);
+    let text = String::from_utf8_lossy(&rest);
+    let answer: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let sent: Value = serde_json::from_slice(&large).unwrap();
+    assert_eq!(answer["metadata"], sent["metadata"]);
+    // Sent in full, it gave its permit back at once: no wait for any deadline.
+    let (status, body) = post_on_socket(addr, "/v1/verify", &small).await;
+    assert_eq!(status, 200, "{body}");
 }

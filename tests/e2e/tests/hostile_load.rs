@@ -25,6 +25,11 @@ const BODY_BYTES: usize = 2_000_000;
 /// How often one client tries before giving up (it waits `Retry-After` between tries).
 const TRIES: usize = 300;
 const SECS_60: Duration = Duration::from_secs(60);
+/// Clients that leave their answers unread.
+const UNREAD_CLIENTS: usize = 200;
+/// How long each of them keeps trying and keeps what it got: past the controller's 30 s write
+/// deadline, so unread answers are given up on and others take their permits.
+const UNREAD_FOR: Duration = Duration::from_secs(45);
 
 #[test]
 fn a_flood_of_large_bodies_stays_inside_128_mib_and_the_controller_keeps_working() {
@@ -115,6 +120,104 @@ fn a_flood_of_large_bodies_stays_inside_128_mib_and_the_controller_keeps_working
     assert!(!logs.contains("AGE-SECRET-KEY"), "key material in the log");
     assert!(
         !logs.contains("created-during-the-flood"),
+        "plaintext in the log"
+    );
+    drop(ctl);
+}
+
+/// Clients that send the same ~2 MB bodies and never read the answers (only their status
+/// line): each unread answer is a body's worth of memory the client controls. The permits
+/// stay with the unread answers until the write deadline cuts them, so however many clients
+/// come, at most `--max-bodies-in-flight` answers wait unread.
+#[test]
+fn answers_never_read_stay_inside_128_mib_and_the_controller_keeps_working() {
+    let cp = ControlPlane::start();
+    cp.install();
+    let sa = cp.service_account_kubeconfig();
+    let cgroup = MemoryCgroup::create("sealant-unread-answers", LIMIT);
+    let mut ctl = Controller::spawn_in_cgroup(
+        &cgroup,
+        &sa,
+        cp.dir.path(),
+        "unread",
+        &["--reencrypt-rate", "10000"],
+    );
+    ctl.wait_ready();
+    let work = tempfile::tempdir().unwrap();
+    let body = Arc::new(large_body(&cp, work.path()));
+    cp.kubectl_ok(&["create", "namespace", "flood"]);
+    let idle = cgroup.read("memory.usage_in_bytes");
+
+    let flood = Flood::start_with(&ctl, body, UNREAD_CLIENTS, true, unread_client);
+    thread::sleep(Duration::from_secs(1));
+    cp.apply(&small_sealed(
+        &cp,
+        work.path(),
+        "during",
+        "created-during-the-unread-flood",
+    ));
+    wait_for(
+        "the Secret of a SealedSecret created while answers go unread",
+        SECS_60,
+        || {
+            (cp.secret_value("flood", "during", "token")? == "created-during-the-unread-flood")
+                .then_some(())
+        },
+    );
+    let reconciled_while_flooding = !flood.done.load(Ordering::SeqCst);
+    let report = flood.finish();
+    let peak = cgroup.read("memory.max_usage_in_bytes");
+    eprintln!(
+        "unread answers ({UNREAD_CLIENTS} clients for {UNREAD_FOR:?}): idle {:.1} MiB, peak \
+         {:.1} MiB of {} MiB, VmHWM {}; {report} (200 = an answer computed and left unread); \
+         Secret there before the flood ended: {reconciled_while_flooding}",
+        mib(idle),
+        mib(peak),
+        LIMIT >> 20,
+        vm_hwm(ctl.pid()),
+    );
+
+    assert!(ctl.alive(), "the controller died:\n{}", ctl.logs());
+    assert_eq!(cgroup.oom_kills(), 0, "the OOM killer struck");
+    assert_eq!(
+        cgroup.read("memory.failcnt"),
+        0,
+        "the controller reached its limit (peak {peak} bytes)"
+    );
+    assert!(peak < LIMIT, "peak {peak} bytes is not below {LIMIT}");
+    assert_eq!(report.answers_not_200_or_429, Vec::<String>::new());
+    assert_eq!(
+        report.health_failures, 0,
+        "/healthz failed while answers went unread"
+    );
+    assert!(report.health_ok > 0, "/healthz was never asked");
+    assert!(report.ok > 0, "no answer was ever computed: {report}");
+    assert!(
+        report.busy > 0,
+        "unread answers never held the permits: {report}"
+    );
+
+    assert_eq!(ctl.get("/healthz").as_deref(), Some("ok"));
+    cp.apply(&small_sealed(
+        &cp,
+        work.path(),
+        "after",
+        "created-after-the-unread-flood",
+    ));
+    wait_for(
+        "the Secret of a SealedSecret created after the unread flood",
+        SECS_60,
+        || {
+            (cp.secret_value("flood", "after", "token")? == "created-after-the-unread-flood")
+                .then_some(())
+        },
+    );
+    assert!(ctl.alive());
+    assert_eq!(cgroup.oom_kills(), 0);
+    let logs = ctl.logs();
+    assert!(!logs.contains("AGE-SECRET-KEY"), "key material in the log");
+    assert!(
+        !logs.contains("created-during-the-unread-flood"),
         "plaintext in the log"
     );
     drop(ctl);
@@ -286,6 +389,17 @@ impl Flood {
     /// most [`TRIES`] times; once only unless `retry`), and one thread asking `/healthz` every
     /// 200 ms until they are done.
     fn start(ctl: &Controller, body: Arc<Vec<u8>>, clients: usize, retry: bool) -> Flood {
+        Flood::start_with(ctl, body, clients, retry, client)
+    }
+
+    /// As [`Flood::start`], each thread running `client(port, body, expected, retry)`.
+    fn start_with(
+        ctl: &Controller,
+        body: Arc<Vec<u8>>,
+        clients: usize,
+        retry: bool,
+        client: fn(u16, &[u8], &serde_json::Value, bool) -> Report,
+    ) -> Flood {
         let port = ctl.port;
         let done = Arc::new(AtomicBool::new(false));
         let running = Arc::new(AtomicUsize::new(clients));
@@ -378,6 +492,58 @@ fn client(port: u16, body: &[u8], expected: &serde_json::Value, retry: bool) -> 
         thread::sleep(Duration::from_millis(1000 + jitter_ms()));
     }
     report
+}
+
+/// Until [`UNREAD_FOR`] has passed: POSTs `body`, reads the status line and no more; on 200
+/// keeps the connection open, its answer unread, to the end; on 429 hangs up and tries again
+/// after `Retry-After`.
+fn unread_client(port: u16, body: &[u8], _: &serde_json::Value, _: bool) -> Report {
+    let started = Instant::now();
+    let mut report = Report::default();
+    let mut unread = Vec::new();
+    while started.elapsed() < UNREAD_FOR {
+        match status_only(port, body) {
+            Ok((200, stream)) => {
+                report.ok += 1;
+                unread.push(stream);
+                break;
+            }
+            Ok((429, _)) => report.busy += 1,
+            Ok((status, _)) => report.answers_not_200_or_429.push(status.to_string()),
+            Err(_) => report.closed_unanswered += 1,
+        }
+        thread::sleep(Duration::from_millis(1000 + jitter_ms()));
+    }
+    thread::sleep(UNREAD_FOR.saturating_sub(started.elapsed()));
+    drop(unread);
+    report
+}
+
+/// POSTs `body` to `/v1/reencrypt` and reads the status line only: (status, the connection).
+fn status_only(port: u16, body: &[u8]) -> std::io::Result<(u16, TcpStream)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let head = format!(
+        "POST /v1/reencrypt HTTP/1.1\r\nHost: controller\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut writer = stream.try_clone()?;
+    let body = body.to_vec();
+    let sender = thread::spawn(move || {
+        // A refused body is never read: the write then fails, which is the refusal.
+        let _ = writer.write_all(head.as_bytes());
+        let _ = writer.write_all(&body);
+    });
+    let mut status = [0; 12];
+    stream.read_exact(&mut status)?;
+    let _ = sender.join();
+    let status = String::from_utf8_lossy(&status);
+    let code = status
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not a status line: {status}")))?;
+    Ok((code, stream))
 }
 
 /// 0–499 ms, from the clock: no need for a random number crate.
