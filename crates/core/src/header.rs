@@ -73,16 +73,15 @@ pub(crate) fn write_stanza(out: &mut Vec<u8>, stanza: &Stanza) {
     out.push(b'\n');
     let body = BASE64_NO_PAD.encode(&stanza.body);
     let mut lines = body.as_bytes().chunks(BODY_COLUMNS).peekable();
-    let mut last_len = 0;
     while let Some(line) = lines.next() {
         out.extend_from_slice(line);
         out.push(b'\n');
-        last_len = line.len();
-        if lines.peek().is_none() && last_len == BODY_COLUMNS {
+        if lines.peek().is_none() && line.len() == BODY_COLUMNS {
             out.push(b'\n');
         }
     }
-    if body.is_empty() && last_len == 0 {
+    // An empty body is one empty line.
+    if body.is_empty() {
         out.push(b'\n');
     }
 }

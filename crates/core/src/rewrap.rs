@@ -300,6 +300,27 @@ mod tests {
             matches!(err, OpenError::TooManyStanzas(n) if n > MAX_STANZAS),
             "{err}"
         );
+
+        // Exactly the limit is accepted: as many recipients as leave room for age's own
+        // extra stanzas.
+        let stanzas = |ciphertext: &str| {
+            split(&decode_file(ciphertext).unwrap())
+                .unwrap()
+                .stanzas
+                .len()
+        };
+        let extra = stanzas(&sealed.ciphertext) - recipients.len();
+        let fit = &recipients[..MAX_STANZAS - extra];
+        let sealed = seal_value(b"v", &binding, fit).unwrap();
+        assert_eq!(stanzas(&sealed.ciphertext), MAX_STANZAS);
+        let moved = rewrap_value(
+            &sealed.ciphertext,
+            &sealed.recipients,
+            Scope::Strict,
+            &target,
+            &keys,
+        );
+        assert!(moved.is_ok(), "{:?}", moved.err());
     }
 
     #[test]

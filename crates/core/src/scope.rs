@@ -29,10 +29,6 @@ impl Scope {
             Scope::ClusterWide => "cluster-wide",
         }
     }
-
-    pub fn needs_namespace(self) -> bool {
-        !matches!(self, Scope::ClusterWide)
-    }
 }
 
 impl fmt::Display for Scope {
@@ -226,8 +222,25 @@ mod tests {
     fn scope_names_round_trip() {
         for scope in Scope::ALL {
             assert_eq!(scope.as_str().parse::<Scope>(), Ok(scope));
+            assert_eq!(scope.to_string(), scope.as_str());
         }
+        assert_eq!(Scope::NamespaceWide.to_string(), "namespace-wide");
         assert!("global".parse::<Scope>().is_err());
+    }
+
+    #[test]
+    fn a_bad_name_is_quoted_escaped_and_cut_short() {
+        let long = format!("Bad\n{}", "x".repeat(200));
+        let err = Binding::new(Scope::Strict, &Target::new("prod", long)).unwrap_err();
+        assert_eq!(
+            err,
+            BindingError::InvalidName(format!("Bad\\n{}", "x".repeat(76)))
+        );
+        let err = Binding::new(Scope::Strict, &Target::new("Prod", "db")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'Prod' is not a valid namespace (lowercase letters, digits and '-', at most 63)"
+        );
     }
 
     #[test]

@@ -233,7 +233,7 @@ impl age::Identity for StanzaAt<'_> {
             .map(|(_, s)| s);
         let result = positioned
             .chain(others)
-            .find_map(|stanza| unwrap_x25519(self.key, stanza));
+            .find_map(|stanza| self.unwrap_stanza(stanza));
         if let Some(Ok(file_key)) = &result {
             *self.file_key.borrow_mut() = Some(Zeroizing::new(*file_key.expose_secret()));
         }
@@ -418,6 +418,22 @@ mod tests {
             age::Identity::unwrap_stanza(&key.identity, &bad),
             Some(Err(age::DecryptError::InvalidHeader))
         ));
+        // So is a body that is not a wrapped 16-byte key (a byte short), for both.
+        let mut body = stanzas[0].body.clone();
+        body.pop();
+        let short = Stanza {
+            tag: stanzas[0].tag.clone(),
+            args: stanzas[0].args.clone(),
+            body,
+        };
+        assert!(matches!(
+            ours(&key.recipient, &short),
+            Some(Err(age::DecryptError::InvalidHeader))
+        ));
+        assert!(matches!(
+            age::Identity::unwrap_stanza(&key.identity, &short),
+            Some(Err(age::DecryptError::InvalidHeader))
+        ));
     }
 
     #[test]
@@ -426,7 +442,10 @@ mod tests {
             plaintext: Zeroizing::new(b"hunter2".to_vec()),
             opened_with: "age1x".into(),
         };
-        assert!(!format!("{opened:?}").contains("hunter2"));
+        assert_eq!(
+            format!("{opened:?}"),
+            r#"Opened { plaintext: <7 bytes>, opened_with: "age1x" }"#
+        );
     }
 
     #[test]
