@@ -98,6 +98,18 @@ pub async fn watch_keys(
             set.count(KeyState::Retired),
             set.count(KeyState::Compromised),
         );
+        let ages: Vec<(String, String, i64)> = set
+            .keys()
+            .iter()
+            .map(|k| {
+                (
+                    k.recipient.clone(),
+                    k.state.to_string(),
+                    k.created.as_second(),
+                )
+            })
+            .collect();
+        metrics.set_key_ages(&ages);
         let summary: Vec<(String, KeyState)> = set
             .keys()
             .iter()

@@ -3,7 +3,7 @@
 //! Counters here count what the reconciler does; the HTTP endpoints are left out so that a
 //! client probing `/v1/verify` cannot skew the unseal error rate that alerts watch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,22 +11,28 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets_range};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-/// The reasons the reconciler reports; others are accepted, but appear only once they occur.
-const KNOWN_REASONS: &[&str] = &[
-    "no_key",
-    "compromised",
-    "tampered",
-    "relocated",
-    "malformed",
-    "not_owned",
-    "api_error",
-    "type_not_allowed",
+/// The reasons a reconcile fails, as the `Ready` condition says them (docs/errors.md), and
+/// `ApiError` for a request the API server did not answer: each namespace's series start at 0
+/// the first time the controller reconciles there, so `increase()` sees the first error.
+pub const KNOWN_REASONS: &[&str] = &[
+    "NoKey",
+    "KeyCompromised",
+    "ScopeMismatch",
+    "Tampered",
+    "Malformed",
+    "NotOwned",
+    "SecretRejected",
+    "SecretForbidden",
+    "TypeNotAllowed",
+    "ApiError",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabel {
+struct ErrorLabel {
+    namespace: String,
     reason: String,
 }
 
@@ -36,9 +42,31 @@ struct ObjectLabel {
     name: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct ConditionLabel {
+    namespace: String,
+    name: String,
+    condition: String,
+    status: String,
+    reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabel {
+    recipient: String,
+    state: String,
+}
+
+/// The per-object series one SealedSecret has, so they go with it.
+#[derive(Debug, Default)]
+struct ObjectSeries {
+    exposed: bool,
+    ready: Option<ConditionLabel>,
 }
 
 /// Every metric the controller exports, and the registry that encodes them.
@@ -46,25 +74,32 @@ struct StateLabel {
 pub struct Metrics {
     registry: Registry,
     unseal_requests: Counter,
-    unseal_errors: Family<ReasonLabel, Counter>,
+    unseal_errors: Family<ErrorLabel, Counter>,
     reconcile_duration: Histogram,
     keys: Family<StateLabel, Gauge>,
+    key_created: Family<KeyLabel, Gauge>,
     is_leader: Gauge,
     exposed: Family<ObjectLabel, Gauge>,
-    /// The series of `exposed`, which a Family cannot list: to drop those of deleted objects.
-    exposed_objects: Mutex<BTreeSet<ObjectLabel>>,
+    conditions: Family<ConditionLabel, Gauge>,
+    /// Which objects have per-object series (a Family cannot list them), to drop those of
+    /// deleted objects.
+    objects: Mutex<BTreeMap<ObjectLabel, ObjectSeries>>,
+    /// Namespaces whose error series exist.
+    namespaces: Mutex<BTreeSet<String>>,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("sealant");
         let unseal_requests = Counter::default();
-        let unseal_errors = Family::<ReasonLabel, Counter>::default();
+        let unseal_errors = Family::<ErrorLabel, Counter>::default();
         // 1 ms … 10 s: an unseal is milliseconds, a reconcile waiting on a slow API server is seconds.
         let reconcile_duration = Histogram::new(exponential_buckets_range(0.001, 10.0, 14));
         let keys = Family::<StateLabel, Gauge>::default();
+        let key_created = Family::<KeyLabel, Gauge>::default();
         let is_leader = Gauge::default();
         let exposed = Family::<ObjectLabel, Gauge>::default();
+        let conditions = Family::<ConditionLabel, Gauge>::default();
 
         // Counter names get their `_total` suffix, and the unit its `_seconds`, when encoded.
         registry.register(
@@ -74,7 +109,8 @@ impl Metrics {
         );
         registry.register(
             "unseal_errors",
-            "SealedSecrets the reconciler could not unseal, by reason",
+            "SealedSecrets the reconciler could not turn into their Secret, by namespace and \
+             reason (the Ready condition's reason, or ApiError)",
             unseal_errors.clone(),
         );
         registry.register_with_unit(
@@ -84,6 +120,12 @@ impl Metrics {
             reconcile_duration.clone(),
         );
         registry.register("keys", "Keys held, by state", keys.clone());
+        registry.register_with_unit(
+            "key_created_timestamp",
+            "When each key held was created (Unix time), by recipient and state",
+            Unit::Seconds,
+            key_created.clone(),
+        );
         registry.register(
             "is_leader",
             "1 when this replica holds the leader lease and reconciles",
@@ -95,39 +137,63 @@ impl Metrics {
              its values must be treated as leaked (status.exposedTo names the keys)",
             exposed.clone(),
         );
+        registry.register(
+            "sealed_secret_condition_info",
+            "1 for each SealedSecret's condition, with its status and reason",
+            conditions.clone(),
+        );
+        registry.register(
+            "build",
+            "The controller's version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
         let metrics = Metrics {
             registry,
             unseal_requests,
             unseal_errors,
             reconcile_duration,
             keys,
+            key_created,
             is_leader,
             exposed,
-            exposed_objects: Mutex::default(),
+            conditions,
+            objects: Mutex::default(),
+            namespaces: Mutex::default(),
         };
         // Known series are exported from the start, at 0, so that dashboards show 0 rather
-        // than no data and `increase()` sees the first error.
+        // than no data.
         metrics.set_keys(0, 0, 0);
-        for reason in KNOWN_REASONS {
-            // Creating the series is enough; the guard returned is not needed.
-            let _ = metrics.unseal_errors.get_or_create(&ReasonLabel {
-                reason: (*reason).to_owned(),
-            });
-        }
         metrics
     }
 
-    /// A SealedSecret unsealed.
-    pub fn unseal_ok(&self) {
+    /// The error series of `namespace`, at 0 until they count.
+    fn know_namespace(&self, namespace: &str) {
+        let mut known = self.namespaces.lock().expect("not poisoned");
+        if known.insert(namespace.to_owned()) {
+            for reason in KNOWN_REASONS {
+                // Creating the series is enough; the guard returned is not needed.
+                let _ = self.unseal_errors.get_or_create(&ErrorLabel {
+                    namespace: namespace.to_owned(),
+                    reason: (*reason).to_owned(),
+                });
+            }
+        }
+    }
+
+    /// A SealedSecret turned into its Secret (or found in place).
+    pub fn unseal_ok(&self, namespace: &str) {
+        self.know_namespace(namespace);
         self.unseal_requests.inc();
     }
 
-    /// A SealedSecret that could not be unsealed; `reason` is a short machine word such as
-    /// `no_key`, `compromised`, `tampered`, `relocated`, `not_owned` or `api_error`.
-    pub fn unseal_error(&self, reason: &str) {
+    /// A SealedSecret that could not be turned into its Secret; `reason` is its Ready
+    /// condition's reason (one of [`KNOWN_REASONS`]).
+    pub fn unseal_error(&self, namespace: &str, reason: &str) {
+        self.know_namespace(namespace);
         self.unseal_requests.inc();
         self.unseal_errors
-            .get_or_create(&ReasonLabel {
+            .get_or_create(&ErrorLabel {
+                namespace: namespace.to_owned(),
                 reason: reason.to_owned(),
             })
             .inc();
@@ -148,31 +214,66 @@ impl Metrics {
         }
     }
 
-    /// Whether a compromised key can open this SealedSecret (see `exposed_to`).
-    pub fn set_exposed(&self, namespace: &str, name: &str, exposed: bool) {
-        let label = ObjectLabel {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
-        let mut objects = self.exposed_objects.lock().expect("not poisoned");
-        if exposed {
-            self.exposed.get_or_create(&label).set(1);
-            objects.insert(label);
-        } else if objects.remove(&label) {
-            self.exposed.remove(&label);
+    /// Every key held: (recipient, state, created as Unix seconds). Replaces the previous set.
+    pub fn set_key_ages(&self, keys: &[(String, String, i64)]) {
+        self.key_created.clear();
+        for (recipient, state, created) in keys {
+            self.key_created
+                .get_or_create(&KeyLabel {
+                    recipient: recipient.clone(),
+                    state: state.clone(),
+                })
+                .set(*created);
         }
     }
 
-    /// Drops the series of objects that no longer exist.
-    pub fn retain_exposed(&self, exists: impl Fn(&str, &str) -> bool) {
-        let mut objects = self.exposed_objects.lock().expect("not poisoned");
-        objects.retain(|label| {
-            let keep = exists(&label.namespace, &label.name);
+    /// What the last reconcile of a SealedSecret found: its Ready condition and whether a
+    /// compromised key can open it (see `exposed_to`).
+    pub fn set_object(&self, namespace: &str, name: &str, ready: (&str, &str), exposed: bool) {
+        let object = ObjectLabel {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let condition = ConditionLabel {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            condition: "Ready".to_owned(),
+            status: ready.0.to_owned(),
+            reason: ready.1.to_owned(),
+        };
+        let mut objects = self.objects.lock().expect("not poisoned");
+        let series = objects.entry(object.clone()).or_default();
+        if let Some(old) = series.ready.take().filter(|old| *old != condition) {
+            self.conditions.remove(&old);
+        }
+        self.conditions.get_or_create(&condition).set(1);
+        series.ready = Some(condition);
+        if exposed {
+            self.exposed.get_or_create(&object).set(1);
+        } else if series.exposed {
+            self.exposed.remove(&object);
+        }
+        series.exposed = exposed;
+    }
+
+    /// Drops the per-object series of objects that no longer exist.
+    pub fn retain_objects(&self, exists: impl Fn(&str, &str) -> bool) {
+        let mut objects = self.objects.lock().expect("not poisoned");
+        objects.retain(|object, series| {
+            let keep = exists(&object.namespace, &object.name);
             if !keep {
-                self.exposed.remove(label);
+                self.exposed.remove(object);
+                if let Some(condition) = &series.ready {
+                    self.conditions.remove(condition);
+                }
             }
             keep
         });
+    }
+
+    /// Drops the per-object series of a deleted SealedSecret.
+    pub fn forget_object(&self, namespace: &str, name: &str) {
+        self.retain_objects(|ns, n| !(ns == namespace && n == name));
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -205,55 +306,96 @@ mod tests {
         assert_send_sync::<Metrics>();
     }
 
+    fn has(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l == line)
+    }
+
     #[test]
     fn encodes_every_metric() {
         let m = Metrics::new();
-        m.unseal_ok();
-        m.unseal_error("no_key");
-        m.unseal_error("no_key");
-        m.unseal_error("tampered");
+        m.unseal_ok("prod");
+        m.unseal_error("prod", "NoKey");
+        m.unseal_error("prod", "NoKey");
+        m.unseal_error("dev", "Tampered");
         m.observe_reconcile(0.02);
         m.set_keys(1, 2, 3);
+        m.set_key_ages(&[("age1a".into(), "active".into(), 1_700_000_000)]);
         m.set_leader(true);
         let text = m.encode();
         for line in [
             "sealant_unseal_requests_total 4",
-            "sealant_unseal_errors_total{reason=\"no_key\"} 2",
-            "sealant_unseal_errors_total{reason=\"tampered\"} 1",
+            "sealant_unseal_errors_total{namespace=\"prod\",reason=\"NoKey\"} 2",
+            "sealant_unseal_errors_total{namespace=\"dev\",reason=\"Tampered\"} 1",
+            // Every reason of a namespace seen is there from the start, at 0.
+            "sealant_unseal_errors_total{namespace=\"prod\",reason=\"ApiError\"} 0",
+            "sealant_unseal_errors_total{namespace=\"dev\",reason=\"NotOwned\"} 0",
             "sealant_reconcile_duration_seconds_count 1",
             "sealant_reconcile_duration_seconds_bucket{le=\"0.001\"} 0",
             "sealant_reconcile_duration_seconds_bucket{le=\"10.0\"} 1",
             "sealant_keys{state=\"active\"} 1",
             "sealant_keys{state=\"retired\"} 2",
             "sealant_keys{state=\"compromised\"} 3",
+            "sealant_key_created_timestamp_seconds{recipient=\"age1a\",state=\"active\"} 1700000000",
             "sealant_is_leader 1",
-            "sealant_unseal_errors_total{reason=\"api_error\"} 0",
             "# UNIT sealant_reconcile_duration_seconds seconds",
             "# EOF",
         ] {
-            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+            assert!(has(&text, line), "no {line:?} in\n{text}");
         }
+        assert!(
+            text.contains(&format!(
+                "sealant_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
         m.set_leader(false);
-        assert!(m.encode().lines().any(|l| l == "sealant_is_leader 0"));
+        assert!(has(&m.encode(), "sealant_is_leader 0"));
+        m.set_key_ages(&[]);
+        assert!(
+            !m.encode()
+                .contains("sealant_key_created_timestamp_seconds{")
+        );
     }
 
     #[test]
-    fn an_exposed_object_has_a_series_until_it_is_fixed_or_deleted() {
+    fn an_object_has_one_condition_series_and_its_exposure_until_it_is_deleted() {
         let m = Metrics::new();
-        let series = |ns: &str, name: &str| {
+        let ready = |ns: &str, name: &str, status: &str, reason: &str| {
+            format!(
+                "sealant_sealed_secret_condition_info{{namespace=\"{ns}\",name=\"{name}\",condition=\"Ready\",status=\"{status}\",reason=\"{reason}\"}} 1"
+            )
+        };
+        let exposed = |ns: &str, name: &str| {
             format!("sealant_sealed_secret_exposed{{namespace=\"{ns}\",name=\"{name}\"}} 1")
         };
-        m.set_exposed("prod", "db", true);
-        m.set_exposed("prod", "api", true);
-        m.set_exposed("dev", "ok", false);
+        m.set_object("prod", "db", ("False", "NoKey"), false);
+        m.set_object("prod", "api", ("True", "Unsealed"), true);
         let text = m.encode();
-        assert!(text.contains(&series("prod", "db")), "{text}");
-        assert!(text.contains(&series("prod", "api")), "{text}");
-        assert!(!text.contains("name=\"ok\""), "{text}");
+        assert!(has(&text, &ready("prod", "db", "False", "NoKey")), "{text}");
+        assert!(has(&text, &exposed("prod", "api")), "{text}");
+        assert!(!text.contains("name=\"db\"}"), "db is not exposed: {text}");
 
-        m.set_exposed("prod", "db", false);
-        m.retain_exposed(|_, name| name != "api");
+        // A new state replaces the old series; exposure fixed, its series goes.
+        m.set_object("prod", "db", ("True", "Unsealed"), false);
+        m.set_object("prod", "api", ("True", "Unsealed"), false);
         let text = m.encode();
+        assert!(
+            has(&text, &ready("prod", "db", "True", "Unsealed")),
+            "{text}"
+        );
+        assert!(!text.contains("reason=\"NoKey\"}"), "{text}");
+        assert!(!text.contains("sealant_sealed_secret_exposed{"), "{text}");
+
+        // Deleted (one by one, or missed while the watch was down): no series left.
+        m.set_object("prod", "api", ("True", "Unsealed"), true);
+        m.forget_object("prod", "api");
+        m.retain_objects(|_, name| name != "db");
+        let text = m.encode();
+        assert!(
+            !text.contains("sealant_sealed_secret_condition_info{"),
+            "{text}"
+        );
         assert!(!text.contains("sealant_sealed_secret_exposed{"), "{text}");
     }
 }

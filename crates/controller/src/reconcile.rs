@@ -180,7 +180,6 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
     let mut exposed = Vec::new();
     let (outcome, opened_with) = match opening {
         Err(Refused::Type(message)) => {
-            ctx.metrics.unseal_error("type_not_allowed");
             let reason = "TypeNotAllowed";
             let failed = Outcome::Failed {
                 reason,
@@ -189,27 +188,24 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
             };
             (failed, Vec::new())
         }
-        Err(Refused::Open(error)) => {
-            let reason = failure_reason(&error);
-            ctx.metrics.unseal_error(reason.1);
-            (
-                Outcome::Failed {
-                    reason: reason.0,
-                    message: error.to_string(),
-                    retry: false,
-                },
-                Vec::new(),
-            )
-        }
+        Err(Refused::Open(error)) => (
+            Outcome::Failed {
+                reason: failure_reason(&error),
+                message: error.to_string(),
+                retry: false,
+            },
+            Vec::new(),
+        ),
         Ok(unsealed) => {
-            ctx.metrics.unseal_ok();
             let opened_with = unsealed.opened_with.iter().cloned().collect();
             // Still opened (the cluster needs it), but reported: the plaintext is leaked.
             if !view.exposing.is_empty() {
                 exposed = exposed_to(&sealed, &view.exposing).into_iter().collect();
             }
+            let synced =
+                sync_secret(&ctx, &secrets, &sealed, desired_secret(&sealed, &unsealed)).await;
             let outcome =
-                sync_secret(&ctx, &secrets, &sealed, desired_secret(&sealed, &unsealed)).await?;
+                synced.inspect_err(|_| ctx.metrics.unseal_error(&namespace, "ApiError"))?;
             (outcome, opened_with)
         }
     };
@@ -242,8 +238,18 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         opened_with,
         exposed_to: exposed,
     };
+    let ready = match &outcome {
+        Outcome::Failed { reason, .. } => {
+            ctx.metrics.unseal_error(&namespace, reason);
+            ("False", *reason)
+        }
+        Outcome::Written(_) | Outcome::Unchanged => {
+            ctx.metrics.unseal_ok(&namespace);
+            ("True", "Unsealed")
+        }
+    };
     ctx.metrics
-        .set_exposed(&namespace, &name, !status.exposed_to.is_empty());
+        .set_object(&namespace, &name, ready, !status.exposed_to.is_empty());
     // The cached object can predate the status this controller just wrote (its watch event
     // is still on its way): what was written is remembered, so it is not written twice.
     let digest = status_digest(&status);
@@ -561,19 +567,19 @@ impl From<kube::Error> for Refusal {
     }
 }
 
-/// (condition reason, metric reason) for an opening failure.
-fn failure_reason(error: &ConvertError) -> (&'static str, &'static str) {
+/// The Ready condition's reason (and metric label) for an opening failure.
+fn failure_reason(error: &ConvertError) -> &'static str {
     match error {
-        ConvertError::Compromised { .. } => ("KeyCompromised", "compromised"),
+        ConvertError::Compromised { .. } => "KeyCompromised",
         ConvertError::Open { error, .. } => match error {
-            OpenError::NoKeyHeld(_) => ("NoKey", "no_key"),
-            OpenError::Binding(_) => ("ScopeMismatch", "relocated"),
+            OpenError::NoKeyHeld(_) => "NoKey",
+            OpenError::Binding(_) => "ScopeMismatch",
             OpenError::HeaderTampered | OpenError::PayloadTampered | OpenError::KeyMismatch(_) => {
-                ("Tampered", "tampered")
+                "Tampered"
             }
-            _ => ("Malformed", "malformed"),
+            _ => "Malformed",
         },
-        _ => ("Malformed", "malformed"),
+        _ => "Malformed",
     }
 }
 

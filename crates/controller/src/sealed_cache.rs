@@ -85,10 +85,9 @@ impl Cache {
             Event::InitApply(sealed) => (sealed, true),
             Event::Delete(sealed) => {
                 self.written.forget(&sealed);
-                self.metrics.set_exposed(
+                self.metrics.forget_object(
                     sealed.metadata.namespace.as_deref().unwrap_or_default(),
                     sealed.metadata.name.as_deref().unwrap_or_default(),
-                    false,
                 );
                 self.writer
                     .apply_watcher_event(&Event::Delete(hollow(&sealed)));
@@ -106,7 +105,7 @@ impl Cache {
                 let reader = &self.reader;
                 self.written
                     .retain(|ns, name| reader.get(&ObjectRef::new(name).within(ns)).is_some());
-                self.metrics.retain_exposed(|ns, name| {
+                self.metrics.retain_objects(|ns, name| {
                     reader.get(&ObjectRef::new(name).within(ns)).is_some()
                 });
                 return std::mem::take(&mut self.relisted);

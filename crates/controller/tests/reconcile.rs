@@ -480,7 +480,7 @@ async fn a_tampered_value_is_reported_as_tampered() {
     let text = metrics.encode();
     assert!(
         text.lines()
-            .any(|l| l == "sealant_unseal_errors_total{reason=\"tampered\"} 1"),
+            .any(|l| l == "sealant_unseal_errors_total{namespace=\"prod\",reason=\"Tampered\"} 1"),
         "{text}"
     );
 }

@@ -298,14 +298,16 @@ fn the_rotation_service_account_can_rotate_and_nothing_more() {
         "",
         "sealant-controller",
     ));
-    denied.push((
-        NS,
-        "patch",
-        "coordination.k8s.io",
-        "leases",
-        "",
-        "sealant-controller",
-    ));
+    for verb in ["patch", "update"] {
+        denied.push((
+            NS,
+            verb,
+            "coordination.k8s.io",
+            "leases",
+            "",
+            "sealant-controller",
+        ));
+    }
     denied.push((
         NS,
         "create",
@@ -377,7 +379,7 @@ fn the_rotation_service_account_can_rotate_and_nothing_more() {
             ("prod", "create", "events.k8s.io", "events", "", ""),
             (
                 NS,
-                "patch",
+                "update",
                 "coordination.k8s.io",
                 "leases",
                 "",
@@ -609,20 +611,22 @@ fn deploy_uses_no_removed_api() {
         ok(run(cmd, None))
     };
     let mut rendered = vec![("deploy/".to_owned(), render(&root().join("deploy")))];
-    let components = std::fs::read_dir(root().join("deploy/components")).unwrap();
-    for component in components {
-        let name = component
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
+    let mut components = Vec::new();
+    for dir in ["components", "monitoring"] {
+        for entry in std::fs::read_dir(root().join("deploy").join(dir)).unwrap() {
+            let entry = entry.unwrap().file_name().to_string_lossy().into_owned();
+            components.push(format!("{dir}/{entry}"));
+        }
+    }
+    assert!(components.len() >= 4, "{components:?}");
+    for name in components {
         let overlay = tempfile::tempdir().unwrap();
         std::fs::write(
             overlay.path().join("kustomization.yaml"),
             format!(
                 "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\ncomponents:\n  - {}\n",
                 from_overlay(overlay.path(), "deploy"),
-                from_overlay(overlay.path(), &format!("deploy/components/{name}")),
+                from_overlay(overlay.path(), &format!("deploy/{name}")),
             ),
         )
         .unwrap();
