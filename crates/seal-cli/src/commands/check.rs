@@ -209,6 +209,11 @@ fn collect(
         .build();
     for entry in walker {
         let entry = entry.map_err(|e| Failure::new(format!("cannot read: {e}")))?;
+        // A bad line in a .gitignore/.ignore/.sealantignore: say which rule to fix rather
+        // than check files the rule meant to keep out (or in).
+        if let Some(e) = entry.error() {
+            return Err(Failure::new(format!("{e}: fix the rule")));
+        }
         let wanted = entry.file_type().is_some_and(|t| t.is_file())
             && entry
                 .path()
