@@ -101,17 +101,18 @@ pub fn check_file(text: &str, path: Option<&str>, policy: Policy<'_>) -> Report 
                 continue;
             }
             // A document we cannot read could hide a plaintext Secret: report it rather than
-            // skip it.
+            // skip it. As for a file no reader opens, that is the file's one finding: fix it,
+            // then the rest is checked.
             Err(e) => {
-                report.findings.push(Finding {
+                report.findings = vec![Finding {
                     line: e.line,
                     message: format!(
                         "cannot parse ({}): fix the YAML/JSON so it can be checked",
                         e.message
                     ),
                     kind: FindingKind::ParseError,
-                });
-                continue;
+                }];
+                return report;
             }
         };
         let sops = doc.text.contains("sops") && has_sops_block(&doc);
@@ -711,10 +712,16 @@ mod tests {
         // The document after the template is still checked.
         assert_eq!(report.findings.len(), 1, "{report:?}");
         assert_eq!(report.findings[0].line, 10);
-        // A document without {{ }} that does not parse is still a parse error.
+        // A document without {{ }} that does not parse is still a parse error: the file's
+        // one finding.
         let broken = check_file("kind: Secret\n  bad: [\n", None, Policy::default());
         assert_eq!(broken.findings[0].kind, FindingKind::ParseError);
         assert_eq!(broken.skipped, vec![]);
+        let two = format!("{text}---\nkind: Secret\n  bad: [\n---\na: [\n");
+        let report = check_file(&two, None, Policy::default());
+        assert_eq!(report.findings.len(), 1, "{report:?}");
+        assert_eq!(report.findings[0].line, 15);
+        assert_eq!(report.findings[0].kind, FindingKind::ParseError);
         // A Secret that parses, with quoted template values only, is skipped; with a real
         // value beside them it leaks.
         let quoted = sops_secret(&[("pw", "{{ .Values.pw }}")], false);
