@@ -381,13 +381,13 @@ pub struct CheckArgs {
     )]
     pub compromised: Vec<String>,
     /// Skip files and folders matching GLOB (gitignore syntax, relative to the current directory). Repeatable.
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", env = "SEAL_EXCLUDE")]
     pub exclude: Vec<String>,
     /// How to print problems: text (file:line: reason), json (one array), github (Actions annotations).
-    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text, env = "SEAL_CHECK_FORMAT")]
     pub format: CheckFormat,
     /// Also list what was skipped as not a leak (SOPS, placeholders, templates) and excluded, on stderr.
-    #[arg(short, long)]
+    #[arg(short, long, env = "SEAL_VERBOSE")]
     pub verbose: bool,
 }
 

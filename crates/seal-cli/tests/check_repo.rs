@@ -208,6 +208,14 @@ fn check_gates_a_gitops_repo() {
         format!("::error file=./apps/plain.yaml,line=1::plaintext Secret 'prod/plain': {PLAIN}")
     );
 
+    // The same through the environment (SEAL_EXCLUDE holds one glob; SEAL_CHECK_FORMAT).
+    let env = sb.seal_with(
+        &["check"],
+        None,
+        &[("SEAL_EXCLUDE", "vendor/"), ("SEAL_CHECK_FORMAT", "github")],
+    );
+    assert_eq!((env.code, env.stdout.as_str()), (1, gh.stdout.as_str()));
+
     // The skipped and clean parts alone pass: exit 0. A named file that an exclusion
     // matches is not read.
     let clean = sb.seal(&[
