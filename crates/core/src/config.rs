@@ -12,6 +12,8 @@
 //!     recipients: [prod, break-glass]
 //!   - namespace: "team-*"       # glob on the Secret's namespace
 //!     recipients: [staging, break-glass]
+//! check:
+//!   exclude: [legacy/, "**/*.example.yaml"]   # not read by `seal check` (gitignore syntax)
 //! ```
 
 use std::collections::BTreeMap;
@@ -31,6 +33,15 @@ struct ConfigFile {
     recipients: BTreeMap<String, OneOrMany>,
     #[serde(default)]
     rules: Vec<RuleFile>,
+    #[serde(default)]
+    check: CheckFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CheckFile {
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +77,11 @@ pub enum ConfigError {
     },
     #[error("rule {0} lists no recipients")]
     EmptyRule(usize),
+    #[error("check.exclude entry {entry}: {source}")]
+    BadExclude {
+        entry: usize,
+        source: crate::exclude::BadExclude,
+    },
 }
 
 /// One rule, with its recipients resolved.
@@ -83,6 +99,8 @@ pub struct Rule {
 #[derive(Debug)]
 pub struct RepoConfig {
     pub rules: Vec<Rule>,
+    /// `check.exclude`: gitignore-style patterns relative to the config's directory.
+    pub check_exclude: Vec<String>,
 }
 
 impl RepoConfig {
@@ -139,7 +157,17 @@ impl RepoConfig {
                 recipients,
             });
         }
-        Ok(RepoConfig { rules })
+        for (i, pattern) in file.check.exclude.iter().enumerate() {
+            crate::exclude::Excludes::new(std::path::Path::new(""), std::slice::from_ref(pattern))
+                .map_err(|source| ConfigError::BadExclude {
+                    entry: i + 1,
+                    source,
+                })?;
+        }
+        Ok(RepoConfig {
+            rules,
+            check_exclude: file.check.exclude,
+        })
     }
 
     /// The first rule that matches a sealed file at `path` (relative to the config's
@@ -234,5 +262,16 @@ mod tests {
         assert!(matches!(err, ConfigError::BadRecipient { .. }), "{err}");
         let err = RepoConfig::parse("recipient: {}\n").unwrap_err();
         assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+        // check: takes only exclude:, and each entry must be a valid glob.
+        let err = RepoConfig::parse("check:\n  exclud: [a]\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+        let err = RepoConfig::parse("check:\n  exclude: [ok/, '[z-a]']\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("check.exclude entry 2: bad glob '[z-a]': "),
+            "{err}"
+        );
+        let c = RepoConfig::parse("check:\n  exclude: [legacy/]\n").unwrap();
+        assert_eq!(c.check_exclude, ["legacy/"]);
     }
 }

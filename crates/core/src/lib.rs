@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 pub mod convert;
 pub mod crd;
+pub mod exclude;
 mod header;
 pub mod keys;
 pub mod keystore;

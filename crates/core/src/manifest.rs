@@ -97,32 +97,38 @@ struct ListItems {
 pub fn read_manifests(text: &str) -> Result<Vec<Located<Manifest>>, ParseError> {
     let mut out = Vec::new();
     for doc in split_documents(text) {
-        let head: Head = parse_document(&doc)?;
-        let kind = head.kind.unwrap_or_default();
-        if head.api_version.as_deref() == Some("v1") && (kind == "List" || kind.ends_with("List")) {
-            let list: ListItems = parse_document(&doc)?;
-            for item in list.items {
-                let line = doc.first_line + item.referenced.line() as usize - 1;
-                out.push(Located {
-                    line,
-                    value: manifest_from_value(item.value).map_err(|e| ParseError::at(line, e))?,
-                });
-            }
-            continue;
-        }
-        let value = if is_secret(head.api_version.as_deref(), &kind) {
-            Manifest::Secret(Box::new(parse_document(&doc)?))
-        } else if is_sealed_secret(head.api_version.as_deref(), &kind) {
-            Manifest::SealedSecret(Box::new(parse_document(&doc)?))
-        } else {
-            Manifest::Other(kind)
-        };
-        out.push(Located {
-            line: doc.content_line,
-            value,
-        });
+        out.extend(read_document(&doc)?);
     }
     Ok(out)
+}
+
+/// The objects of one document of a stream (several for a List), lines in the whole stream.
+pub fn read_document(doc: &Document<'_>) -> Result<Vec<Located<Manifest>>, ParseError> {
+    let head: Head = parse_document(doc)?;
+    let kind = head.kind.unwrap_or_default();
+    if head.api_version.as_deref() == Some("v1") && (kind == "List" || kind.ends_with("List")) {
+        let list: ListItems = parse_document(doc)?;
+        let mut out = Vec::new();
+        for item in list.items {
+            let line = doc.first_line + item.referenced.line() as usize - 1;
+            out.push(Located {
+                line,
+                value: manifest_from_value(item.value).map_err(|e| ParseError::at(line, e))?,
+            });
+        }
+        return Ok(out);
+    }
+    let value = if is_secret(head.api_version.as_deref(), &kind) {
+        Manifest::Secret(Box::new(parse_document(doc)?))
+    } else if is_sealed_secret(head.api_version.as_deref(), &kind) {
+        Manifest::SealedSecret(Box::new(parse_document(doc)?))
+    } else {
+        Manifest::Other(kind)
+    };
+    Ok(vec![Located {
+        line: doc.content_line,
+        value,
+    }])
 }
 
 fn is_secret(api_version: Option<&str>, kind: &str) -> bool {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use proptest::prelude::*;
-use sealant_core::check::{Policy, check_text};
+use sealant_core::check::{Policy, check_text, has_template};
 use sealant_core::crd::{SecretTemplate, TemplateMetadata};
 use sealant_core::keys::{KeyRing, Recipient, parse_identity_file};
 use sealant_core::manifest::{Manifest, read_manifests};
@@ -248,7 +248,13 @@ fn read_checked(text: &str) {
     let findings = check_text(text, None, Policy::default());
     match read_manifests(text) {
         Err(e) => {
-            assert_eq!(findings.len(), 1);
+            // One finding for a file no reader opens; none when only its Go template
+            // documents fail (skipped, not leaks: issue 13 §1).
+            if has_template(text) {
+                assert!(findings.len() <= 1, "{findings:?}");
+            } else {
+                assert_eq!(findings.len(), 1);
+            }
             assert!(e.line >= 1 && e.line <= lines, "{e} ({lines} lines)");
         }
         Ok(objects) => {

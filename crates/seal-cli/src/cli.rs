@@ -232,8 +232,14 @@ Applies the same scope checks as the controller.")]
 Examples:
   seal check                 # the current directory, recursively
   seal check clusters/ apps/secret.yaml
+  seal check --exclude 'legacy/' --format github
 
-Prints file:line: reason for each problem; exits 1 if there is any.")]
+Folders are walked honouring .gitignore (inside a Git repo), .ignore and .sealantignore;
+hidden folders are skipped. SOPS-encrypted documents, Secrets holding only ${VAR}
+placeholders and Helm/Go templates are skipped, not reported (listed with --verbose).
+
+Prints file:line: reason for each problem. Exit codes: 0 clean, 1 problems found,
+2 usage or I/O error (a missing path, an unreadable file, an invalid .sealant.yaml).")]
     Check(CheckArgs),
     /// Generate an age identity file (age-keygen compatible) and print its recipient.
     #[command(after_help = "\
@@ -374,6 +380,22 @@ pub struct CheckArgs {
         env = "SEAL_COMPROMISED"
     )]
     pub compromised: Vec<String>,
+    /// Skip files and folders matching GLOB (gitignore syntax, relative to the current directory). Repeatable.
+    #[arg(long, value_name = "GLOB", env = "SEAL_EXCLUDE")]
+    pub exclude: Vec<String>,
+    /// How to print problems: text (file:line: reason), json (one array), github (Actions annotations).
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text, env = "SEAL_CHECK_FORMAT")]
+    pub format: CheckFormat,
+    /// Also list what was skipped as not a leak (SOPS, placeholders, templates) and excluded, on stderr.
+    #[arg(short, long, env = "SEAL_VERBOSE")]
+    pub verbose: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Github,
 }
 
 #[derive(Args, Debug)]

@@ -259,9 +259,9 @@ fn check_keygen_and_recipient_name_the_file() {
         "bin.yaml:1: is not UTF-8 text, so it cannot be checked\n"
     );
     sb.seal(&["check", "missing-dir"])
-        .fails(1, "seal: missing-dir: no such file or directory");
+        .fails(2, "seal: missing-dir: no such file or directory");
     sb.write(".sealant.yaml", "rules: [\n");
-    sb.seal(&["check", "bin.yaml"]).fails(1, ".sealant.yaml: ");
+    sb.seal(&["check", "bin.yaml"]).fails(2, ".sealant.yaml: ");
     let r = sb.keygen("k.txt");
     sb.seal(&["-r", &r, "bin.yaml"])
         .fails(1, "seal: bin.yaml: is not UTF-8 text");

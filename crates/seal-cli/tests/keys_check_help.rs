@@ -113,7 +113,7 @@ fn check_finds_plaintext_malformed_and_stale() {
     sb.seal(&["s.yaml.in", "-w", "clusters/db.yaml"]).ok();
     sb.seal(&["check", "clusters"]).ok();
     sb.seal(&["check", "nowhere"])
-        .fails(1, "nowhere: no such file or directory");
+        .fails(2, "nowhere: no such file or directory");
 }
 
 #[test]
