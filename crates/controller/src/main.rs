@@ -1,6 +1,7 @@
 //! `seal-controller`: see `seal-controller --help`.
 
 use std::error::Error as StdError;
+use std::io::IsTerminal;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
@@ -111,8 +112,11 @@ fn init_logging(format: LogFormat) {
             "info,kube=warn,kube_client=warn,kube_client::client::builder=off,kube_runtime=warn",
         )
     });
+    // Colour only for a person at a terminal: a log file or collector gets plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

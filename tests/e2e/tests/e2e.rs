@@ -42,6 +42,8 @@ fn assert_no_plaintext(cp: &ControlPlane, ctl: &Controller, secrets: &[&str]) {
         !logs.contains("forbidden"),
         "the ServiceAccount lacked a permission:\n{logs}"
     );
+    // A log file gets plain text: no ANSI colour codes when stderr is not a terminal.
+    assert!(!logs.contains('\x1b'), "ANSI escape codes in the log file");
     let everywhere = |what: &str| {
         cp.get_json(&[what, "-A"])
             .map(|v| v.to_string())
