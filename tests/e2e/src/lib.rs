@@ -231,6 +231,15 @@ impl ControlPlane {
         });
     }
 
+    /// `seal-controller rotate` as the deploy/ ServiceAccount; the new active recipient.
+    pub fn rotate(&self) -> String {
+        let mut rotate = Command::new(bin("seal-controller"));
+        rotate
+            .args(["rotate", "--namespace", "sealant-system"])
+            .env("KUBECONFIG", self.service_account_kubeconfig());
+        ok(run(rotate, None)).trim().to_owned()
+    }
+
     /// A kubeconfig that authenticates as the deploy/ ServiceAccount (its token Secret).
     pub fn service_account_kubeconfig(&self) -> PathBuf {
         self.service_account_kubeconfig_at(&self.server, "seal-controller.kubeconfig")
@@ -406,6 +415,19 @@ impl Controller {
         wait_for("the controller's /readyz", Duration::from_secs(60), || {
             self.get("/readyz")
         });
+    }
+
+    /// Waits until the controller serves `recipient` as an active key.
+    pub fn wait_for_key(&self, recipient: &str) {
+        wait_for(
+            "the controller to hold the new key",
+            Duration::from_secs(30),
+            || {
+                self.get("/v1/recipients")?
+                    .contains(recipient)
+                    .then_some(())
+            },
+        );
     }
 
     pub fn logs(&self) -> String {

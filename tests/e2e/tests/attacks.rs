@@ -3,10 +3,9 @@
 //! plane (kube-controller-manager's token controller running), the real `seal`, `kubectl` and
 //! the stock `age` CLI. Each asserts what must NOT happen.
 
-use std::process::Command;
 use std::time::Duration;
 
-use sealant_e2e::{ControlPlane, Controller, age_opens, export_keys, ok, run, text, wait_for};
+use sealant_e2e::{ControlPlane, Controller, age_opens, export_keys, ok, text, wait_for};
 
 const SECS_30: Duration = Duration::from_secs(30);
 
@@ -49,15 +48,8 @@ fn reencrypt_through_the_controller_never_adds_a_reader() {
     std::fs::write(dir.join("appended.yaml"), &appended).unwrap();
     std::fs::write(dir.join("swapped.yaml"), &swapped).unwrap();
 
-    let sa = cp.service_account_kubeconfig();
-    let mut rotate = Command::new(sealant_e2e::bin("seal-controller"));
-    rotate
-        .args(["rotate", "--namespace", "sealant-system"])
-        .env("KUBECONFIG", &sa);
-    let new = ok(run(rotate, None)).trim().to_owned();
-    wait_for("the controller to hold the new key", SECS_30, || {
-        (ctl.get("/v1/recipients")?.contains(&new)).then_some(())
-    });
+    let new = cp.rotate();
+    ctl.wait_for_key(&new);
     let mut states = export_keys(&cp, dir);
     states.sort();
     assert_eq!(states, ["active", "retired"]);
@@ -194,15 +186,8 @@ fn a_value_a_compromised_key_also_opens_is_reported_exposed() {
         let out = cp.seal(&["fetch-keys"], None, dir);
         out.status.success().then(|| text(&out).trim().to_owned())
     });
-    let sa = cp.service_account_kubeconfig();
-    let mut rotate = Command::new(sealant_e2e::bin("seal-controller"));
-    rotate
-        .args(["rotate", "--namespace", "sealant-system"])
-        .env("KUBECONFIG", &sa);
-    let new = ok(run(rotate, None)).trim().to_owned();
-    wait_for("the controller to hold the new key", SECS_30, || {
-        (ctl.get("/v1/recipients")?.contains(&new)).then_some(())
-    });
+    let new = cp.rotate();
+    ctl.wait_for_key(&new);
     let plain = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: exposed-secret}\n";
     let sealed = ok(cp.seal(&["-r", &new, "-r", &old], Some(plain), dir));
     std::fs::write(dir.join("db.sealed.yaml"), &sealed).unwrap();

@@ -348,12 +348,7 @@ fn rotation_reencrypt_restart_and_break_glass() {
     }
 
     // 7. Rotation: new seals use the new key; old objects still open.
-    let sa = cp.service_account_kubeconfig();
-    let mut rotate = std::process::Command::new(sealant_e2e::bin("seal-controller"));
-    rotate
-        .args(["rotate", "--namespace", "sealant-system"])
-        .env("KUBECONFIG", &sa);
-    let new = ok(run(rotate, None)).trim().to_owned();
+    let new = cp.rotate();
     assert!(new.starts_with("age1") && new != old);
     wait_for("the new recipient to be published", SECS_30, || {
         (text(&cp.seal(&["fetch-keys"], None, repo)).trim() == new).then_some(())
@@ -442,7 +437,12 @@ fn rotation_reencrypt_restart_and_break_glass() {
     };
     let before = (versions("secrets"), versions("sealedsecrets"));
     assert!(ctl.terminate().success(), "graceful exit on SIGTERM");
-    let restarted = Controller::spawn(&sa, cp.dir.path(), "e2e-restarted", &[]);
+    let restarted = Controller::spawn(
+        &cp.service_account_kubeconfig(),
+        cp.dir.path(),
+        "e2e-restarted",
+        &[],
+    );
     restarted.wait_ready();
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(

@@ -84,14 +84,8 @@ fn every_metric_named_is_exported() {
         let out = cp.seal(&["fetch-keys"], None, work.path());
         out.status.success().then(|| text(&out).trim().to_owned())
     });
-    let mut rotate = Command::new(sealant_e2e::bin("seal-controller"));
-    rotate
-        .args(["rotate", "--namespace", "sealant-system"])
-        .env("KUBECONFIG", &sa);
-    let new = ok(run(rotate, None)).trim().to_owned();
-    wait_for("the new key", secs_30, || {
-        ctl.get("/v1/recipients")?.contains(&new).then_some(())
-    });
+    let new = cp.rotate();
+    ctl.wait_for_key(&new);
     let plain = "apiVersion: v1\nkind: Secret\nmetadata: {name: ok, namespace: prod}\nstringData: {v: monitoring-value}\n";
     let sealed = ok(cp.seal(&["-r", &new, "-r", &old], Some(plain), work.path()));
     cp.apply(&sealed);
