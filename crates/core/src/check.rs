@@ -647,6 +647,45 @@ mod tests {
     }
 
     #[test]
+    fn a_document_that_only_mentions_sops_is_not_sops() {
+        // "sops" in a name is no `sops:` block: ENC[…] values there are plaintext.
+        let named = sops_secret(&[("pw", SOPS_VALUE)], false).replace("name: db", "name: sops-db");
+        let report = check_file(&named, None, Policy::default());
+        assert_eq!(report.findings.len(), 1, "{report:?}");
+        assert_eq!(report.skipped, vec![]);
+        // Other kinds outside a SOPS document are neither findings nor skipped.
+        let config_map = "kind: ConfigMap\nmetadata: {name: sops}\ndata: {a: b}\n";
+        assert_eq!(
+            check_file(config_map, None, Policy::default()),
+            Report::default()
+        );
+    }
+
+    #[test]
+    fn sops_values_need_both_the_prefix_and_the_closing_bracket() {
+        assert!(is_sops_value(SOPS_VALUE));
+        assert!(is_sops_value(&format!("  {SOPS_VALUE}\n")));
+        for no in [
+            "ENC[AES256_GCM,data:abc",
+            "hunter2]",
+            "ENC[AES256_GCM,abc]",
+            "",
+        ] {
+            assert!(!is_sops_value(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_finding_displays_as_line_and_message() {
+        let finding = Finding {
+            line: 3,
+            message: "plaintext Secret 'n/t'".into(),
+            kind: FindingKind::PlaintextSecret,
+        };
+        assert_eq!(finding.to_string(), "3: plaintext Secret 'n/t'");
+    }
+
+    #[test]
     fn placeholders_are_only_bare_names() {
         for yes in ["${DB_PASSWORD}", " ${a}${B_2} ", "${x} ${y}"] {
             assert!(is_placeholder_only(yes), "{yes}");

@@ -602,6 +602,24 @@ mod tests {
             seal_secret(&secret(&big), &opts),
             Err(ConvertError::TooLarge(_))
         ));
+        // Kubernetes' limit counts keys and values: exactly 1 MiB still fits, a byte more does not.
+        let at_limit = |value_len: usize| {
+            format!(
+                "kind: Secret\nmetadata: {{name: a, namespace: b}}\nstringData: {{k: {}}}\n",
+                "x".repeat(value_len)
+            )
+        };
+        assert!(seal_secret(&secret(&at_limit(MAX_SECRET_BYTES - 1)), &opts).is_ok());
+        assert_eq!(
+            seal_secret(&secret(&at_limit(MAX_SECRET_BYTES)), &opts).unwrap_err(),
+            ConvertError::TooLarge(MAX_SECRET_BYTES + 1)
+        );
+        // `-n` naming the manifest's own namespace is no conflict.
+        let same = SealOptions {
+            namespace: Some("prod"),
+            ..opts
+        };
+        assert!(seal_secret(&secret(DB), &same).is_ok());
         let conflict = SealOptions {
             namespace: Some("other"),
             ..opts
