@@ -543,7 +543,35 @@ mod tests {
         let data = unsealed.secret.data.as_ref().unwrap();
         assert_eq!(data["password"].0, b"hunter2");
         assert_eq!(data["username"].0, b"admin");
-        assert!(!format!("{unsealed:?}").contains("hunter2"));
+        // Names and who opened it, never a value.
+        assert_eq!(
+            format!("{unsealed:?}"),
+            format!(
+                "UnsealedSecret {{ name: Some(\"db\"), namespace: Some(\"prod\"), items: [\"password\", \"username\"], opened_with: {{\"{}\"}} }}",
+                key.recipient
+            )
+        );
+    }
+
+    #[test]
+    fn merged_items_count_the_items_kept_against_the_size_limit() {
+        let r = [generate_key("t").recipient];
+        let items = |key: &str, len: usize| {
+            Items::from([(key.to_owned(), Zeroizing::new(vec![b'x'; len]))])
+        };
+        // The file keeps "password" and "username" (16 bytes of keys; values are not counted
+        // twice), so a new item may hold 1 MiB less those and its own key.
+        let room = MAX_SECRET_BYTES - "password".len() - "username".len() - "k".len();
+        let mut sealed = seal_db(Scope::Strict, &r);
+        assert_eq!(
+            seal_items(&mut sealed, items("k", room + 1), &r).unwrap_err(),
+            ConvertError::TooLarge(MAX_SECRET_BYTES + 1)
+        );
+        seal_items(&mut sealed, items("k", room), &r).unwrap();
+        // Replacing an item does not count its old key as well.
+        let mut sealed = seal_db(Scope::Strict, &r);
+        let room = MAX_SECRET_BYTES - "username".len() - "password".len();
+        seal_items(&mut sealed, items("password", room), &r).unwrap();
     }
 
     #[test]
