@@ -543,6 +543,23 @@ mod tests {
         let data = unsealed.secret.data.as_ref().unwrap();
         assert_eq!(data["password"].0, b"hunter2");
         assert_eq!(data["username"].0, b"admin");
+        let meta = &unsealed.secret.metadata;
+        assert_eq!(
+            (meta.name.as_deref(), meta.namespace.as_deref()),
+            (Some("db"), Some("prod"))
+        );
+        assert_eq!(
+            unsealed.secret.type_.as_deref(),
+            Some("kubernetes.io/basic-auth")
+        );
+        assert_eq!(unsealed.secret.immutable, None);
+        // The template's immutability is carried; a missing type is Opaque, as in Kubernetes.
+        let mut immutable = sealed.clone();
+        immutable.spec.template.immutable = Some(true);
+        immutable.spec.template.type_ = None;
+        let opened = unseal(&immutable, &ring).unwrap();
+        assert_eq!(opened.secret.immutable, Some(true));
+        assert_eq!(opened.secret.type_.as_deref(), Some("Opaque"));
         // Names and who opened it, never a value.
         assert_eq!(
             format!("{unsealed:?}"),
@@ -906,6 +923,25 @@ mod tests {
         assert!(
             matches!(err, ConvertError::TooLarge(n) if n > MAX_SECRET_BYTES),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_secret_of_exactly_the_size_limit_opens() {
+        let key = generate_key("t");
+        let binding = Binding::new(Scope::Strict, &Target::new("prod", "db")).unwrap();
+        let r = std::slice::from_ref(&key.recipient);
+        // Key and value together make exactly 1 MiB.
+        let value = vec![b'x'; MAX_SECRET_BYTES - "password".len()];
+        let sealed_value = seal_value(&value, &binding, r).unwrap();
+        let mut sealed = seal_db(Scope::Strict, r);
+        sealed.spec.encrypted_data = BTreeMap::from([("password".into(), sealed_value.ciphertext)]);
+        sealed.spec.recipients = BTreeMap::from([("password".into(), sealed_value.recipients)]);
+        let ring = KeyRing::from_identities([key.identity]);
+        let opened = unseal(&sealed, &ring).unwrap();
+        assert_eq!(
+            opened.secret.data.as_ref().unwrap()["password"].0.len(),
+            value.len()
         );
     }
 
