@@ -183,7 +183,12 @@ fn build(events: &[(Ev, Range<usize>)], at: &mut usize) -> Option<Node> {
             while !matches!(events.get(*at)?.0, Ev::SeqEnd) {
                 items.push(build(events, at)?);
             }
-            let end = close(&events[*at].1, *flow, items.last().map(|n| n.span().end), span);
+            let end = close(
+                &events[*at].1,
+                *flow,
+                items.last().map(|n| n.span().end),
+                span,
+            );
             *at += 1;
             Node::Seq {
                 items,
@@ -241,7 +246,11 @@ fn objects_of(trees: &[Node]) -> Vec<(usize, Option<usize>, &Node)> {
 type Splice = (Range<usize>, String);
 
 /// `text[range]` with the splices (all inside `range`, none overlapping) applied.
-fn apply(text: &str, range: Range<usize>, mut splices: Vec<Splice>) -> Result<String, RewriteError> {
+fn apply(
+    text: &str,
+    range: Range<usize>,
+    mut splices: Vec<Splice>,
+) -> Result<String, RewriteError> {
     splices.sort_by_key(|(r, _)| (r.start, r.end));
     let mut out = String::with_capacity(range.len());
     let mut cursor = range.start;
@@ -282,7 +291,9 @@ impl Editor<'_> {
 
     fn items(&self, object: &Node, spec: &SealedSecretSpec) -> Result<Vec<Splice>, RewriteError> {
         let Some((_, spec_node @ Node::Map { .. })) = object.entry("spec") else {
-            return Err(self.unsupported(object.span().start, "a SealedSecret without a spec mapping"));
+            return Err(
+                self.unsupported(object.span().start, "a SealedSecret without a spec mapping")
+            );
         };
         let data: BTreeMap<&str, Wanted> = spec
             .encrypted_data
@@ -326,16 +337,18 @@ impl Editor<'_> {
             } => (entries, *flow, span.clone()),
             n if n.is_null() && wanted.is_empty() => return Ok(Vec::new()),
             n => {
-                return Err(self.unsupported(n.span().start, format!("spec.{field} is not a mapping")));
+                return Err(
+                    self.unsupported(n.span().start, format!("spec.{field} is not a mapping"))
+                );
             }
         };
         // What becomes of each entry: kept as is (None) or its value re-written (Some).
         let mut actions: Vec<Option<Option<Vec<Splice>>>> = Vec::with_capacity(entries.len());
         let mut keys = Vec::with_capacity(entries.len());
         for (k, v) in entries {
-            let name = k
-                .as_str()
-                .ok_or_else(|| self.unsupported(k.span().start, format!("a key of spec.{field}")))?;
+            let name = k.as_str().ok_or_else(|| {
+                self.unsupported(k.span().start, format!("a key of spec.{field}"))
+            })?;
             keys.push(name);
             actions.push(match wanted.get(name) {
                 None => None,
@@ -388,7 +401,8 @@ impl Editor<'_> {
         if !indent.chars().all(|c| c == ' ') {
             return Err(self.unsupported(first, "a mapping that does not start on its own line"));
         }
-        let region = line_start(text, first)..line_end(text, entries[entries.len() - 1].1.span().end);
+        let region =
+            line_start(text, first)..line_end(text, entries[entries.len() - 1].1.span().end);
         let new_after = |at: Option<usize>| -> String {
             new.iter()
                 .filter(|(k, _)| anchor(k) == at)
@@ -411,7 +425,9 @@ impl Editor<'_> {
             // Comment and blank lines between entries stay, whatever becomes of the entries.
             if let Some((next, _)) = entries.get(i + 1) {
                 let gap = text.get(entry.end..line_start(text, next.span().start));
-                out.push_str(gap.ok_or_else(|| self.unsupported(entry.end, "two entries on one line"))?);
+                out.push_str(
+                    gap.ok_or_else(|| self.unsupported(entry.end, "two entries on one line"))?,
+                );
             }
         }
         if !text[region.clone()].ends_with('\n') && out.ends_with('\n') {
@@ -429,7 +445,10 @@ impl Editor<'_> {
     fn block_entry(&self, indent: &str, key: &str, wanted: Wanted, style: &Style) -> String {
         let key = render_scalar(key, style.key, self.json);
         match wanted {
-            Wanted::Value(v) => format!("{indent}{key}: {}\n", render_scalar(v, style.value, self.json)),
+            Wanted::Value(v) => format!(
+                "{indent}{key}: {}\n",
+                render_scalar(v, style.value, self.json)
+            ),
             Wanted::List([]) => format!("{indent}{key}: []\n"),
             Wanted::List(items) => {
                 let prefix = style
@@ -504,7 +523,10 @@ impl Editor<'_> {
         for (i, ((k, v), action)) in entries.iter().zip(actions).enumerate() {
             if let Some(splices) = action {
                 let entry = k.span().start..v.span().end;
-                pieces.push((apply(text, entry, splices.clone().unwrap_or_default())?, Some(i)));
+                pieces.push((
+                    apply(text, entry, splices.clone().unwrap_or_default())?,
+                    Some(i),
+                ));
             }
             new_after(Some(i), &mut pieces);
         }
@@ -516,7 +538,9 @@ impl Editor<'_> {
                     // Between two entries that were neighbours, their own separator.
                     match (pieces[n - 1].1, orig) {
                         (Some(a), Some(b)) if b == &(a + 1) => {
-                            inside.push_str(&text[entries[a].1.span().end..entries[*b].0.span().start]);
+                            inside.push_str(
+                                &text[entries[a].1.span().end..entries[*b].0.span().start],
+                            );
                         }
                         _ => inside.push_str(&sep),
                     }
@@ -537,13 +561,21 @@ impl Editor<'_> {
             {
                 Ok(vec![(span.clone(), render_scalar(new, *style, self.json))])
             }
-            (Node::Seq { items, flow: true, span }, Wanted::List(new)) => {
+            (
+                Node::Seq {
+                    items,
+                    flow: true,
+                    span,
+                },
+                Wanted::List(new),
+            ) => {
                 let item_style = items.first().map_or(default_style(self.json), scalar_style);
                 let (lead, trail, sep) = match items.as_slice() {
                     [] => (String::new(), String::new(), ", ".to_owned()),
                     [first, rest @ ..] => {
                         let lead = text[span.start + 1..first.span().start].to_owned();
-                        let trail = text[items[items.len() - 1].span().end..span.end - 1].to_owned();
+                        let trail =
+                            text[items[items.len() - 1].span().end..span.end - 1].to_owned();
                         let sep = match rest.first() {
                             Some(second) => text[first.span().end..second.span().start].to_owned(),
                             None if lead.contains('\n') => format!(",{lead}"),
@@ -553,15 +585,27 @@ impl Editor<'_> {
                     }
                 };
                 let body = join(new, &sep, item_style, self.json);
-                let inside = if new.is_empty() { String::new() } else { format!("{lead}{body}{trail}") };
+                let inside = if new.is_empty() {
+                    String::new()
+                } else {
+                    format!("{lead}{body}{trail}")
+                };
                 Ok(vec![(span.start + 1..span.end - 1, inside)])
             }
-            (Node::Seq { items, flow: false, .. }, Wanted::List(new)) if !items.is_empty() => {
+            (
+                Node::Seq {
+                    items, flow: false, ..
+                },
+                Wanted::List(new),
+            ) if !items.is_empty() => {
                 let first = items[0].span().start;
                 let last = items[items.len() - 1].span().end;
                 if new.is_empty() {
                     let colon = self.colon_after(k)?;
-                    return Ok(vec![(colon + 1..line_end(text, last).min(text.len()), " []\n".into())]);
+                    return Ok(vec![(
+                        colon + 1..line_end(text, last).min(text.len()),
+                        " []\n".into(),
+                    )]);
                 }
                 let prefix = line_prefix(text, first);
                 let style = scalar_style(&items[0]);
@@ -573,7 +617,7 @@ impl Editor<'_> {
                 Ok(vec![(line_start(text, first)..end, lines.join("\n"))])
             }
             _ => Err(self.unsupported(
-                v.span().start,
+                k.span().start,
                 format!("the value of '{}'", k.as_str().unwrap_or_default()),
             )),
         }
@@ -611,8 +655,17 @@ impl Style {
             item_prefix: None,
             flow_list: None,
         };
-        if let Some((_, v)) = entries.iter().find(|(_, v)| matches!(v, Node::Scalar { .. })) {
-            style.value = scalar_style(v);
+        // The values' usual style: one value quoted by hand does not make the new ones quoted.
+        let styles: Vec<ScalarStyle> = entries
+            .iter()
+            .filter(|(_, v)| matches!(v, Node::Scalar { .. }))
+            .map(|(_, v)| scalar_style(v))
+            .collect();
+        let count = |s: &ScalarStyle| styles.iter().filter(|x| *x == s).count();
+        if let Some(most) = styles.iter().max_by_key(|s| count(s))
+            && count(most) > count(&default)
+        {
+            style.value = *most;
         }
         for (_, v) in entries {
             if let Node::Seq { items, flow, span } = v
@@ -642,14 +695,20 @@ impl Style {
             return "[]".into();
         }
         match &self.flow_list {
-            Some((lead, sep, trail)) => format!("[{lead}{}{trail}]", join(items, sep, self.item, json)),
+            Some((lead, sep, trail)) => {
+                format!("[{lead}{}{trail}]", join(items, sep, self.item, json))
+            }
             None => format!("[{}]", join(items, ", ", self.item, json)),
         }
     }
 }
 
 fn default_style(json: bool) -> ScalarStyle {
-    if json { ScalarStyle::DoubleQuoted } else { ScalarStyle::Plain }
+    if json {
+        ScalarStyle::DoubleQuoted
+    } else {
+        ScalarStyle::Plain
+    }
 }
 
 fn scalar_style(node: &Node) -> ScalarStyle {
@@ -749,7 +808,9 @@ fn verify(
     for (index, spec) in wanted {
         let (doc, item, _) = objects.get(*index).ok_or(RewriteError::NoObject(*index))?;
         let object = match item {
-            Some(i) => expected[*doc].get_mut("items").and_then(|items| items.get_mut(*i)),
+            Some(i) => expected[*doc]
+                .get_mut("items")
+                .and_then(|items| items.get_mut(*i)),
             None => Some(&mut expected[*doc]),
         };
         let spec_value = object
@@ -775,7 +836,11 @@ fn verify(
         }
     }
     let got = read(&split_documents(new)).ok_or(unverified.clone())?;
-    if got == expected { Ok(()) } else { Err(unverified) }
+    if got == expected {
+        Ok(())
+    } else {
+        Err(unverified)
+    }
 }
 
 #[cfg(test)]
@@ -786,7 +851,10 @@ mod tests {
 
     fn spec(data: &[(&str, &str)], records: &[(&str, &[&str])]) -> SealedSecretSpec {
         SealedSecretSpec {
-            encrypted_data: data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            encrypted_data: data
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             recipients: records
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
@@ -826,16 +894,29 @@ spec:
     fn changes_only_the_lines_of_the_items_that_change() {
         let want = spec(
             &[("b", "YWdlNEW="), ("c", "YWdlCCC="), ("d", "YWdlDDD=")],
-            &[("b", &["age1one", "age1two"]), ("c", &["age1one"]), ("d", &["age1two"])],
+            &[
+                ("b", &["age1one", "age1two"]),
+                ("c", &["age1one"]),
+                ("d", &["age1two"]),
+            ],
         );
         let out = rewrite_items(YAML, &[(1, &want)]).unwrap();
         let expected = YAML
             .replace("    a: YWdlAAA=   # first\n", "")
             .replace("'YWdlBBB='", "'YWdlNEW='")
-            .replace("    c: \"YWdlCCC=\"\n", "    c: \"YWdlCCC=\"\n    d: YWdlDDD=\n")
+            .replace(
+                "    c: \"YWdlCCC=\"\n",
+                "    c: \"YWdlCCC=\"\n    d: YWdlDDD=\n",
+            )
             .replace("    a:\n    - age1one\n", "")
-            .replace("    b:\n    - age1one\n", "    b:\n    - age1one\n    - age1two\n")
-            .replace("    c: [age1one]\n", "    c: [age1one]\n    d:\n    - age1two\n");
+            .replace(
+                "    b:\n    - age1one\n",
+                "    b:\n    - age1one\n    - age1two\n",
+            )
+            .replace(
+                "    c: [age1one]\n",
+                "    c: [age1one]\n    d:\n    - age1two\n",
+            );
         assert_eq!(out, expected);
     }
 
@@ -843,7 +924,11 @@ spec:
     fn nothing_to_change_changes_nothing() {
         let same = spec(
             &[("a", "YWdlAAA="), ("b", "YWdlBBB="), ("c", "YWdlCCC=")],
-            &[("a", &["age1one"]), ("b", &["age1one"]), ("c", &["age1one"])],
+            &[
+                ("a", &["age1one"]),
+                ("b", &["age1one"]),
+                ("c", &["age1one"]),
+            ],
         );
         assert_eq!(rewrite_items(YAML, &[(1, &same)]).unwrap(), YAML);
     }
@@ -853,7 +938,11 @@ spec:
         let json = "{\n  \"apiVersion\": \"sealant.dev/v1alpha1\",\n  \"kind\": \"SealedSecret\",\n  \"metadata\": {\n    \"name\": \"db\"\n  },\n  \"spec\": {\n    \"encryptedData\": {\n      \"a\": \"YWdlAAA=\",\n      \"c\": \"YWdlCCC=\"\n    },\n    \"recipients\": {\n      \"a\": [\n        \"age1one\"\n      ],\n      \"c\": [\n        \"age1one\"\n      ]\n    }\n  }\n}\n";
         let want = spec(
             &[("a", "YWdlAAA="), ("b", "YWdlBBB="), ("c", "YWdlNEW=")],
-            &[("a", &["age1one"]), ("b", &["age1two"]), ("c", &["age1one"])],
+            &[
+                ("a", &["age1one"]),
+                ("b", &["age1two"]),
+                ("c", &["age1one"]),
+            ],
         );
         let out = rewrite_items(json, &[(0, &want)]).unwrap();
         let expected = json
@@ -871,18 +960,33 @@ spec:
         // Removing the last entry takes its separator with it.
         let want = spec(&[("a", "YWdlAAA=")], &[("a", &["age1one"])]);
         let out = rewrite_items(json, &[(0, &want)]).unwrap();
-        assert!(out.contains("\"encryptedData\": {\n      \"a\": \"YWdlAAA=\"\n    },"), "{out}");
+        assert!(
+            out.contains("\"encryptedData\": {\n      \"a\": \"YWdlAAA=\"\n    },"),
+            "{out}"
+        );
     }
 
     #[test]
     fn lists_and_flow_maps_and_emptied_maps() {
         let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: sealant.dev/v1alpha1\n  kind: SealedSecret\n  metadata: {name: a}\n  spec:\n    encryptedData: {x: YWdlX, y: YWdlY}   # flow\n    recipients: {x: [age1one], y: [age1one]}\n";
-        let want = spec(&[("x", "YWdlX"), ("z", "YWdlZ")], &[("x", &["age1one"]), ("z", &["age1one"])]);
+        let want = spec(
+            &[("x", "YWdlX"), ("z", "YWdlZ")],
+            &[("x", &["age1one"]), ("z", &["age1one"])],
+        );
         let out = rewrite_items(list, &[(0, &want)]).unwrap();
-        assert!(out.contains("    encryptedData: {x: YWdlX, z: YWdlZ}   # flow\n"), "{out}");
-        assert!(out.contains("    recipients: {x: [age1one], z: [age1one]}\n"), "{out}");
+        assert!(
+            out.contains("    encryptedData: {x: YWdlX, z: YWdlZ}   # flow\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("    recipients: {x: [age1one], z: [age1one]}\n"),
+            "{out}"
+        );
         let out = rewrite_items(YAML, &[(1, &SealedSecretSpec::default())]).unwrap();
-        assert!(out.contains("  encryptedData: {}\n    # b rotates monthly\n  recipients: {}\n  scope"), "{out}");
+        assert!(
+            out.contains("  encryptedData: {}\n    # b rotates monthly\n  recipients: {}\n  scope"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -890,16 +994,29 @@ spec:
         let aliased = "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n  encryptedData:\n    x: &v YWdlX\n    y: *v\n  recipients: {}\n";
         let want = spec(&[("x", "YWdlX"), ("y", "YWdlZ")], &[]);
         let err = rewrite_items(aliased, &[(0, &want)]).unwrap_err();
-        assert!(matches!(err, RewriteError::Unsupported { line: 7, .. }), "{err:?}");
-        assert_eq!(rewrite_items(aliased, &[(3, &want)]), Err(RewriteError::NoObject(3)));
+        assert!(
+            matches!(err, RewriteError::Unsupported { line: 7, .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            rewrite_items(aliased, &[(3, &want)]),
+            Err(RewriteError::NoObject(3))
+        );
     }
 
-    fn sealed(name: &str, data: &BTreeMap<String, String>, records: &BTreeMap<String, Vec<String>>) -> crate::SealedSecret {
-        let mut s = crate::SealedSecret::new(name, SealedSecretSpec {
-            encrypted_data: data.clone(),
-            recipients: records.clone(),
-            ..Default::default()
-        });
+    fn sealed(
+        name: &str,
+        data: &BTreeMap<String, String>,
+        records: &BTreeMap<String, Vec<String>>,
+    ) -> crate::SealedSecret {
+        let mut s = crate::SealedSecret::new(
+            name,
+            SealedSecretSpec {
+                encrypted_data: data.clone(),
+                recipients: records.clone(),
+                ..Default::default()
+            },
+        );
         s.metadata.namespace = Some("prod".into());
         s
     }
@@ -907,15 +1024,26 @@ spec:
     fn items() -> impl Strategy<Value = BTreeMap<String, (String, Vec<String>)>> {
         prop::collection::btree_map(
             "[a-f]{1,2}|\\.dockerconfigjson|true|1",
-            ("YWdl[A-Za-z0-9+/]{8,12}={0,2}", prop::collection::vec("age1[a-z0-9]{3}", 0..3)),
+            (
+                "YWdl[A-Za-z0-9+/]{8,12}={0,2}",
+                prop::collection::vec("age1[a-z0-9]{3}", 0..3),
+            ),
             0..6,
         )
     }
 
-    fn split(items: &BTreeMap<String, (String, Vec<String>)>) -> (BTreeMap<String, String>, BTreeMap<String, Vec<String>>) {
+    fn split(
+        items: &BTreeMap<String, (String, Vec<String>)>,
+    ) -> (BTreeMap<String, String>, BTreeMap<String, Vec<String>>) {
         (
-            items.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect(),
-            items.iter().map(|(k, (_, r))| (k.clone(), r.clone())).collect(),
+            items
+                .iter()
+                .map(|(k, (v, _))| (k.clone(), v.clone()))
+                .collect(),
+            items
+                .iter()
+                .map(|(k, (_, r))| (k.clone(), r.clone()))
+                .collect(),
         )
     }
 

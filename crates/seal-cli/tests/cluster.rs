@@ -895,10 +895,19 @@ fn reencrypt_rewrites_only_the_items_and_walks_folders() {
         "# The db of prod.\napiVersion: v1\nkind: ConfigMap  # settings\nmetadata: {{name: db-config}}\n---\n# Rotated with seal reencrypt.\n{}",
         sealed
             .replace("  name: db\n", "  name: db  # owned by the db team\n")
-            .replace("  recipients:\n", "  # who reads each item\n  recipients:\n")
+            .replace(
+                "  recipients:\n",
+                "  # who reads each item\n  recipients:\n"
+            )
     );
     sb.write("repo/apps/db.yaml", &db);
-    seal_to(&sb, &old, &secret_yaml("api", "prod", &[("token", "abc")]), "api.sealed", "json");
+    seal_to(
+        &sb,
+        &old,
+        &secret_yaml("api", "prod", &[("token", "abc")]),
+        "api.sealed",
+        "json",
+    );
     let api = sb.read("api.sealed");
     sb.write("repo/apps/api.json", &api);
     sb.write(
@@ -911,18 +920,32 @@ fn reencrypt_rewrites_only_the_items_and_walks_folders() {
     let mut git = std::process::Command::new(require_tool("git", "git"));
     git.args(["init", "-q"]).current_dir(sb.path("repo"));
     assert!(git.status().unwrap().success());
-    let untouched = ["repo/apps/deploy.yaml", "repo/rendered/db.yaml", "repo/legacy/db.yaml"];
+    let untouched = [
+        "repo/apps/deploy.yaml",
+        "repo/rendered/db.yaml",
+        "repo/legacy/db.yaml",
+    ];
     let snapshot = |files: &[&str]| files.iter().map(|f| sb.read(f)).collect::<Vec<_>>();
     let before = snapshot(&untouched);
     let reencrypt = |extra: &[&str]| {
-        let mut args = vec!["reencrypt", "--controller-url", &url, "--exclude", "repo/legacy"];
+        let mut args = vec![
+            "reencrypt",
+            "--controller-url",
+            &url,
+            "--exclude",
+            "repo/legacy",
+        ];
         args.extend_from_slice(extra);
         args.push("repo");
         sb.seal(&args)
     };
 
     // --dry-run lists the items that would be re-sealed, writes nothing, and exits 1.
-    let db_line = db.lines().position(|l| l.starts_with("apiVersion: sealant.dev")).unwrap() + 1;
+    let db_line = db
+        .lines()
+        .position(|l| l.starts_with("apiVersion: sealant.dev"))
+        .unwrap()
+        + 1;
     let dry = reencrypt(&["--dry-run"]);
     assert_eq!(dry.code, 1, "{}", dry.stderr);
     assert_eq!(
@@ -949,23 +972,39 @@ fn reencrypt_rewrites_only_the_items_and_walks_folders() {
     let new_line = format!("    - {new}");
     assert_eq!(
         sorted(removed),
-        sorted(vec![value_line(&db, "pw"), value_line(&db, "user"), old_line.clone(), old_line]),
+        sorted(vec![
+            value_line(&db, "pw"),
+            value_line(&db, "user"),
+            old_line.clone(),
+            old_line
+        ]),
         "{after}"
     );
     assert_eq!(
         sorted(added),
-        sorted(vec![value_line(&after, "pw"), value_line(&after, "user"), new_line.clone(), new_line]),
+        sorted(vec![
+            value_line(&after, "pw"),
+            value_line(&after, "user"),
+            new_line.clone(),
+            new_line
+        ]),
         "{after}"
     );
     let api_after = sb.read("repo/apps/api.json");
     let (removed, added) = changed_lines(&api, &api_after);
     assert_eq!(
         sorted(removed),
-        sorted(vec![value_line(&api, "token"), format!("        \"{old}\"")])
+        sorted(vec![
+            value_line(&api, "token"),
+            format!("        \"{old}\"")
+        ])
     );
     assert_eq!(
         sorted(added),
-        sorted(vec![value_line(&api_after, "token"), format!("        \"{new}\"")])
+        sorted(vec![
+            value_line(&api_after, "token"),
+            format!("        \"{new}\"")
+        ])
     );
     // The gitignored and the excluded SealedSecrets, and the Deployment, were not touched.
     assert_eq!(snapshot(&untouched), before);
@@ -979,8 +1018,14 @@ fn reencrypt_rewrites_only_the_items_and_walks_folders() {
     );
     assert_eq!(sb.read("repo/apps/db.yaml"), after);
     // An error in a dry run is exit 2, not "would change".
-    sb.seal(&["reencrypt", "--dry-run", "--controller-url", &url, "missing"])
-        .fails(2, "seal: missing: no such file or directory");
+    sb.seal(&[
+        "reencrypt",
+        "--dry-run",
+        "--controller-url",
+        &url,
+        "missing",
+    ])
+    .fails(2, "seal: missing: no such file\n");
 }
 
 /// A wrong `--controller-url`, or anything between `seal` and the controller, must not get a

@@ -461,7 +461,12 @@ fn merge_changes_only_what_changed() {
 fn sealed_value(text: &str, key: &str) -> String {
     text.lines()
         .filter_map(|l| l.trim_start().strip_prefix(&format!("{key}: ")))
-        .map(|v| v.split_whitespace().next().unwrap().trim_matches(['\'', '"']))
+        .map(|v| {
+            v.split_whitespace()
+                .next()
+                .unwrap()
+                .trim_matches(['\'', '"'])
+        })
         .find(|v| v.starts_with("YWdl"))
         .unwrap_or_else(|| panic!("no value for {key} in {text}"))
         .to_owned()
@@ -488,8 +493,14 @@ fn merge_keeps_comments_order_and_quoting() {
         "# Config and credentials of the db.\napiVersion: v1\nkind: ConfigMap   # plain settings\nmetadata: {{name: db-config}}\ndata:\n  mode: \"strict\"\n---\n# Sealed for prod: see the runbook.\n{}",
         sealed
             .replace("  name: db\n", "  name: db  # owned by the db team\n")
-            .replace(&format!("a: {a}\n"), &format!("a: '{a}'  # the first item\n"))
-            .replace("  recipients:\n", "  # who reads each item\n  recipients:\n")
+            .replace(
+                &format!("a: {a}\n"),
+                &format!("a: '{a}'  # the first item\n")
+            )
+            .replace(
+                "  recipients:\n",
+                "  # who reads each item\n  recipients:\n"
+            )
     );
     sb.write("db.yaml", &before);
     sb.seal(&[
@@ -512,17 +523,26 @@ fn merge_keeps_comments_order_and_quoting() {
     let entry = |text: &str, key: &str| format!("    {key}: {}", sealed_value(text, key));
     assert_eq!(
         sorted(removed),
-        sorted(vec![entry(&before, "b"), entry(&before, "c"), "    c:".into()]),
+        sorted(vec![
+            entry(&before, "b"),
+            entry(&before, "c"),
+            "    c:".into()
+        ]),
         "{after}"
     );
     assert_eq!(
         sorted(added),
-        sorted(vec![entry(&after, "b"), entry(&after, "d"), "    d:".into()]),
+        sorted(vec![
+            entry(&after, "b"),
+            entry(&after, "d"),
+            "    d:".into()
+        ]),
         "{after}"
     );
     assert!(after.contains(&format!("a: '{a}'  # the first item\n")));
+    sb.write("only.yaml", after.split_once("---\n").unwrap().1);
     let out = sb
-        .seal(&["unseal", "-i", "k.txt", "db.yaml", "-o", "json"])
+        .seal(&["unseal", "-i", "k.txt", "only.yaml", "-o", "json"])
         .ok()
         .stdout;
     let secret: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -535,7 +555,10 @@ fn merge_keeps_comments_order_and_quoting() {
 fn merge_keeps_the_layout_of_json() {
     let sb = Sandbox::new();
     let r = sb.keygen("k.txt");
-    sb.write("s.yaml", &secret_yaml("db", "prod", &[("a", "1"), ("c", "3")]));
+    sb.write(
+        "s.yaml",
+        &secret_yaml("db", "prod", &[("a", "1"), ("c", "3")]),
+    );
     sb.seal(&["-r", &r, "s.yaml", "-o", "json", "-w", "db.json"])
         .ok();
     let before = sb.read("db.json");

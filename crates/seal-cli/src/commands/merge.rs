@@ -40,7 +40,10 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         ref many => {
             return Err(Failure::in_file(
                 path,
-                format!("holds {} SealedSecrets; merge works on a file with one", many.len()),
+                format!(
+                    "holds {} SealedSecrets; merge works on a file with one",
+                    many.len()
+                ),
             ));
         }
     };

@@ -46,11 +46,21 @@ pub fn run(args: &ReencryptArgs) -> Result<bool> {
         )));
     }
     let config = find_config(args.config.as_deref()).map_err(|e| usage(args, e))?;
-    let walked = manifest_files(&args.paths, &args.exclude, config.as_ref()).map_err(|e| usage(args, e))?;
+    // A missing file is that file's failure (the others are still done), not the walk's.
+    let mut files = Vec::new();
+    for path in &args.paths {
+        if path.exists() {
+            let walked = manifest_files(std::slice::from_ref(path), &args.exclude, config.as_ref())
+                .map_err(|e| usage(args, e))?;
+            files.extend(walked.files);
+        } else {
+            files.push(path.clone());
+        }
+    }
     let cluster = Cluster::connect(&args.cluster).map_err(|e| usage(args, e))?;
     // What an answer may add a stanza for: asked once, when the first answer comes.
     let mut published = None;
-    let total = walked.files.len();
+    let total = files.len();
     let bar = (total > PROGRESS_ABOVE && std::io::stderr().is_terminal()).then(|| {
         let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -61,7 +71,7 @@ pub fn run(args: &ReencryptArgs) -> Result<bool> {
         None => eprintln!("{line}"),
     };
     let (mut failed, mut done, mut changed) = (0, 0, 0);
-    for file in &walked.files {
+    for file in &files {
         if let Some(bar) = &bar {
             bar.set_message(display_path(file));
         }
@@ -108,13 +118,23 @@ pub fn run(args: &ReencryptArgs) -> Result<bool> {
     }
     let looked_at = done + failed;
     if failed > 0 {
-        let verb = if args.dry_run { "could not be checked" } else if failed == 1 { "left as it was" } else { "left as they were" };
+        let verb = if args.dry_run {
+            "could not be checked"
+        } else if failed == 1 {
+            "left as it was"
+        } else {
+            "left as they were"
+        };
         return Err(usage(
             args,
             Failure::new(format!(
                 "{failed} of {looked_at} file{} {verb}; {} {done}",
                 plural(looked_at),
-                if args.dry_run { "checked" } else { "reencrypted" }
+                if args.dry_run {
+                    "checked"
+                } else {
+                    "reencrypted"
+                }
             )),
         ));
     }
@@ -156,7 +176,10 @@ fn reencrypt_file(
         return Ok(None);
     }
     let objects = parse_objects(path, &original).map_err(Problem::File)?;
-    if !objects.iter().any(|o| matches!(o.value, Manifest::SealedSecret(_))) {
+    if !objects
+        .iter()
+        .any(|o| matches!(o.value, Manifest::SealedSecret(_)))
+    {
         if !named {
             return Ok(None);
         }
@@ -222,9 +245,8 @@ fn reencrypt_file(
         resealed.push((index, new.spec));
     }
     let wanted: Vec<_> = resealed.iter().map(|(i, spec)| (*i, spec)).collect();
-    let text = rewrite_items(&original, &wanted).map_err(|e| {
-        Problem::File(Failure::at_line(path, e.line(), e))
-    })?;
+    let text = rewrite_items(&original, &wanted)
+        .map_err(|e| Problem::File(Failure::at_line(path, e.line(), e)))?;
     if text != original && !dry_run {
         write_atomically(path, &text).map_err(Problem::File)?;
     }
