@@ -268,6 +268,25 @@ fn apply(
     Ok(out)
 }
 
+/// What becomes of an entry of the file.
+enum Action {
+    Keep,
+    Remove,
+    /// Its value rewritten by these splices.
+    Rewrite(Vec<Splice>),
+}
+
+impl Action {
+    /// The splices of an entry that stays (none if it is kept as is).
+    fn splices(&self) -> Option<Vec<Splice>> {
+        match self {
+            Action::Keep => Some(Vec::new()),
+            Action::Remove => None,
+            Action::Rewrite(splices) => Some(splices.clone()),
+        }
+    }
+}
+
 /// What an entry should hold.
 #[derive(Clone, Copy)]
 enum Wanted<'a> {
@@ -342,8 +361,7 @@ impl Editor<'_> {
                 );
             }
         };
-        // What becomes of each entry: kept as is (None) or its value re-written (Some).
-        let mut actions: Vec<Option<Option<Vec<Splice>>>> = Vec::with_capacity(entries.len());
+        let mut actions = Vec::with_capacity(entries.len());
         let mut keys = Vec::with_capacity(entries.len());
         for (k, v) in entries {
             let name = k.as_str().ok_or_else(|| {
@@ -351,9 +369,9 @@ impl Editor<'_> {
             })?;
             keys.push(name);
             actions.push(match wanted.get(name) {
-                None => None,
-                Some(w) if holds(v, *w) => Some(None),
-                Some(w) => Some(Some(self.value(k, v, *w)?)),
+                None => Action::Remove,
+                Some(w) if holds(v, *w) => Action::Keep,
+                Some(w) => Action::Rewrite(self.value(k, v, *w)?),
             });
         }
         let new: Vec<(&str, Wanted)> = wanted
@@ -361,7 +379,7 @@ impl Editor<'_> {
             .filter(|(k, _)| !keys.contains(k))
             .map(|(k, w)| (*k, *w))
             .collect();
-        if new.is_empty() && actions.iter().all(|a| matches!(a, Some(None))) {
+        if new.is_empty() && actions.iter().all(|a| matches!(a, Action::Keep)) {
             return Ok(Vec::new());
         }
         // New entries go where they sort among the existing keys if those are sorted (as seal
@@ -382,12 +400,11 @@ impl Editor<'_> {
         }
     }
 
-    #[allow(clippy::type_complexity)]
     fn block_map(
         &self,
         key: &Node,
         entries: &[(Node, Node)],
-        actions: &[Option<Option<Vec<Splice>>>],
+        actions: &[Action],
         new: &[(&str, Wanted)],
         anchor: impl Fn(&str) -> Option<usize>,
         style: &Style,
@@ -413,9 +430,9 @@ impl Editor<'_> {
         let mut kept = 0;
         for (i, ((k, v), action)) in entries.iter().zip(actions).enumerate() {
             let entry = line_start(text, k.span().start)..line_end(text, v.span().end);
-            if let Some(splices) = action {
+            if let Some(splices) = action.splices() {
                 kept += 1;
-                let mut piece = apply(text, entry.clone(), splices.clone().unwrap_or_default())?;
+                let mut piece = apply(text, entry.clone(), splices)?;
                 if !piece.ends_with('\n') {
                     piece.push('\n');
                 }
@@ -466,12 +483,11 @@ impl Editor<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn flow_map(
         &self,
         entries: &[(Node, Node)],
         span: &Range<usize>,
-        actions: &[Option<Option<Vec<Splice>>>],
+        actions: &[Action],
         new: &[(&str, Wanted)],
         anchor: impl Fn(&str) -> Option<usize>,
         style: &Style,
@@ -521,12 +537,9 @@ impl Editor<'_> {
         };
         new_after(None, &mut pieces);
         for (i, ((k, v), action)) in entries.iter().zip(actions).enumerate() {
-            if let Some(splices) = action {
+            if let Some(splices) = action.splices() {
                 let entry = k.span().start..v.span().end;
-                pieces.push((
-                    apply(text, entry, splices.clone().unwrap_or_default())?,
-                    Some(i),
-                ));
+                pieces.push((apply(text, entry, splices)?, Some(i)));
             }
             new_after(Some(i), &mut pieces);
         }

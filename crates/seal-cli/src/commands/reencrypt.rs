@@ -3,7 +3,7 @@
 //! Folders are walked as `seal check` walks them; `--dry-run` lists what would change.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -45,18 +45,7 @@ pub fn run(args: &ReencryptArgs) -> Result<bool> {
             display_path(stdin)
         )));
     }
-    let config = find_config(args.config.as_deref()).map_err(|e| usage(args, e))?;
-    // A missing file is that file's failure (the others are still done), not the walk's.
-    let mut files = Vec::new();
-    for path in &args.paths {
-        if path.exists() {
-            let walked = manifest_files(std::slice::from_ref(path), &args.exclude, config.as_ref())
-                .map_err(|e| usage(args, e))?;
-            files.extend(walked.files);
-        } else {
-            files.push(path.clone());
-        }
-    }
+    let files = files_to_reencrypt(args).map_err(|e| usage(args, e))?;
     let cluster = Cluster::connect(&args.cluster).map_err(|e| usage(args, e))?;
     // What an answer may add a stanza for: asked once, when the first answer comes.
     let mut published = None;
@@ -71,6 +60,8 @@ pub fn run(args: &ReencryptArgs) -> Result<bool> {
         None => eprintln!("{line}"),
     };
     let (mut failed, mut done, mut changed) = (0, 0, 0);
+    // Printed at the end, and only if every file could be checked: no partial output.
+    let mut would_change = String::new();
     for file in &files {
         if let Some(bar) = &bar {
             bar.set_message(display_path(file));
@@ -84,13 +75,7 @@ pub fn run(args: &ReencryptArgs) -> Result<bool> {
                 if !changes.is_empty() {
                     changed += 1;
                 }
-                if args.dry_run {
-                    let list: String = changes.iter().map(|c| format!("{c}\n")).collect();
-                    match &bar {
-                        Some(bar) => bar.suspend(|| print!("{list}")),
-                        None => print!("{list}"),
-                    }
-                }
+                would_change.extend(changes.iter().map(|c| format!("{c}\n")));
             }
             Err(Problem::File(failure)) => {
                 report(&format!("seal: {failure}"));
@@ -139,6 +124,7 @@ pub fn run(args: &ReencryptArgs) -> Result<bool> {
         ));
     }
     if args.dry_run {
+        print!("{would_change}");
         eprintln!(
             "seal reencrypt: {changed} of {done} file{} would change (dry run: nothing written)",
             plural(done)
@@ -147,6 +133,23 @@ pub fn run(args: &ReencryptArgs) -> Result<bool> {
     }
     eprintln!("seal reencrypt: reencrypted {done} file{}", plural(done));
     Ok(false)
+}
+
+/// The files named, and the manifests in the folders named (walked as `seal check` walks
+/// them). A missing file stays in the list: it is that file's failure (the others are still
+/// done), not the walk's.
+fn files_to_reencrypt(args: &ReencryptArgs) -> Result<Vec<PathBuf>> {
+    let config = find_config(args.config.as_deref())?;
+    let mut files = Vec::new();
+    for path in &args.paths {
+        if path.exists() {
+            let root = std::slice::from_ref(path);
+            files.extend(manifest_files(root, &args.exclude, config.as_ref())?.files);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
 }
 
 /// With --dry-run, a failure is exit 2: exit 1 says that files would change.
