@@ -767,6 +767,7 @@ fn reencrypt_rewrites_files_in_their_own_format() {
         ),
     );
     let mixed_before = sb.read("mixed.yaml");
+    let list_before = sb.read("list.json");
     let mixed_line = sb.read("db.yaml").lines().count() + 2;
 
     let out = sb.seal(&[
@@ -827,6 +828,22 @@ fn reencrypt_rewrites_files_in_their_own_format() {
     assert_eq!(sealed_objects(&both), answers[3..5].to_vec());
     let list: Value = serde_json::from_str(&sb.read("list.json")).unwrap();
     assert_eq!(list["kind"], "List");
+    // In the List too, only the lines of values and recipients changed, one for one.
+    let (removed, added) = changed_lines(&list_before, &sb.read("list.json"));
+    assert_eq!(
+        (removed.len(), added.len()),
+        (4, 4),
+        "{removed:?} {added:?}"
+    );
+    for line in removed.iter().chain(&added) {
+        let value = line.trim_start().trim_end_matches(',');
+        assert!(
+            value.contains(": \"YWdl")
+                || value == format!("\"{old}\"")
+                || value == format!("\"{new}\""),
+            "{line}"
+        );
+    }
     assert_eq!(
         sealed_objects(&sb.read("list.json")),
         answers[5..7].to_vec()
