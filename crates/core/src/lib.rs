@@ -16,6 +16,7 @@ pub mod output;
 pub mod payload;
 pub mod reconcile;
 pub mod rewrap;
+pub mod rewrite;
 pub mod scope;
 pub mod value;
 

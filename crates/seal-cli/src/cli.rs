@@ -274,12 +274,17 @@ Prints one line per SealedSecret that opens; stops at the first that does not (e
     /// Have the controller re-seal SealedSecret files to its current keys, rewriting them in place.
     #[command(after_help = "\
 Examples:
-  seal reencrypt clusters/prod/*.sealed.yaml      # after a key rotation
+  seal reencrypt clusters/prod/                   # after a key rotation
+  seal reencrypt --dry-run --exclude 'legacy/' .  # in CI: exit 1 if anything is on an old key
   seal reencrypt --controller-url http://localhost:8080 db.sealed.json
 
-Each file is rewritten atomically in its own format (YAML or JSON), and only if all of its
-SealedSecrets were re-sealed; the other files are still done, and the exit code is 1 if any
-failed. The values never leave the cluster in plaintext.")]
+Only the lines of the items that change are rewritten: comments, key order and quoting stay.
+Each file is written atomically, and only if all of its SealedSecrets were re-sealed; the
+other files are still done, and the exit code is 1 if any failed. In a folder, files without
+SealedSecrets are left alone. The values never leave the cluster in plaintext.
+
+Exit codes: 0 done; 1 a file failed. With --dry-run: 0 nothing would change, 1 something
+would, 2 an error.")]
     Reencrypt(ReencryptArgs),
     /// Print a shell completion script.
     #[command(after_help = "\
@@ -415,9 +420,21 @@ pub struct ValidateArgs {
 
 #[derive(Args, Debug)]
 pub struct ReencryptArgs {
-    /// SealedSecret files to re-seal in place (YAML or JSON, one or more SealedSecrets each).
-    #[arg(value_name = "FILE", required = true)]
-    pub files: Vec<PathBuf>,
+    /// SealedSecret files to re-seal in place (YAML or JSON, one or more SealedSecrets each),
+    /// or folders to search for them as `seal check` does (.gitignore and .sealantignore honoured).
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Skip files and folders matching GLOB (gitignore syntax, relative to the current directory).
+    /// Repeatable; check.exclude in .sealant.yaml applies too.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// The repo config whose check.exclude applies (default: .sealant.yaml here or in a parent directory).
+    #[arg(long, value_name = "FILE", env = "SEAL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// List the items that would be re-sealed (file:line: SealedSecret 'name': items …) and write
+    /// nothing. Exit 0 if nothing would change, 1 if something would, 2 on an error.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

@@ -6,6 +6,7 @@ mod commands;
 mod failure;
 mod files;
 mod recipients;
+mod walk;
 
 use std::process::ExitCode;
 
@@ -42,7 +43,11 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Some(Command::FetchKeys(args)) => commands::fetch_keys::run(args)?,
         Some(Command::Validate(args)) => commands::validate::run(args)?,
-        Some(Command::Reencrypt(args)) => commands::reencrypt::run(args)?,
+        Some(Command::Reencrypt(args)) => {
+            if commands::reencrypt::run(args)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Some(Command::Keygen(args)) => commands::keys::keygen(args)?,
         Some(Command::Recipient(args)) => commands::keys::recipient(args)?,
         Some(Command::Completions(args)) => commands::keys::completions(args)?,

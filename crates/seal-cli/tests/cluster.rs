@@ -19,7 +19,7 @@ use sealant_core::manifest::{Manifest, read_manifests};
 use sealant_core::rewrap::ClusterKeys;
 use sealant_core::scope::Scope;
 use serde_json::{Value, json};
-use support::{Run, Sandbox, secret_yaml};
+use support::{Run, Sandbox, changed_lines, require_tool, secret_yaml};
 
 // ---------------------------------------------------------------------------------------------
 // The stub server
@@ -767,6 +767,7 @@ fn reencrypt_rewrites_files_in_their_own_format() {
         ),
     );
     let mixed_before = sb.read("mixed.yaml");
+    let list_before = sb.read("list.json");
     let mixed_line = sb.read("db.yaml").lines().count() + 2;
 
     let out = sb.seal(&[
@@ -827,6 +828,22 @@ fn reencrypt_rewrites_files_in_their_own_format() {
     assert_eq!(sealed_objects(&both), answers[3..5].to_vec());
     let list: Value = serde_json::from_str(&sb.read("list.json")).unwrap();
     assert_eq!(list["kind"], "List");
+    // In the List too, only the lines of values and recipients changed, one for one.
+    let (removed, added) = changed_lines(&list_before, &sb.read("list.json"));
+    assert_eq!(
+        (removed.len(), added.len()),
+        (4, 4),
+        "{removed:?} {added:?}"
+    );
+    for line in removed.iter().chain(&added) {
+        let value = line.trim_start().trim_end_matches(',');
+        assert!(
+            value.contains(": \"YWdl")
+                || value == format!("\"{old}\"")
+                || value == format!("\"{new}\""),
+            "{line}"
+        );
+    }
     assert_eq!(
         sealed_objects(&sb.read("list.json")),
         answers[5..7].to_vec()
@@ -861,6 +878,171 @@ fn reencrypt_rewrites_files_in_their_own_format() {
         .ok();
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr, "seal reencrypt: reencrypted 2 files\n");
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+/// The value of item `key` in a SealedSecret file, as written (`key: YWdl…` or `"key": "YWdl…"`).
+fn value_line(text: &str, key: &str) -> String {
+    text.lines()
+        .find(|l| {
+            let l = l.trim_start();
+            l.starts_with(&format!("{key}: YWdl")) || l.starts_with(&format!("\"{key}\": \"YWdl"))
+        })
+        .unwrap_or_else(|| panic!("no value for {key} in {text}"))
+        .to_owned()
+}
+
+#[test]
+fn reencrypt_rewrites_only_the_items_and_walks_folders() {
+    let sb = Sandbox::new();
+    let old = sb.keygen("old.txt");
+    let new = sb.keygen("new.txt");
+    let stub = Stub::start(controller(&sb, &["old.txt", "new.txt"], &new));
+    let url = stub.url();
+    let db_secret = secret_yaml("db", "prod", &[("pw", "hunter2"), ("user", "app")]);
+    seal_to(&sb, &old, &db_secret, "db.sealed", "yaml");
+    let sealed = sb.read("db.sealed");
+    // A repo: a commented YAML stream (a ConfigMap, then the SealedSecret), a JSON file, a
+    // Deployment, a gitignored folder and an excluded one.
+    let db = format!(
+        "# The db of prod.\napiVersion: v1\nkind: ConfigMap  # settings\nmetadata: {{name: db-config}}\n---\n# Rotated with seal reencrypt.\n{}",
+        sealed
+            .replace("  name: db\n", "  name: db  # owned by the db team\n")
+            .replace(
+                "  recipients:\n",
+                "  # who reads each item\n  recipients:\n"
+            )
+    );
+    sb.write("repo/apps/db.yaml", &db);
+    seal_to(
+        &sb,
+        &old,
+        &secret_yaml("api", "prod", &[("token", "abc")]),
+        "api.sealed",
+        "json",
+    );
+    let api = sb.read("api.sealed");
+    sb.write("repo/apps/api.json", &api);
+    sb.write(
+        "repo/apps/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: db}\n",
+    );
+    sb.write("repo/.gitignore", "rendered/\n");
+    sb.write("repo/rendered/db.yaml", &sealed);
+    sb.write("repo/legacy/db.yaml", &sealed);
+    let mut git = std::process::Command::new(require_tool("git", "git"));
+    git.args(["init", "-q"]).current_dir(sb.path("repo"));
+    assert!(git.status().unwrap().success());
+    let untouched = [
+        "repo/apps/deploy.yaml",
+        "repo/rendered/db.yaml",
+        "repo/legacy/db.yaml",
+    ];
+    let snapshot = |files: &[&str]| files.iter().map(|f| sb.read(f)).collect::<Vec<_>>();
+    let before = snapshot(&untouched);
+    let reencrypt = |extra: &[&str]| {
+        let mut args = vec![
+            "reencrypt",
+            "--controller-url",
+            &url,
+            "--exclude",
+            "repo/legacy",
+        ];
+        args.extend_from_slice(extra);
+        args.push("repo");
+        sb.seal(&args)
+    };
+
+    // --dry-run lists the items that would be re-sealed, writes nothing, and exits 1.
+    let db_line = db
+        .lines()
+        .position(|l| l.starts_with("apiVersion: sealant.dev"))
+        .unwrap()
+        + 1;
+    let dry = reencrypt(&["--dry-run"]);
+    assert_eq!(dry.code, 1, "{}", dry.stderr);
+    assert_eq!(
+        dry.stdout,
+        format!(
+            "repo/apps/api.json:1: SealedSecret 'api': item token\nrepo/apps/db.yaml:{db_line}: SealedSecret 'db': items pw, user\n"
+        )
+    );
+    assert_eq!(
+        dry.stderr,
+        "seal reencrypt: 2 of 2 files would change (dry run: nothing written)\n"
+    );
+    assert_eq!(sb.read("repo/apps/db.yaml"), db);
+    assert_eq!(sb.read("repo/apps/api.json"), api);
+
+    let out = reencrypt(&[]).ok();
+    assert_eq!(out.stderr, "seal reencrypt: reencrypted 2 files\n");
+    assert_eq!(out.stdout, "");
+    // Only the items' values and their record lines changed: comments, the ConfigMap and the
+    // rest of the SealedSecret keep their bytes.
+    let after = sb.read("repo/apps/db.yaml");
+    let (removed, added) = changed_lines(&db, &after);
+    let old_line = format!("    - {old}");
+    let new_line = format!("    - {new}");
+    assert_eq!(
+        sorted(removed),
+        sorted(vec![
+            value_line(&db, "pw"),
+            value_line(&db, "user"),
+            old_line.clone(),
+            old_line
+        ]),
+        "{after}"
+    );
+    assert_eq!(
+        sorted(added),
+        sorted(vec![
+            value_line(&after, "pw"),
+            value_line(&after, "user"),
+            new_line.clone(),
+            new_line
+        ]),
+        "{after}"
+    );
+    let api_after = sb.read("repo/apps/api.json");
+    let (removed, added) = changed_lines(&api, &api_after);
+    assert_eq!(
+        sorted(removed),
+        sorted(vec![
+            value_line(&api, "token"),
+            format!("        \"{old}\"")
+        ])
+    );
+    assert_eq!(
+        sorted(added),
+        sorted(vec![
+            value_line(&api_after, "token"),
+            format!("        \"{new}\"")
+        ])
+    );
+    // The gitignored and the excluded SealedSecrets, and the Deployment, were not touched.
+    assert_eq!(snapshot(&untouched), before);
+
+    // All on the new key: nothing would change, exit 0.
+    let dry = reencrypt(&["--dry-run"]);
+    assert_eq!((dry.code, dry.stdout.as_str()), (0, ""), "{}", dry.stderr);
+    assert_eq!(
+        dry.stderr,
+        "seal reencrypt: 0 of 2 files would change (dry run: nothing written)\n"
+    );
+    assert_eq!(sb.read("repo/apps/db.yaml"), after);
+    // An error in a dry run is exit 2, not "would change".
+    sb.seal(&[
+        "reencrypt",
+        "--dry-run",
+        "--controller-url",
+        &url,
+        "missing",
+    ])
+    .fails(2, "seal: missing: no such file\n");
 }
 
 /// A wrong `--controller-url`, or anything between `seal` and the controller, must not get a

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Sandbox, secret_yaml};
+use support::{Sandbox, changed_lines, secret_yaml};
 
 const KUBECTL_OUTPUT: &str = "\
 apiVersion: v1
@@ -457,6 +457,153 @@ fn merge_changes_only_what_changed() {
     assert_eq!(sb.read("db.yaml").matches("kind: SealedSecret").count(), 1);
 }
 
+/// The value of item `key` in a SealedSecret written as YAML (`key: YWdl…`, quoted or not).
+fn sealed_value(text: &str, key: &str) -> String {
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix(&format!("{key}: ")))
+        .map(|v| {
+            v.split_whitespace()
+                .next()
+                .unwrap()
+                .trim_matches(['\'', '"'])
+        })
+        .find(|v| v.starts_with("YWdl"))
+        .unwrap_or_else(|| panic!("no value for {key} in {text}"))
+        .to_owned()
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+#[test]
+fn merge_keeps_comments_order_and_quoting() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    sb.write(
+        "s.yaml",
+        &secret_yaml("db", "prod", &[("a", "1"), ("b", "2"), ("c", "3")]),
+    );
+    sb.seal(&["-r", &r, "s.yaml", "-w", "sealed.yaml"]).ok();
+    let sealed = sb.read("sealed.yaml");
+    let a = sealed_value(&sealed, "a");
+    // A stream as people keep it: a ConfigMap first, comments everywhere, a value re-quoted.
+    let before = format!(
+        "# Config and credentials of the db.\napiVersion: v1\nkind: ConfigMap   # plain settings\nmetadata: {{name: db-config}}\ndata:\n  mode: \"strict\"\n---\n# Sealed for prod: see the runbook.\n{}",
+        sealed
+            .replace("  name: db\n", "  name: db  # owned by the db team\n")
+            .replace(
+                &format!("a: {a}\n"),
+                &format!("a: '{a}'  # the first item\n")
+            )
+            .replace(
+                "  recipients:\n",
+                "  # who reads each item\n  recipients:\n"
+            )
+    );
+    sb.write("db.yaml", &before);
+    sb.seal(&[
+        "merge",
+        "db.yaml",
+        "--from-literal",
+        "b=22",
+        "--from-literal",
+        "d=4",
+        "--remove",
+        "c",
+        "-r",
+        &r,
+    ])
+    .ok();
+    let after = sb.read("db.yaml");
+    // Only the lines of b (new value), c (removed) and d (added) differ; b and d are read by
+    // the same recipient as before, so their records are the lines already there.
+    let (removed, added) = changed_lines(&before, &after);
+    let entry = |text: &str, key: &str| format!("    {key}: {}", sealed_value(text, key));
+    assert_eq!(
+        sorted(removed),
+        sorted(vec![
+            entry(&before, "b"),
+            entry(&before, "c"),
+            "    c:".into()
+        ]),
+        "{after}"
+    );
+    assert_eq!(
+        sorted(added),
+        sorted(vec![
+            entry(&after, "b"),
+            entry(&after, "d"),
+            "    d:".into()
+        ]),
+        "{after}"
+    );
+    assert!(after.contains(&format!("a: '{a}'  # the first item\n")));
+    sb.write("only.yaml", after.split_once("---\n").unwrap().1);
+    let out = sb
+        .seal(&["unseal", "-i", "k.txt", "only.yaml", "-o", "json"])
+        .ok()
+        .stdout;
+    let secret: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["a", "b", "d"]);
+    assert_eq!(secret["data"]["b"], "MjI=");
+}
+
+#[test]
+fn merge_keeps_the_layout_of_json() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    sb.write(
+        "s.yaml",
+        &secret_yaml("db", "prod", &[("a", "1"), ("c", "3")]),
+    );
+    sb.seal(&["-r", &r, "s.yaml", "-o", "json", "-w", "db.json"])
+        .ok();
+    let before = sb.read("db.json");
+    sb.seal(&["merge", "db.json", "--from-literal", "b=2", "-r", &r])
+        .ok();
+    let after = sb.read("db.json");
+    let v: serde_json::Value = serde_json::from_str(&after).unwrap();
+    let b = v["spec"]["encryptedData"]["b"].as_str().unwrap();
+    // b goes between a and c, as its siblings are written: no other line changes.
+    let (removed, added) = changed_lines(&before, &after);
+    assert_eq!(removed, Vec::<String>::new(), "{after}");
+    assert_eq!(
+        sorted(added),
+        sorted(vec![
+            format!("      \"b\": \"{b}\","),
+            "      \"b\": [".into(),
+            format!("        \"{r}\""),
+            "      ],".into(),
+        ]),
+        "{after}"
+    );
+}
+
+#[test]
+fn merge_refuses_a_file_it_cannot_edit_in_place() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("a", "1")]));
+    sb.seal(&["-r", &r, "s.yaml", "-w", "sealed.yaml"]).ok();
+    let sealed = sb.read("sealed.yaml");
+    let a = sealed_value(&sealed, "a");
+    // A literal block scalar: valid YAML, but not a value seal rewrites by splicing.
+    let block = sealed.replace(&format!("a: {a}\n"), &format!("a: |-\n      {a}\n"));
+    sb.write("db.yaml", &block);
+    let line = block.lines().position(|l| l.ends_with("a: |-")).unwrap() + 1;
+    sb.seal(&["merge", "db.yaml", "--from-literal", "a=2", "-r", &r])
+        .fails(
+            1,
+            &format!(
+                "seal: db.yaml:{line}: SealedSecret 'db': the value of 'a': cannot be changed in place (write the items as a mapping of plain or quoted values, without anchors or block scalars)\n"
+            ),
+        );
+    assert_eq!(sb.read("db.yaml"), block);
+}
+
 #[test]
 fn merge_uses_explicit_recipients_for_new_items() {
     let sb = Sandbox::new();
@@ -503,7 +650,7 @@ fn merge_refuses_what_it_cannot_merge() {
     sb.seal(&["merge", "two.yaml", "--from-literal", "a=b"])
         .fails(
             1,
-            "seal: two.yaml: holds 2 objects; merge works on a file with one SealedSecret",
+            "seal: two.yaml: holds 2 SealedSecrets; merge works on a file with one",
         );
     sb.seal(&["merge", "s.yaml", "--from-literal", "a=b"])
         .fails(1, "seal: s.yaml:1: is a Secret, not a SealedSecret");

@@ -1,12 +1,14 @@
 //! `seal merge`: change items of a SealedSecret file in place. Untouched items keep their
-//! ciphertext byte for byte, so a Git diff shows only what changed.
+//! ciphertext byte for byte, and the rest of the file (comments, order, quoting) its bytes,
+//! so a Git diff shows only what changed.
 
 use sealant_core::convert::{check_item_key, remove_items, seal_items, secret_items};
 use sealant_core::manifest::{Located, Manifest};
+use sealant_core::rewrite::rewrite_items;
 
 use super::seal::items_from_flags;
-use super::{kind_of, parse_objects, read_objects, render};
-use crate::cli::{Format, MergeArgs};
+use super::{kind_of, parse_objects, read_objects};
+use crate::cli::MergeArgs;
 use crate::failure::{Failure, Result, display_path, is_stdin};
 use crate::files::{read_input, write_atomically};
 use crate::recipients::Recipients;
@@ -22,26 +24,37 @@ pub fn run(args: &MergeArgs) -> Result<()> {
     }
     let original = read_input(path)?;
     let mut objects = parse_objects(path, &original)?;
-    if objects.len() != 1 {
-        return Err(Failure::in_file(
-            path,
-            format!(
-                "holds {} objects; merge works on a file with one SealedSecret",
-                objects.len()
-            ),
-        ));
-    }
-    let Located { line, value } = objects.remove(0);
-    let mut sealed = match value {
-        Manifest::SealedSecret(sealed) => *sealed,
-        other => {
+    // One SealedSecret; other objects in the stream (a ConfigMap beside it) are left alone.
+    let sealed_at: Vec<usize> = (0..objects.len())
+        .filter(|i| matches!(objects[*i].value, Manifest::SealedSecret(_)))
+        .collect();
+    let index = match sealed_at[..] {
+        [one] => one,
+        [] => {
             return Err(Failure::at_line(
                 path,
-                line,
-                format!("is a {}, not a SealedSecret", kind_of(&other)),
+                objects[0].line,
+                format!("is a {}, not a SealedSecret", kind_of(&objects[0].value)),
+            ));
+        }
+        ref many => {
+            return Err(Failure::in_file(
+                path,
+                format!(
+                    "holds {} SealedSecrets; merge works on a file with one",
+                    many.len()
+                ),
             ));
         }
     };
+    let Located {
+        line,
+        value: Manifest::SealedSecret(sealed),
+    } = objects.swap_remove(index)
+    else {
+        unreachable!("index of a SealedSecret")
+    };
+    let mut sealed = *sealed;
     let from_flags =
         !args.items.literals.is_empty() || !args.items.files.is_empty() || !args.remove.is_empty();
     let items = if from_flags {
@@ -69,12 +82,13 @@ pub fn run(args: &MergeArgs) -> Result<()> {
             .map_err(|e| Failure::at_line(path, line, e))?;
         seal_items(&mut sealed, items, &to).map_err(fail)?;
     }
-    let format = if original.trim_start().starts_with('{') {
-        Format::Json
-    } else {
-        Format::Yaml
-    };
-    write_atomically(path, &render(&[sealed], format)?)
+    // Only the lines of the items that changed: comments and layout stay (sealant_core::rewrite).
+    let text = rewrite_items(&original, &[(index, &sealed.spec)])
+        .map_err(|e| Failure::at_line(path, e.line(), format!("SealedSecret '{name}': {e}")))?;
+    if text != original {
+        write_atomically(path, &text)?;
+    }
+    Ok(())
 }
 
 fn items_from_stdin() -> Result<sealant_core::convert::Items> {

@@ -1,8 +1,9 @@
 //! `seal reencrypt`: the controller opens each SealedSecret and seals it again to its current
-//! keys (after a rotation); the file is rewritten in place, in its own format.
+//! keys (after a rotation); only the lines of the items that changed are rewritten in place.
+//! Folders are walked as `seal check` walks them; `--dry-run` lists what would change.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -11,11 +12,16 @@ use sealant_core::SealedSecret;
 use sealant_core::convert::check_reencrypt_reply;
 use sealant_core::manifest::Located;
 
-use super::{parse_objects, render, sealed_label, sealed_secrets};
-use crate::cli::{Format, ReencryptArgs};
+use sealant_core::check::chart_of_template;
+use sealant_core::manifest::Manifest;
+use sealant_core::rewrite::rewrite_items;
+
+use super::{kind_of, parse_objects, sealed_label};
+use crate::cli::ReencryptArgs;
 use crate::cluster::{Cluster, Reply};
 use crate::failure::{Failure, Result, display_path, is_stdin};
-use crate::files::{read_input, write_atomically};
+use crate::files::{find_config, read_input, write_atomically};
+use crate::walk::manifest_files;
 
 /// Above this many files, a terminal gets a progress bar.
 const PROGRESS_ABOVE: usize = 10;
@@ -31,48 +37,60 @@ enum Problem {
     Stop(Failure),
 }
 
-pub fn run(args: &ReencryptArgs) -> Result<()> {
-    if let Some(stdin) = args.files.iter().find(|f| is_stdin(f)) {
+/// What `--dry-run` found: whether any file would change (exit 1).
+pub fn run(args: &ReencryptArgs) -> Result<bool> {
+    if let Some(stdin) = args.paths.iter().find(|f| is_stdin(f)) {
         return Err(Failure::usage(format!(
             "{}: reencrypt rewrites files in place: name them",
             display_path(stdin)
         )));
     }
-    let cluster = Cluster::connect(&args.cluster)?;
+    let files = files_to_reencrypt(args).map_err(|e| usage(args, e))?;
+    let cluster = Cluster::connect(&args.cluster).map_err(|e| usage(args, e))?;
     // What an answer may add a stanza for: asked once, when the first answer comes.
     let mut published = None;
-    let total = args.files.len();
+    let total = files.len();
     let bar = (total > PROGRESS_ABOVE && std::io::stderr().is_terminal()).then(|| {
         let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         ProgressBar::new(total as u64).with_style(style)
     });
-    let report = |failure: &Failure| match &bar {
-        Some(bar) => bar.suspend(|| eprintln!("seal: {failure}")),
-        None => eprintln!("seal: {failure}"),
+    let report = |line: &str| match &bar {
+        Some(bar) => bar.suspend(|| eprintln!("{line}")),
+        None => eprintln!("{line}"),
     };
-    let mut failed = 0;
-    for (done, file) in args.files.iter().enumerate() {
+    let (mut failed, mut done, mut changed) = (0, 0, 0);
+    // Printed at the end, and only if every file could be checked: no partial output.
+    let mut would_change = String::new();
+    for file in &files {
         if let Some(bar) = &bar {
             bar.set_message(display_path(file));
         }
-        match reencrypt_file(&cluster, &mut published, file) {
-            Ok(()) => {}
+        // A file found in a folder is only looked at if it holds SealedSecrets; a named one must.
+        let named = args.paths.contains(file);
+        match reencrypt_file(&cluster, &mut published, file, named, args.dry_run) {
+            Ok(None) => {}
+            Ok(Some(changes)) => {
+                done += 1;
+                if !changes.is_empty() {
+                    changed += 1;
+                }
+                would_change.extend(changes.iter().map(|c| format!("{c}\n")));
+            }
             Err(Problem::File(failure)) => {
-                report(&failure);
+                report(&format!("seal: {failure}"));
                 failed += 1;
             }
             Err(Problem::Stop(failure)) => {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
-                let before = done - failed;
-                if before == 0 {
-                    return Err(failure);
+                if done == 0 || args.dry_run {
+                    return Err(usage(args, failure));
                 }
                 return Err(Failure::new(format!(
-                    "{failure} (stopped; {before} file{} reencrypted before)",
-                    plural(before)
+                    "{failure} (stopped; {done} file{} reencrypted before)",
+                    plural(done)
                 )));
             }
         }
@@ -83,38 +101,105 @@ pub fn run(args: &ReencryptArgs) -> Result<()> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let reencrypted = total - failed;
+    let looked_at = done + failed;
     if failed > 0 {
-        return Err(Failure::new(format!(
-            "{failed} of {total} file{} left as {}; reencrypted {reencrypted}",
-            plural(total),
-            if failed == 1 { "it was" } else { "they were" }
-        )));
+        let verb = if args.dry_run {
+            "could not be checked"
+        } else if failed == 1 {
+            "left as it was"
+        } else {
+            "left as they were"
+        };
+        return Err(usage(
+            args,
+            Failure::new(format!(
+                "{failed} of {looked_at} file{} {verb}; {} {done}",
+                plural(looked_at),
+                if args.dry_run {
+                    "checked"
+                } else {
+                    "reencrypted"
+                }
+            )),
+        ));
     }
-    eprintln!(
-        "seal reencrypt: reencrypted {reencrypted} file{}",
-        plural(reencrypted)
-    );
-    Ok(())
+    if args.dry_run {
+        print!("{would_change}");
+        eprintln!(
+            "seal reencrypt: {changed} of {done} file{} would change (dry run: nothing written)",
+            plural(done)
+        );
+        return Ok(changed > 0);
+    }
+    eprintln!("seal reencrypt: reencrypted {done} file{}", plural(done));
+    Ok(false)
 }
 
-/// Re-seals every SealedSecret of `path`, then rewrites it, only if all of them were and each
-/// answer is that SealedSecret re-wrapped (`check_reencrypt_reply`).
+/// The files named, and the manifests in the folders named (walked as `seal check` walks
+/// them). A missing file stays in the list: it is that file's failure (the others are still
+/// done), not the walk's.
+fn files_to_reencrypt(args: &ReencryptArgs) -> Result<Vec<PathBuf>> {
+    let config = find_config(args.config.as_deref())?;
+    let mut files = Vec::new();
+    for path in &args.paths {
+        if path.exists() {
+            let root = std::slice::from_ref(path);
+            files.extend(manifest_files(root, &args.exclude, config.as_ref())?.files);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// With --dry-run, a failure is exit 2: exit 1 says that files would change.
+fn usage(args: &ReencryptArgs, mut failure: Failure) -> Failure {
+    if args.dry_run {
+        failure.exit_code = 2;
+    }
+    failure
+}
+
+/// Re-seals every SealedSecret of `path`, then rewrites the lines of their items (unless
+/// `dry_run`), only if all of them were and each answer is that SealedSecret re-wrapped
+/// (`check_reencrypt_reply`). Returns None for a file without SealedSecrets that was not
+/// `named`, else what changed (`file:line: SealedSecret 'name': items a, b`).
 fn reencrypt_file(
     cluster: &Cluster,
     published: &mut Option<Vec<String>>,
     path: &Path,
-) -> std::result::Result<(), Problem> {
+    named: bool,
+    dry_run: bool,
+) -> std::result::Result<Option<Vec<String>>, Problem> {
+    if !named && chart_of_template(path, Path::is_file).is_some() {
+        return Ok(None);
+    }
     let original = read_input(path).map_err(Problem::File)?;
-    let objects = parse_objects(path, &original)
-        .and_then(|objects| sealed_secrets(path, objects))
-        .map_err(Problem::File)?;
-    let mut resealed = Vec::with_capacity(objects.len());
-    for Located {
-        line,
-        value: sealed,
-    } in objects
+    if !named && !original.contains("SealedSecret") {
+        return Ok(None);
+    }
+    let objects = parse_objects(path, &original).map_err(Problem::File)?;
+    if !objects
+        .iter()
+        .any(|o| matches!(o.value, Manifest::SealedSecret(_)))
     {
+        if !named {
+            return Ok(None);
+        }
+        let first = &objects[0];
+        return Err(Problem::File(Failure::at_line(
+            path,
+            first.line,
+            format!("is a {}, not a SealedSecret", kind_of(&first.value)),
+        )));
+    }
+    let mut resealed = Vec::new();
+    let mut changes = Vec::new();
+    for (index, Located { line, value }) in objects.into_iter().enumerate() {
+        let Manifest::SealedSecret(sealed) = value else {
+            continue;
+        };
+        let sealed = *sealed;
         let label = sealed_label(&sealed);
         let fail = |message: String| Failure::at_line(path, line, format!("{label}: {message}"));
         let body = serde_json::to_vec(&sealed).map_err(|e| Problem::File(fail(e.to_string())))?;
@@ -142,22 +227,33 @@ fn reencrypt_file(
         check_reencrypt_reply(&sealed, &new, published)
             .map_err(|e| Problem::File(fail(e.to_string())))?;
         // Only the values and their records come from the answer; the rest is the file's.
-        let mut kept = sealed;
-        kept.spec.encrypted_data = new.spec.encrypted_data;
-        kept.spec.recipients = new.spec.recipients;
-        kept.status = None;
-        resealed.push(kept);
+        let items: Vec<&str> = new
+            .spec
+            .encrypted_data
+            .iter()
+            .filter(|(k, v)| {
+                sealed.spec.encrypted_data.get(*k) != Some(*v)
+                    || sealed.spec.recipients.get(*k) != new.spec.recipients.get(*k)
+            })
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !items.is_empty() {
+            changes.push(format!(
+                "{}:{line}: {label}: item{} {}",
+                display_path(path),
+                plural(items.len()),
+                items.join(", ")
+            ));
+        }
+        resealed.push((index, new.spec));
     }
-    let format = if original.trim_start().starts_with('{') {
-        Format::Json
-    } else {
-        Format::Yaml
-    };
-    let text = render(&resealed, format).map_err(Problem::File)?;
-    if text != original {
+    let wanted: Vec<_> = resealed.iter().map(|(i, spec)| (*i, spec)).collect();
+    let text = rewrite_items(&original, &wanted)
+        .map_err(|e| Problem::File(Failure::at_line(path, e.line(), e)))?;
+    if text != original && !dry_run {
         write_atomically(path, &text).map_err(Problem::File)?;
     }
-    Ok(())
+    Ok(Some(changes))
 }
 
 /// The cluster's recipients, which an answer may add stanzas for: the ConfigMap through the

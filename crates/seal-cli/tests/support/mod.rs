@@ -190,3 +190,35 @@ pub fn secret_yaml(name: &str, ns: &str, items: &[(&str, &str)]) -> String {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// A line diff (longest common subsequence): the lines only in `before` and the lines only in
+/// `after`, each in order. Every other line is the same, in the same order.
+pub fn changed_lines(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+    let a: Vec<&str> = before.lines().collect();
+    let b: Vec<&str> = after.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            added.push(b[j].to_owned());
+            j += 1;
+        } else {
+            removed.push(a[i].to_owned());
+            i += 1;
+        }
+    }
+    (removed, added)
+}
