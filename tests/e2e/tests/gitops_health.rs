@@ -87,6 +87,23 @@ fn kubectl_wait(cp: &ControlPlane, name: &str, timeout: &str) -> (bool, String) 
     )
 }
 
+/// Takes "create" out of the controller's ClusterRole rule on Secrets, or puts it back.
+fn may_create_secrets(cp: &ControlPlane, allowed: bool) {
+    let mut role = cp.get_json(&["clusterrole", "sealant-controller"]).unwrap();
+    for rule in role["rules"].as_array_mut().unwrap() {
+        if rule["resources"] == serde_json::json!(["secrets"]) {
+            let verbs = rule["verbs"].as_array_mut().unwrap();
+            verbs.retain(|v| v != "create");
+            if allowed {
+                verbs.push("create".into());
+            }
+        }
+    }
+    let path = cp.dir.path().join("clusterrole.json");
+    std::fs::write(&path, role.to_string()).unwrap();
+    cp.kubectl_ok(&["replace", "-f", path.to_str().unwrap()]);
+}
+
 #[test]
 fn flux_kubectl_wait_and_argo_cd_read_the_status_the_controller_writes() {
     let cp = ControlPlane::start();
@@ -186,26 +203,20 @@ fn flux_kubectl_wait_and_argo_cd_read_the_status_the_controller_writes() {
     let leaked = reported(&cp, "leaked", "False", "KeyCompromised");
     assert_verdicts(&leaked, Status::Failed, "Degraded");
 
-    // A Secret write the API server refuses for now (a quota on Secrets): retried with
-    // backoff, so Reconciling: InProgress, Progressing. Once the quota goes, Current.
-    cp.kubectl_ok(&[
-        "create",
-        "quota",
-        "no-secrets",
-        "-n",
-        NS,
-        "--hard=secrets=0",
-    ]);
-    cp.apply(&seal("quota", &new));
-    let retrying = reported(&cp, "quota", "False", "SecretForbidden");
+    // A Secret write the API server refuses for now (the controller lost the right to create
+    // Secrets): retried with backoff, so Reconciling: InProgress, Progressing. Once the right
+    // is back, Current.
+    may_create_secrets(&cp, false);
+    cp.apply(&seal("forbidden", &new));
+    let retrying = reported(&cp, "forbidden", "False", "SecretForbidden");
     assert_verdicts(&retrying, Status::InProgress, "Progressing");
-    assert!(ready_message(&retrying).contains("quota"), "{retrying}");
-    cp.kubectl_ok(&["delete", "quota", "no-secrets", "-n", NS]);
+    assert!(ready_message(&retrying).contains("forbidden"), "{retrying}");
+    may_create_secrets(&cp, true);
     let through = wait_for(
-        "quota: opened after the retry",
+        "forbidden: opened after the retry",
         Duration::from_secs(90),
         || {
-            let obj = cp.get_json(&["sealedsecret", "quota", "-n", NS])?;
+            let obj = cp.get_json(&["sealedsecret", "forbidden", "-n", NS])?;
             (kstatus::compute(&obj).0 == Status::Current).then_some(obj)
         },
     );
