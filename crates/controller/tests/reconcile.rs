@@ -1089,6 +1089,9 @@ mod kstatus_reads_the_status {
         (kstatus::compute(&obj), argocd::health(&obj))
     }
 
+    /// How the mocked API server answers requests about the Secret.
+    type Answer = Box<dyn Fn(&Method, &str) -> (StatusCode, Value) + Send + Sync>;
+
     fn no_secret_request(method: &Method, path: &str) -> (StatusCode, Value) {
         panic!("no Secret request expected: {method} {path}")
     }
@@ -1173,13 +1176,7 @@ mod kstatus_reads_the_status {
             ),
             other => panic!("unexpected request {other:?}"),
         };
-        let cases: Vec<(
-            &str,
-            SealedSecret,
-            SharedKeys,
-            Box<dyn Fn(&Method, &str) -> (StatusCode, Value) + Send + Sync>,
-            &str,
-        )> = vec![
+        let cases: Vec<(&str, SealedSecret, SharedKeys, Answer, &str)> = vec![
             (
                 "NoKey",
                 f.sealed.clone(),
