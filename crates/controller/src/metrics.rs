@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -66,7 +67,7 @@ struct KeyLabel {
 #[derive(Debug, Default)]
 struct ObjectSeries {
     exposed: bool,
-    ready: Option<ConditionLabel>,
+    conditions: Vec<ConditionLabel>,
 }
 
 /// Every metric the controller exports, and the registry that encodes them.
@@ -227,27 +228,33 @@ impl Metrics {
         }
     }
 
-    /// What the last reconcile of a SealedSecret found: its Ready condition and whether a
+    /// What the last reconcile of a SealedSecret found: its conditions (one series each, as
+    /// written in its status: `Ready`, and `Reconciling` or `Stalled` while True) and whether a
     /// compromised key can open it (see `exposed_to`).
-    pub fn set_object(&self, namespace: &str, name: &str, ready: (&str, &str), exposed: bool) {
+    pub fn set_object(&self, namespace: &str, name: &str, conditions: &[Condition], exposed: bool) {
         let object = ObjectLabel {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         };
-        let condition = ConditionLabel {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            condition: "Ready".to_owned(),
-            status: ready.0.to_owned(),
-            reason: ready.1.to_owned(),
-        };
+        let labels: Vec<ConditionLabel> = conditions
+            .iter()
+            .map(|c| ConditionLabel {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                condition: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+            })
+            .collect();
         let mut objects = self.objects.lock().expect("not poisoned");
         let series = objects.entry(object.clone()).or_default();
-        if let Some(old) = series.ready.take().filter(|old| *old != condition) {
-            self.conditions.remove(&old);
+        for old in series.conditions.iter().filter(|old| !labels.contains(old)) {
+            self.conditions.remove(old);
         }
-        self.conditions.get_or_create(&condition).set(1);
-        series.ready = Some(condition);
+        for label in &labels {
+            self.conditions.get_or_create(label).set(1);
+        }
+        series.conditions = labels;
         if exposed {
             self.exposed.get_or_create(&object).set(1);
         } else if series.exposed {
@@ -263,7 +270,7 @@ impl Metrics {
             let keep = exists(&object.namespace, &object.name);
             if !keep {
                 self.exposed.remove(object);
-                if let Some(condition) = &series.ready {
+                for condition in &series.conditions {
                     self.conditions.remove(condition);
                 }
             }
@@ -298,6 +305,8 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
 
     fn assert_send_sync<T: Send + Sync>() {}
 
@@ -358,37 +367,74 @@ mod tests {
         );
     }
 
+    fn condition(type_: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            observed_generation: Some(1),
+        }
+    }
+
     #[test]
-    fn an_object_has_one_condition_series_and_its_exposure_until_it_is_deleted() {
+    fn an_object_has_a_series_per_condition_and_its_exposure_until_it_is_deleted() {
         let m = Metrics::new();
-        let ready = |ns: &str, name: &str, status: &str, reason: &str| {
+        let series = |ns: &str, name: &str, condition: &str, status: &str, reason: &str| {
             format!(
-                "sealant_sealed_secret_condition_info{{namespace=\"{ns}\",name=\"{name}\",condition=\"Ready\",status=\"{status}\",reason=\"{reason}\"}} 1"
+                "sealant_sealed_secret_condition_info{{namespace=\"{ns}\",name=\"{name}\",condition=\"{condition}\",status=\"{status}\",reason=\"{reason}\"}} 1"
             )
         };
         let exposed = |ns: &str, name: &str| {
             format!("sealant_sealed_secret_exposed{{namespace=\"{ns}\",name=\"{name}\"}} 1")
         };
-        m.set_object("prod", "db", ("False", "NoKey"), false);
-        m.set_object("prod", "api", ("True", "Unsealed"), true);
+        let ready = [condition("Ready", "True", "Unsealed")];
+        let no_key = [
+            condition("Ready", "False", "NoKey"),
+            condition("Stalled", "True", "NoKey"),
+        ];
+        m.set_object("prod", "db", &no_key, false);
+        m.set_object("prod", "api", &ready, true);
         let text = m.encode();
-        assert!(has(&text, &ready("prod", "db", "False", "NoKey")), "{text}");
-        assert!(has(&text, &exposed("prod", "api")), "{text}");
+        for line in [
+            series("prod", "db", "Ready", "False", "NoKey"),
+            series("prod", "db", "Stalled", "True", "NoKey"),
+            series("prod", "api", "Ready", "True", "Unsealed"),
+            exposed("prod", "api"),
+        ] {
+            assert!(has(&text, &line), "no {line} in {text}");
+        }
         assert!(!text.contains("name=\"db\"}"), "db is not exposed: {text}");
 
-        // A new state replaces the old series; exposure fixed, its series goes.
-        m.set_object("prod", "db", ("True", "Unsealed"), false);
-        m.set_object("prod", "api", ("True", "Unsealed"), false);
+        // A new state replaces the old series (Stalled goes with it); exposure fixed, its
+        // series goes.
+        let retrying = [
+            condition("Ready", "False", "ApiError"),
+            condition("Reconciling", "True", "ApiError"),
+        ];
+        m.set_object("prod", "db", &retrying, false);
+        m.set_object("prod", "api", &ready, false);
         let text = m.encode();
         assert!(
-            has(&text, &ready("prod", "db", "True", "Unsealed")),
+            has(
+                &text,
+                &series("prod", "db", "Reconciling", "True", "ApiError")
+            ),
             "{text}"
         );
         assert!(!text.contains("reason=\"NoKey\"}"), "{text}");
         assert!(!text.contains("sealant_sealed_secret_exposed{"), "{text}");
+        m.set_object("prod", "db", &ready, false);
+        let text = m.encode();
+        assert!(
+            has(&text, &series("prod", "db", "Ready", "True", "Unsealed")),
+            "{text}"
+        );
+        assert!(!text.contains("condition=\"Reconciling\""), "{text}");
 
         // Deleted (one by one, or missed while the watch was down): no series left.
-        m.set_object("prod", "api", ("True", "Unsealed"), true);
+        m.set_object("prod", "api", &ready, true);
         m.forget_object("prod", "api");
         m.retain_objects(|_, name| name != "db");
         let text = m.encode();

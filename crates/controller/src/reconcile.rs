@@ -10,11 +10,10 @@ use kube::api::{DeleteParams, GetParams, Patch, PatchParams, PostParams, Precond
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
+use sealant_core::conditions::{Health, conditions, status_changed, status_digest};
 use sealant_core::convert::{ConvertError, exposed_to, unseal_in_cluster};
 use sealant_core::crd::{SealedSecret, SealedSecretStatus};
-use sealant_core::reconcile::{
-    Plan, desired_secret, plan, ready_condition, status_changed, status_digest, type_refusal,
-};
+use sealant_core::reconcile::{Plan, desired_secret, plan, type_refusal};
 use sealant_core::value::OpenError;
 use tracing::{info, warn};
 
@@ -204,69 +203,40 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
             }
             let synced =
                 sync_secret(&ctx, &secrets, &sealed, desired_secret(&sealed, &unsealed)).await;
-            let outcome =
-                synced.inspect_err(|_| ctx.metrics.unseal_error(&namespace, "ApiError"))?;
-            (outcome, opened_with)
+            match synced {
+                Ok(outcome) => (outcome, opened_with),
+                Err(error) => {
+                    let error = retrying(&ctx, &sealed, error, opened_with, exposed).await;
+                    ctx.metrics
+                        .observe_reconcile(started.elapsed().as_secs_f64());
+                    return Err(error);
+                }
+            }
         }
     };
 
-    let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let generation = sealed.metadata.generation;
-    let condition = match &outcome {
-        Outcome::Written(_) | Outcome::Unchanged => ready_condition(
-            sealed.status.as_ref(),
-            true,
-            "Unsealed",
-            &format!("Secret {name} is up to date"),
-            generation,
-            &now,
-        ),
+    let up_to_date = format!("Secret {name} is up to date");
+    let health = match &outcome {
+        Outcome::Written(_) | Outcome::Unchanged => Health::Ready {
+            message: &up_to_date,
+        },
         Outcome::Failed {
-            reason, message, ..
-        } => ready_condition(
-            sealed.status.as_ref(),
-            false,
             reason,
             message,
-            generation,
-            &now,
-        ),
+            retry: true,
+        } => Health::Retrying { reason, message },
+        Outcome::Failed {
+            reason,
+            message,
+            retry: false,
+        } => Health::Stalled { reason, message },
     };
-    let status = SealedSecretStatus {
-        observed_generation: generation,
-        conditions: vec![condition],
-        opened_with,
-        exposed_to: exposed,
-    };
-    let ready = match &outcome {
-        Outcome::Failed { reason, .. } => {
-            ctx.metrics.unseal_error(&namespace, reason);
-            ("False", *reason)
-        }
-        Outcome::Written(_) | Outcome::Unchanged => {
-            ctx.metrics.unseal_ok(&namespace);
-            ("True", "Unsealed")
-        }
-    };
-    ctx.metrics
-        .set_object(&namespace, &name, ready, !status.exposed_to.is_empty());
-    // The cached object can predate the status this controller just wrote (its watch event
-    // is still on its way): what was written is remembered, so it is not written twice.
-    let digest = status_digest(&status);
-    let changed = status_changed(sealed.status.as_ref(), &status)
-        && !ctx.written.status_written(&sealed, digest);
-    if changed {
-        let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = serde_json::json!({ "status": status });
-        let params = PatchParams {
-            field_manager: Some(ctx.field_manager.clone()),
-            ..Default::default()
-        };
-        ctx.fence.check()?;
-        api.patch_status(&name, &params, &Patch::Merge(&patch))
-            .await?;
-        ctx.written.record_status(&sealed, digest);
+    match &outcome {
+        Outcome::Failed { reason, .. } => ctx.metrics.unseal_error(&namespace, reason),
+        Outcome::Written(_) | Outcome::Unchanged => ctx.metrics.unseal_ok(&namespace),
     }
+    let exposed_keys = (!exposed.is_empty()).then(|| exposed.join(", "));
+    let changed = report(&ctx, &sealed, &health, opened_with, exposed).await?;
 
     // In place: the next reconcile of this generation needs neither the object nor its keys.
     let in_place = !matches!(outcome, Outcome::Failed { .. });
@@ -316,8 +286,7 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         }
         Outcome::Unchanged => {}
     }
-    if changed && !status.exposed_to.is_empty() {
-        let keys = status.exposed_to.join(", ");
+    if changed && let Some(keys) = exposed_keys {
         warn!(%namespace, %name, %keys, "opened, but a compromised key opens it too");
         publish(
             &ctx,
@@ -336,6 +305,86 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         .observe_reconcile(started.elapsed().as_secs_f64());
     ctx.retries.succeeded(&namespace, &name);
     Ok(Action::await_change())
+}
+
+/// Writes the status `health` calls for, unless the object (or this controller's memory of
+/// its last write) already says it, and sets the object's condition metrics to match. True
+/// when a status was written.
+async fn report(
+    ctx: &Context,
+    sealed: &SealedSecret,
+    health: &Health<'_>,
+    opened_with: Vec<String>,
+    exposed_to: Vec<String>,
+) -> Result<bool, Error> {
+    let namespace = sealed.namespace().unwrap_or_default();
+    let name = sealed.name_any();
+    let generation = sealed.metadata.generation;
+    let status = SealedSecretStatus {
+        observed_generation: generation,
+        conditions: conditions(sealed.status.as_ref(), health, generation, Timestamp::now()),
+        opened_with,
+        exposed_to,
+    };
+    ctx.metrics.set_object(
+        &namespace,
+        &name,
+        &status.conditions,
+        !status.exposed_to.is_empty(),
+    );
+    // The cached object can predate the status this controller just wrote (its watch event
+    // is still on its way): what was written is remembered, so it is not written twice.
+    let digest = status_digest(&status);
+    if !status_changed(sealed.status.as_ref(), &status)
+        || ctx.written.status_written(sealed, digest)
+    {
+        return Ok(false);
+    }
+    let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = serde_json::json!({ "status": status });
+    let params = PatchParams {
+        field_manager: Some(ctx.field_manager.clone()),
+        ..Default::default()
+    };
+    ctx.fence.check()?;
+    api.patch_status(&name, &params, &Patch::Merge(&patch))
+        .await?;
+    ctx.written.record_status(sealed, digest);
+    Ok(true)
+}
+
+/// A request about the Secret failed: counted, and said in the status (`Reconciling`, so
+/// kstatus waits rather than calling it done or failed) when the API server takes that
+/// write. The error goes on to the error policy, which retries with backoff.
+async fn retrying(
+    ctx: &Context,
+    sealed: &SealedSecret,
+    error: Error,
+    opened_with: Vec<String>,
+    exposed_to: Vec<String>,
+) -> Error {
+    if !matches!(error, Error::Kube(_)) {
+        return error;
+    }
+    let namespace = sealed.namespace().unwrap_or_default();
+    ctx.metrics.unseal_error(&namespace, "ApiError");
+    let message = match &error {
+        Error::Kube(kube::Error::Api(status)) => format!(
+            "the API server answered {} to a request for Secret {}: {}; retrying with backoff",
+            status.code,
+            sealed.name_any(),
+            status.message
+        ),
+        other => format!("{other}; retrying with backoff"),
+    };
+    let health = Health::Retrying {
+        reason: "ApiError",
+        message: &message,
+    };
+    if let Err(e) = report(ctx, sealed, &health, opened_with, exposed_to).await {
+        warn!(%namespace, name = %sealed.name_any(), error = %e, "cannot report the retry in the status");
+    }
+    error
 }
 
 /// The whole SealedSecret behind a hollow cached copy: at least as new as the version the

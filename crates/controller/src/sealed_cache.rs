@@ -155,7 +155,8 @@ mod tests {
             },
             "spec": {"scope": "strict", "encryptedData": {"a": "x"}, "recipients": {"a": ["age1r"]}},
             "status": {"observedGeneration": 1, "openedWith": ["age1r"],
-                       "conditions": [{"type": "Ready", "status": "True"}]},
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "Unsealed",
+                                       "message": "ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
         }))
         .unwrap();
         sealed.metadata.namespace = Some("prod".into());

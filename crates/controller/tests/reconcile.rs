@@ -195,17 +195,17 @@ async fn an_up_to_date_secret_and_status_mean_no_writes() {
     existing.metadata.resource_version = Some("5".into());
     let mut sealed = f.sealed.clone();
     // The status a previous reconcile wrote.
-    let now = "2026-01-01T00:00:00Z";
+    let now = "2026-01-01T00:00:00Z".parse().unwrap();
     sealed.status = Some(sealant_core::crd::SealedSecretStatus {
         observed_generation: Some(1),
-        conditions: vec![sealant_core::reconcile::ready_condition(
+        conditions: sealant_core::conditions::conditions(
             None,
-            true,
-            "Unsealed",
-            "Secret db is up to date",
+            &sealant_core::conditions::Health::Ready {
+                message: "Secret db is up to date",
+            },
             Some(1),
             now,
-        )],
+        ),
         opened_with: f.keys.get().set.active_recipients(),
         exposed_to: Vec::new(),
     });
@@ -658,6 +658,12 @@ async fn a_forbidden_secret_write_is_reported_and_retried_with_backoff() {
             &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"]["conditions"][0];
         assert_eq!(condition["reason"], "SecretForbidden");
         assert_eq!(condition["status"], "False");
+        let status = &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"];
+        assert_eq!(
+            status["conditions"][1]["type"], "Reconciling",
+            "retried: {status}"
+        );
+        assert_eq!(status["conditions"][1]["status"], "True");
     }
     // Retried sooner the first times, then backing off.
     assert_eq!(
@@ -993,4 +999,312 @@ async fn more_plaintext_than_a_secret_holds_is_refused_before_any_secret_is_touc
     );
     assert!(!message.contains("xxxxxxxx"), "{message}");
     assert_eq!(log[1].2["type"], "Warning");
+}
+
+/// What kstatus (Flux, cli-utils) makes of the status each outcome writes, by kstatus's
+/// documented rules implemented apart from the controller (sealant_e2e::kstatus): opened is
+/// Current, a failure a person must fix is Failed at once, a failure the controller retries is
+/// InProgress. Each status body is asserted whole (bar its transition times, checked to be
+/// timestamps), and so is the Argo CD check's verdict on it (a real Lua 5.1, sealant_e2e::argocd).
+mod kstatus_reads_the_status {
+    use super::*;
+    use sealant_e2e::argocd;
+    use sealant_e2e::kstatus::{self, Status};
+
+    /// Reconciles `sealed` once: its result, and the status it wrote with each
+    /// `lastTransitionTime` checked and taken out.
+    async fn reconcile_once(
+        sealed: &SealedSecret,
+        keys: SharedKeys,
+        secrets: impl Fn(&Method, &str) -> (StatusCode, Value) + Send + Sync + 'static,
+    ) -> (Result<Action, Error>, Value) {
+        let echo = serde_json::to_value(sealed).unwrap();
+        let (client, recorded) = mock_client(move |method, path, body| {
+            if method == Method::PATCH && path.ends_with("/status") {
+                (StatusCode::OK, echo.clone())
+            } else if path == EVENTS {
+                (StatusCode::CREATED, body.clone())
+            } else {
+                secrets(method, path)
+            }
+        });
+        let result = reconcile(Arc::new(sealed.clone()), context(client, keys)).await;
+        let log = recorded.lock().unwrap();
+        let patches: Vec<&Value> = log
+            .iter()
+            .filter(|(m, p, _)| m == Method::PATCH && p.ends_with("/status"))
+            .map(|(_, _, b)| b)
+            .collect();
+        assert_eq!(patches.len(), 1, "one status write: {:?}", calls(&recorded));
+        let mut status = patches[0]["status"].clone();
+        for c in status["conditions"].as_array_mut().unwrap() {
+            let time = c["lastTransitionTime"].as_str().expect("a transition time");
+            assert!(
+                time.parse::<k8s_openapi::jiff::Timestamp>().is_ok() && time.ends_with('Z'),
+                "{time}"
+            );
+            c.as_object_mut().unwrap().remove("lastTransitionTime");
+        }
+        (result, status)
+    }
+
+    /// The object as the API server would then return it.
+    fn with_status(sealed: &SealedSecret, status: &Value) -> Value {
+        let mut obj = serde_json::to_value(sealed).unwrap();
+        obj["status"] = status.clone();
+        obj
+    }
+
+    fn failed_status(abnormal: &str, reason: &str, message: &str, generation: i64) -> Value {
+        let condition = |type_: &str, status: &str| {
+            json!({"type": type_, "status": status, "reason": reason, "message": message,
+                   "observedGeneration": generation})
+        };
+        json!({"observedGeneration": generation,
+               "conditions": [condition("Ready", "False"), condition(abnormal, "True")]})
+    }
+
+    /// [`failed_status`] of a SealedSecret that opened (with `keys`) before the Secret failed.
+    fn failed_after_opening(
+        abnormal: &str,
+        reason: &str,
+        message: &str,
+        keys: &SharedKeys,
+    ) -> Value {
+        let mut status = failed_status(abnormal, reason, message, 1);
+        status["openedWith"] = json!(keys.get().set.active_recipients());
+        status
+    }
+
+    fn message_of(status: &Value) -> String {
+        status["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// kstatus's and Argo CD's verdicts on `sealed` carrying `status`.
+    fn verdicts(sealed: &SealedSecret, status: &Value) -> ((Status, String), (String, String)) {
+        let obj = with_status(sealed, status);
+        (kstatus::compute(&obj), argocd::health(&obj))
+    }
+
+    /// How the mocked API server answers requests about the Secret.
+    type Answer = Box<dyn Fn(&Method, &str) -> (StatusCode, Value) + Send + Sync>;
+
+    fn no_secret_request(method: &Method, path: &str) -> (StatusCode, Value) {
+        panic!("no Secret request expected: {method} {path}")
+    }
+
+    fn creates(method: &Method, path: &str) -> (StatusCode, Value) {
+        match (method.as_str(), path) {
+            ("GET", SECRET) => not_found("secrets \"db\""),
+            ("POST", SECRETS) => (
+                StatusCode::CREATED,
+                json!({"metadata": {"resourceVersion": "7"}}),
+            ),
+            other => panic!("unexpected request {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn opened_is_current_and_healthy() {
+        let f = fixture();
+        let (result, status) = reconcile_once(&f.sealed, f.keys.clone(), creates).await;
+        result.unwrap();
+        let opened_with = f.keys.get().set.active_recipients();
+        assert_eq!(
+            status,
+            json!({"observedGeneration": 1, "openedWith": opened_with,
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "Unsealed",
+                                   "message": "Secret db is up to date", "observedGeneration": 1}]})
+        );
+        let (kstatus, argo) = verdicts(&f.sealed, &status);
+        assert_eq!(kstatus.0, Status::Current);
+        assert_eq!(
+            argo,
+            ("Healthy".to_owned(), "Secret db is up to date".to_owned())
+        );
+        // Edited since (generation 2) and not yet reconciled: in progress for both.
+        let mut edited = f.sealed.clone();
+        edited.metadata.generation = Some(2);
+        let (kstatus, argo) = verdicts(&edited, &status);
+        assert_eq!(kstatus.0, Status::InProgress, "{}", kstatus.1);
+        assert_eq!(argo.0, "Progressing", "{}", argo.1);
+    }
+
+    /// Every failure a person must end: `Stalled=True` with the reason, kstatus Failed, Argo CD
+    /// Degraded with the condition's message.
+    #[tokio::test]
+    async fn failures_that_need_a_person_are_failed_and_degraded() {
+        let f = fixture();
+        let mut compromised = f.keys.get().set.keys()[0].clone();
+        compromised.state = sealant_core::keystore::KeyState::Compromised;
+        let compromised = SharedKeys::new(KeysView::new(KeySet::new(vec![compromised])));
+        // Sealed for prod/db, applied as staging/db... here: sealed for staging, applied in prod.
+        let recipient = f.keys.get().set.keys()[0].recipient.clone();
+        let yaml = "kind: Secret\nmetadata: {name: db, namespace: staging}\nstringData: {password: hunter2}\n";
+        let Manifest::Secret(secret) = read_manifests(yaml).unwrap().remove(0).value else {
+            unreachable!()
+        };
+        let recipients = [sealant_core::keys::parse_recipient(&recipient).unwrap()];
+        let mut moved = seal_secret(
+            &secret,
+            &SealOptions {
+                scope: Scope::Strict,
+                recipients: &recipients,
+                namespace: None,
+                allow_empty: false,
+            },
+        )
+        .unwrap();
+        moved.metadata = f.sealed.metadata.clone();
+        let mut minting = f.sealed.clone();
+        minting.spec.template.type_ = Some("kubernetes.io/service-account-token".into());
+        let foreign = |method: &Method, path: &str| match (method.as_str(), path) {
+            ("GET", SECRET) => (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod", "resourceVersion": "3"}}),
+            ),
+            other => panic!("the foreign Secret must not be written: {other:?}"),
+        };
+        let rejected = |method: &Method, path: &str| match (method.as_str(), path) {
+            ("GET", SECRET) => not_found("secrets \"db\""),
+            ("POST", SECRETS) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 422, "reason": "Invalid", "message": "Secret \"db\" is invalid"}),
+            ),
+            other => panic!("unexpected request {other:?}"),
+        };
+        let cases: Vec<(&str, SealedSecret, SharedKeys, Answer, &str)> = vec![
+            (
+                "NoKey",
+                f.sealed.clone(),
+                SharedKeys::default(),
+                Box::new(no_secret_request),
+                "none of those keys is held here",
+            ),
+            (
+                "ScopeMismatch",
+                moved,
+                f.keys.clone(),
+                Box::new(no_secret_request),
+                "staging",
+            ),
+            (
+                "KeyCompromised",
+                f.sealed.clone(),
+                compromised,
+                Box::new(no_secret_request),
+                "compromised",
+            ),
+            (
+                "NotOwned",
+                f.sealed.clone(),
+                f.keys.clone(),
+                Box::new(foreign),
+                MANAGED_ANNOTATION,
+            ),
+            (
+                "TypeNotAllowed",
+                minting.clone(),
+                f.keys.clone(),
+                Box::new(no_secret_request),
+                "--allow-secret-type",
+            ),
+            (
+                "SecretRejected",
+                f.sealed.clone(),
+                f.keys.clone(),
+                Box::new(rejected),
+                "is invalid",
+            ),
+        ];
+        for (reason, sealed, keys, secrets, says) in cases {
+            let (result, status) = reconcile_once(&sealed, keys, secrets).await;
+            result.unwrap_or_else(|e| panic!("{reason}: not retried, yet {e}"));
+            let message = message_of(&status);
+            assert!(message.contains(says), "{reason}: {message}");
+            let expected = if ["NotOwned", "SecretRejected"].contains(&reason) {
+                failed_after_opening("Stalled", reason, &message, &f.keys)
+            } else {
+                failed_status("Stalled", reason, &message, 1)
+            };
+            assert_eq!(status, expected, "{reason}");
+            let (kstatus, argo) = verdicts(&sealed, &status);
+            assert_eq!(kstatus, (Status::Failed, message.clone()), "{reason}");
+            assert_eq!(argo, ("Degraded".to_owned(), message), "{reason}");
+        }
+    }
+
+    /// Failures the controller retries (an API error, a conflict, a 403): `Reconciling=True`,
+    /// kstatus InProgress, Argo CD Progressing; once through, Ready alone: Current, Healthy.
+    #[tokio::test]
+    async fn failures_being_retried_are_in_progress_until_they_pass() {
+        let f = fixture();
+        let failing = |code: u16, reason: &'static str, message: &'static str| {
+            move |method: &Method, path: &str| match (method.as_str(), path) {
+                ("GET", SECRET) => not_found("secrets \"db\""),
+                ("POST", SECRETS) => (
+                    StatusCode::from_u16(code).unwrap(),
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": code, "reason": reason, "message": message}),
+                ),
+                other => panic!("unexpected request {other:?}"),
+            }
+        };
+        let cases = [
+            (
+                "ApiError",
+                failing(500, "InternalError", "etcd unavailable"),
+                "the API server answered 500 to a request for Secret db: etcd unavailable; retrying with backoff",
+            ),
+            (
+                "ApiError",
+                failing(409, "Conflict", "the object has been modified"),
+                "the API server answered 409 to a request for Secret db: the object has been modified; retrying with backoff",
+            ),
+            (
+                "SecretForbidden",
+                failing(403, "Forbidden", "secrets is forbidden"),
+                "secrets is forbidden",
+            ),
+        ];
+        for (reason, secrets, says) in cases {
+            let (result, status) = reconcile_once(&f.sealed, f.keys.clone(), secrets).await;
+            assert!(
+                result.is_err(),
+                "{reason}: handed to the error policy for a retry"
+            );
+            let message = message_of(&status);
+            assert!(message.contains(says), "{reason}: {message}");
+            assert_eq!(
+                status,
+                failed_after_opening("Reconciling", reason, &message, &f.keys),
+                "{reason}"
+            );
+            let (kstatus, argo) = verdicts(&f.sealed, &status);
+            assert_eq!(kstatus, (Status::InProgress, message.clone()), "{reason}");
+            assert_eq!(argo, ("Progressing".to_owned(), message), "{reason}");
+
+            // The retry goes through: Reconciling is removed (kstatus reads an absent
+            // abnormal-true condition as False), Ready keeps its False→True transition.
+            let mut retried = f.sealed.clone();
+            let mut written = status.clone();
+            for c in written["conditions"].as_array_mut().unwrap() {
+                c["lastTransitionTime"] = json!("2026-01-01T00:00:00Z");
+            }
+            retried.status = Some(serde_json::from_value(written).unwrap());
+            let (result, status) = reconcile_once(&retried, f.keys.clone(), creates).await;
+            result.unwrap();
+            assert_eq!(
+                status["conditions"],
+                json!([{"type": "Ready", "status": "True", "reason": "Unsealed",
+                        "message": "Secret db is up to date", "observedGeneration": 1}])
+            );
+            assert_eq!(
+                kstatus::compute(&with_status(&f.sealed, &status)).0,
+                Status::Current
+            );
+        }
+    }
 }

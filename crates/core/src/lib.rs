@@ -4,6 +4,7 @@
 //! The format is specified in docs/format.md.
 
 pub mod check;
+pub mod conditions;
 pub mod config;
 pub mod convert;
 pub mod crd;

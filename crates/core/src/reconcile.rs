@@ -1,6 +1,6 @@
 //! What the controller should do for one SealedSecret, as pure functions: the Secret it
-//! wants, whether an existing Secret may be written, whether anything needs writing at all,
-//! and the status to report. The controller performs the I/O these decide.
+//! wants, whether an existing Secret may be written, and whether anything needs writing at all
+//! (the status to report is [`crate::conditions`]'s). The controller performs the I/O these decide.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 
 use crate::convert::UnsealedSecret;
-use crate::crd::{Condition, SealedSecret, SealedSecretStatus};
+use crate::crd::SealedSecret;
 
 /// On a pre-existing Secret: `"true"` lets Sealant take it over.
 pub const MANAGED_ANNOTATION: &str = "sealant.dev/managed";
@@ -18,7 +18,6 @@ pub const MANAGED_ANNOTATION: &str = "sealant.dev/managed";
 pub const KEEP_ANNOTATION: &str = "sealant.dev/keep-on-delete";
 /// Marks Secrets Sealant writes.
 pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "sealant");
-pub const READY: &str = "Ready";
 
 /// What to do about the Secret. Debug names the action only: the Secrets hold plaintext.
 #[derive(Clone, PartialEq)]
@@ -190,55 +189,6 @@ fn same_content(existing: &Secret, desired: &Secret) -> bool {
         && existing.metadata.owner_references == desired.metadata.owner_references
 }
 
-/// The Ready condition, keeping the previous transition time when the status is unchanged.
-pub fn ready_condition(
-    previous: Option<&SealedSecretStatus>,
-    ready: bool,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: &str,
-) -> Condition {
-    let status = if ready { "True" } else { "False" };
-    let old = previous.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
-    let since = match old {
-        Some(c) if c.status == status => c.last_transition_time.clone(),
-        _ => Some(now.to_owned()),
-    };
-    Condition {
-        type_: READY.into(),
-        status: status.into(),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        last_transition_time: since,
-        observed_generation: generation,
-    }
-}
-
-/// Does `new` say anything `old` does not? Transition times alone are not news, so a
-/// reconcile that changes nothing writes no status.
-pub fn status_changed(old: Option<&SealedSecretStatus>, new: &SealedSecretStatus) -> bool {
-    old.map(without_times) != Some(without_times(new))
-}
-
-/// A fingerprint of what a status says (transition times excluded, as in [`status_changed`]),
-/// so a controller can remember the status it wrote without keeping a copy of it.
-pub fn status_digest(status: &SealedSecretStatus) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let json = serde_json::to_vec(&without_times(status)).expect("a status serializes");
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    json.hash(&mut hasher);
-    hasher.finish()
-}
-
-fn without_times(status: &SealedSecretStatus) -> SealedSecretStatus {
-    let mut status = status.clone();
-    for c in &mut status.conditions {
-        c.last_transition_time = None;
-    }
-    status
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,62 +358,5 @@ mod tests {
         let mut existing = desired.clone();
         existing.metadata.resource_version = Some("1".into());
         assert_eq!(plan(&sealed, Some(&existing), desired), Plan::UpToDate);
-    }
-
-    #[test]
-    fn status_comparison_ignores_transition_times() {
-        let a = ready_condition(
-            None,
-            true,
-            "Unsealed",
-            "ok",
-            Some(1),
-            "2026-01-01T00:00:00Z",
-        );
-        let old = SealedSecretStatus {
-            conditions: vec![a],
-            observed_generation: Some(1),
-            ..Default::default()
-        };
-        let b = ready_condition(
-            Some(&old),
-            true,
-            "Unsealed",
-            "ok",
-            Some(1),
-            "2026-02-02T00:00:00Z",
-        );
-        assert_eq!(
-            b.last_transition_time.as_deref(),
-            Some("2026-01-01T00:00:00Z")
-        );
-        let same = SealedSecretStatus {
-            conditions: vec![b],
-            observed_generation: Some(1),
-            ..Default::default()
-        };
-        assert!(!status_changed(Some(&old), &same));
-        let c = ready_condition(
-            Some(&old),
-            false,
-            "OpenFailed",
-            "bad",
-            Some(1),
-            "2026-02-02T00:00:00Z",
-        );
-        assert_eq!(
-            c.last_transition_time.as_deref(),
-            Some("2026-02-02T00:00:00Z")
-        );
-        let flipped = SealedSecretStatus {
-            conditions: vec![c],
-            observed_generation: Some(1),
-            ..Default::default()
-        };
-        assert!(status_changed(Some(&old), &flipped));
-        assert!(status_changed(None, &flipped));
-        // The digest agrees with status_changed: equal when only times differ.
-        assert_eq!(status_digest(&old), status_digest(&same));
-        assert_ne!(status_digest(&old), status_digest(&flipped));
     }
 }

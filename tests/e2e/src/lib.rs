@@ -2,6 +2,9 @@
 //! the deploy/ manifests, the real `seal-controller` running as the deploy/ ServiceAccount,
 //! and the real `seal` and `kubectl`.
 
+pub mod argocd;
+pub mod kstatus;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
