@@ -468,3 +468,56 @@ fn seal_reads_bitnami_scope_annotations_on_input_secrets() {
             "<stdin>:1: Secret 'db': --scope strict, but its annotation sealedsecrets.bitnami.com/cluster-wide says cluster-wide: drop one",
         );
 }
+
+#[test]
+fn files_that_cannot_be_migrated_whole_are_refused() {
+    let sb = Sandbox::new();
+    bitnami_key(&sb, "k", false);
+    let recipient = sb.keygen("id.key");
+    let sealed = bitnami_sealed(&sb, "k", "strict", "prod", "db", &[("a", b"1")], &[]);
+    let mixed = format!("{sealed}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n");
+    sb.write("mixed.yaml", &mixed);
+    let out = sb.seal(&[
+        "migrate",
+        "--bitnami-keys",
+        "k.key",
+        "-r",
+        &recipient,
+        "-w",
+        "mixed.yaml",
+    ]);
+    assert_eq!(out.code, 1);
+    let line = sealed.lines().count() + 2;
+    assert!(
+        out.stderr.contains(&format!(
+            "seal: mixed.yaml:{line}: is a ConfigMap in a file of Bitnami SealedSecrets: move it to its own file, then migrate"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.read("mixed.yaml"), mixed);
+
+    sb.write("plain.yaml", &secret_yaml("db", "prod", &[("a", "1")]));
+    let out = sb.seal(&[
+        "migrate",
+        "--bitnami-keys",
+        "k.key",
+        "-r",
+        &recipient,
+        "plain.yaml",
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "seal: plain.yaml: holds no Bitnami SealedSecret (apiVersion bitnami.com/v1alpha1)"
+        ),
+        "{}",
+        out.stderr
+    );
+
+    sb.seal_stdin(&["migrate", "--bitnami-keys", "k.key", "-w"], &sealed)
+        .fails(
+            2,
+            "seal: <stdin>: -w rewrites files in place: name the files or folders",
+        );
+}
