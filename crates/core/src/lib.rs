@@ -3,6 +3,7 @@
 //!
 //! The format is specified in docs/format.md.
 
+pub mod bitnami;
 pub mod check;
 pub mod conditions;
 pub mod config;

@@ -92,9 +92,10 @@ pub struct ItemArgs {
 pub struct SealingArgs {
     #[command(flatten)]
     pub to: SealToArgs,
-    /// What each value is bound to.
-    #[arg(long, value_enum, default_value_t = ScopeArg::Strict, env = "SEAL_SCOPE")]
-    pub scope: ScopeArg,
+    /// What each value is bound to [default: strict, or what an input Secret's
+    /// sealedsecrets.bitnami.com/namespace-wide or cluster-wide annotation says].
+    #[arg(long, value_enum, env = "SEAL_SCOPE")]
+    pub scope: Option<ScopeArg>,
     /// Namespace for Secrets that name none (an explicit, different one is an error).
     #[arg(short = 'n', long, env = "SEAL_NAMESPACE")]
     pub namespace: Option<String>,
@@ -108,6 +109,13 @@ pub struct OutputArgs {
     /// Write to FILE (atomically, and only if everything succeeded) instead of stdout.
     #[arg(short = 'w', long = "write", value_name = "FILE", env = "SEAL_WRITE")]
     pub write: Option<PathBuf>,
+}
+
+impl SealingArgs {
+    /// `--scope`, or strict.
+    pub fn scope_or_strict(&self) -> Scope {
+        self.scope.map(Scope::from).unwrap_or_default()
+    }
 }
 
 /// How to reach the cluster and its controller.
@@ -286,6 +294,19 @@ SealedSecrets are left alone. The values never leave the cluster in plaintext.
 Exit codes: 0 done; 1 a file failed. With --dry-run: 0 nothing would change, 1 something
 would, 2 an error.")]
     Reencrypt(ReencryptArgs),
+    /// Carry Bitnami SealedSecrets over to Sealant offline, with a backup of Bitnami's keys.
+    #[command(after_help = "\
+Examples:
+  kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml > bitnami-keys.yaml
+  seal migrate --bitnami-keys bitnami-keys.yaml -w clusters/prod/     # in place, recipients from .sealant.yaml
+  seal migrate --bitnami-keys key.pem -r age1… db.sealed.yaml > db.sealant.yaml
+
+Keeps each object's name, namespace, scope (from Bitnami's scope annotations), labels,
+annotations, and the template's metadata, type and immutability. Values are opened in memory
+only. Folders are walked as `seal check` walks them; files without a Bitnami SealedSecret are
+left alone. Reports on stderr which Bitnami key opened each object. If any object cannot be
+carried over (e.g. spec.template.data), every problem is listed and nothing is written (exit 1).")]
+    Migrate(MigrateArgs),
     /// Print a shell completion script.
     #[command(after_help = "\
 Examples:
@@ -435,6 +456,35 @@ pub struct ReencryptArgs {
     /// nothing. Exit 0 if nothing would change, 1 if something would, 2 on an error.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// A backup of Bitnami's keys: the YAML of `kubectl get secret -l
+    /// sealedsecrets.bitnami.com/sealed-secrets-key -o yaml` (one Secret or a List), or PEM
+    /// RSA private keys (PKCS#1 or PKCS#8). Repeatable; each value is one path.
+    #[arg(
+        long = "bitnami-keys",
+        value_name = "BACKUP",
+        env = "SEAL_BITNAMI_KEYS",
+        required = true
+    )]
+    pub bitnami_keys: Vec<PathBuf>,
+    /// Files or folders of Bitnami SealedSecrets (YAML stream, JSON or v1 List); stdin when none.
+    #[arg(value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Rewrite each file in place (atomically, only if every object of the run was carried over)
+    /// instead of printing to stdout.
+    #[arg(short = 'w', long = "in-place", env = "SEAL_IN_PLACE")]
+    pub in_place: bool,
+    /// Output format on stdout (in place, each file keeps its own).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml, env = "SEAL_OUTPUT")]
+    pub format: Format,
+    #[command(flatten)]
+    pub to: SealToArgs,
+    /// Values are sealed to the cluster's recipients when -r, -R and .sealant.yaml say nothing.
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

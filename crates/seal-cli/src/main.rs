@@ -48,6 +48,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Some(Command::Migrate(args)) => commands::migrate::run(args)?,
         Some(Command::Keygen(args)) => commands::keys::keygen(args)?,
         Some(Command::Recipient(args)) => commands::keys::recipient(args)?,
         Some(Command::Completions(args)) => commands::keys::completions(args)?,

@@ -4,6 +4,7 @@ pub mod check;
 pub mod fetch_keys;
 pub mod keys;
 pub mod merge;
+pub mod migrate;
 pub mod reencrypt;
 pub mod seal;
 pub mod unseal;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sealant_core::bitnami::resolve_scope;
 use sealant_core::convert::{ConvertError, Items, SealOptions, seal_secret, target_of};
 use sealant_core::manifest::{Located, Manifest, SecretManifest};
 use sealant_core::scope::{Binding, Scope, Target};
@@ -51,11 +52,18 @@ pub fn run(cli: &Cli) -> Result<()> {
                 Failure::at_line(input, line, format!("Secret {}: {e}", label(&secret)))
             };
             let target = target_of(&secret, args.namespace.as_deref()).map_err(fail)?;
+            let scope = resolve_scope(
+                args.scope.map(Scope::from),
+                secret.metadata.annotations.as_ref(),
+            )
+            .map_err(|e| {
+                Failure::at_line(input, line, format!("Secret {}: {e}", label(&secret)))
+            })?;
             let to = recipients
                 .require(sealed_path, target.namespace.as_deref())
                 .map_err(|e| Failure::at_line(input, line, e))?;
             let opts = SealOptions {
-                scope: args.scope.into(),
+                scope,
                 recipients: &to,
                 namespace: args.namespace.as_deref(),
                 allow_empty: cli.allow_empty,
@@ -100,7 +108,7 @@ pub fn create(args: &CreateArgs) -> Result<()> {
         args.sealing.namespace.as_deref(),
     )?;
     let opts = SealOptions {
-        scope: args.sealing.scope.into(),
+        scope: args.sealing.scope_or_strict(),
         recipients: &to,
         namespace: None,
         allow_empty: args.allow_empty,
@@ -114,7 +122,7 @@ pub fn create(args: &CreateArgs) -> Result<()> {
 }
 
 pub fn raw(args: &RawArgs) -> Result<()> {
-    let scope: Scope = args.sealing.scope.into();
+    let scope = args.sealing.scope_or_strict();
     let name = match (&args.name, scope) {
         (Some(name), _) => name.clone(),
         (None, Scope::Strict) => {
