@@ -8,7 +8,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 /// The Sealant controller: unseals SealedSecrets into Secrets, owns them, corrects drift, and
 /// keeps this cluster's age keys. Runs in a cluster under its ServiceAccount, or outside one
-/// with KUBECONFIG.
+/// with a kubeconfig (--kubeconfig, else KUBECONFIG, else ~/.kube/config).
 #[derive(Parser, Debug)]
 #[command(
     name = "seal-controller",
@@ -17,7 +17,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
     after_help = "\
 Examples:
   seal-controller                               # in a Pod: namespace from POD_NAMESPACE
-  KUBECONFIG=~/.kube/config seal-controller --namespace sealant-system --leader-elect=false
+  seal-controller --kubeconfig ~/.kube/config --context dev --leader-elect=false
   seal-controller rotate                        # what the rotation CronJob runs"
 )]
 pub struct Cli {
@@ -39,9 +39,16 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// The controller's namespace: where its keys and lease live.
+    /// The controller's namespace: where its keys and lease live. Not the kubeconfig context's
+    /// namespace: keys made in the wrong namespace would split the cluster's keys in two.
     #[arg(long, env = "POD_NAMESPACE", default_value = sealant_core::keystore::DEFAULT_NAMESPACE, value_parser = dns_label)]
     pub namespace: String,
+    /// The kubeconfig file to use outside a cluster, instead of $KUBECONFIG or ~/.kube/config.
+    #[arg(long, value_name = "FILE", env = "SEALANT_KUBECONFIG")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use (default: the current one).
+    #[arg(long, value_name = "NAME", env = "SEALANT_CONTEXT")]
+    pub context: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SEALANT_LOG_FORMAT")]
     pub log_format: LogFormat,

@@ -5,14 +5,14 @@ use std::io::IsTerminal;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
-use kube::config::KubeconfigError;
-use kube::{Client, Config, CustomResourceExt};
+use kube::{Client, CustomResourceExt};
 use sealant_controller::cli::{Cli, Command, CommonArgs, LogFormat};
 use sealant_controller::fence::Fence;
 use sealant_controller::keys::{ClusterKeys, KeyStore};
 use sealant_controller::reconcile::field_manager;
 use sealant_controller::run::run;
 use sealant_controller::state::SharedKeys;
+use sealant_kubeconfig::Selection;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::info;
@@ -43,7 +43,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Rotate(common)) => rotate(common).await,
         None => {
-            let (client, server) = connect().await?;
+            let (client, server) = connect(&cli.run.common).await?;
             let listen_addr = cli.run.listen_addr;
             let (tx, rx) = watch::channel(false);
             let mut term = signal(SignalKind::terminate())?;
@@ -74,7 +74,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn rotate(common: CommonArgs) -> anyhow::Result<()> {
-    let (client, server) = connect().await?;
+    let (client, server) = connect(&common).await?;
     let namespace = common.namespace;
     let keys = ClusterKeys {
         client,
@@ -125,48 +125,15 @@ fn init_logging(format: LogFormat) {
 }
 
 /// A client for the kubeconfig's cluster, or the Pod's; and the API server's URL, for messages.
-async fn connect() -> anyhow::Result<(Client, String)> {
-    let config = Config::infer().await.map_err(|e| {
-        const NOT_IN_A_POD: &str = "and not in a Pod (KUBERNETES_SERVICE_HOST is not set)";
-        let kubeconfig = e.source().and_then(|s| s.downcast_ref::<KubeconfigError>());
-        match kubeconfig {
-            Some(KubeconfigError::FindPath) => {
-                anyhow!("no kubeconfig (set KUBECONFIG or create ~/.kube/config), {NOT_IN_A_POD}")
-            }
-            Some(KubeconfigError::ReadConfig(io, path))
-                if io.kind() == std::io::ErrorKind::NotFound =>
-            {
-                anyhow!("no kubeconfig at {}, {NOT_IN_A_POD}", path.display())
-            }
-            Some(KubeconfigError::CurrentContextNotSet) => anyhow!(
-                "kubeconfig {}: no current-context is set",
-                kubeconfig_place()
-            ),
-            // A parser's message draws the source below its first line.
-            Some(other) => anyhow!(
-                "kubeconfig {}: {}",
-                kubeconfig_place(),
-                chain(other)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .trim_end()
-                    .replace("YAML: error: ", "YAML: ")
-            ),
-            None => anyhow!("no cluster configuration: {}", chain(&e)),
-        }
-    })?;
+async fn connect(common: &CommonArgs) -> anyhow::Result<(Client, String)> {
+    let selection = Selection {
+        kubeconfig: common.kubeconfig.clone(),
+        context: common.context.clone(),
+    };
+    let config = sealant_kubeconfig::load(&selection).await?;
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|e| anyhow!("{server}: {}", chain(&e)))?;
     Ok((client, server))
-}
-
-/// Where the kubeconfig is read from, for messages.
-fn kubeconfig_place() -> String {
-    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-        Some(value) => value.to_string_lossy().into_owned(),
-        None => "~/.kube/config".into(),
-    }
 }
 
 /// Says which API server a Kubernetes error came from and what it said, once.

@@ -272,3 +272,98 @@ fn payload_of(ciphertext: &str) -> Vec<u8> {
         .unwrap();
     file[mac_line + 1 + end + 1..].to_vec()
 }
+
+/// Someone who may create SealedSecrets in the controller's own namespace seals their own age
+/// identity as `key.txt`, with a template asking for the key labels: were the Secret the
+/// controller writes from it read as a key, the cluster would seal to the attacker. Two
+/// defences, each tested alone: the template's key labels are stripped (`desired_secret`),
+/// and the key reader (`key_set`, behind the key watch and `rotate`) skips every Secret a
+/// SealedSecret generated, by its managed-by label or its SealedSecret owner, even when key
+/// labels are on it.
+#[test]
+fn a_sealed_secret_cannot_plant_a_key() {
+    use sealant_controller::keys::key_set;
+    use sealant_core::convert::unseal;
+    use sealant_core::keys::KeyRing;
+    use sealant_core::keystore::{CREATED_ANNOTATION, KEY_LABEL};
+    use sealant_core::reconcile::{MANAGED_BY_LABEL, desired_secret};
+
+    let world = World::new();
+    let planted = generate_key("2099-01-01T00:00:00Z");
+    let key_text: String = planted
+        .file_text
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: planted\n  namespace: sealant-system\n  labels:\n    {KEY_LABEL}: 'true'\n    {STATE_LABEL}: active\n  annotations:\n    {CREATED_ANNOTATION}: '2099-01-01T00:00:00Z'\nstringData:\n  key.txt: |\n{key_text}"
+    );
+    let Manifest::Secret(secret) = read_manifests(&yaml).unwrap().remove(0).value else {
+        panic!("fixture is not a Secret")
+    };
+    let opts = SealOptions {
+        scope: Scope::Strict,
+        recipients: &[world.new.identity.to_public()],
+        namespace: None,
+        allow_empty: false,
+    };
+    let mut sealed = seal_secret(&secret, &opts).unwrap();
+    sealed.metadata.uid = Some("planted-uid".into());
+    let ring = KeyRing::from_identities([world.new.identity.clone()]);
+    let written = desired_secret(&sealed, &unseal(&sealed, &ring).unwrap());
+
+    let (genuine, _) = new_key_secret("sealant-system", "2026-02-01T00:00:00Z".parse().unwrap());
+    let mut genuine = genuine;
+    genuine.metadata.name = Some("sealant-key-genuine".into());
+    let genuine_recipient = parse_key_secret(&genuine).unwrap().recipient;
+    let attacker = planted.recipient.to_string();
+    let loaded = |secrets: &[&k8s_openapi::api::core::v1::Secret]| -> Vec<String> {
+        key_set(secrets.iter().map(|s| Arc::new((*s).clone())))
+            .keys()
+            .iter()
+            .map(|k| k.recipient.clone())
+            .collect()
+    };
+
+    // As the controller writes it: no key label survives, so the key watch never lists it.
+    let labels = written.metadata.labels.clone().unwrap_or_default();
+    assert!(
+        !labels.keys().any(|k| k.starts_with(KEY_LABEL)),
+        "{labels:?}"
+    );
+    let only_genuine = vec![genuine_recipient];
+    assert_eq!(loaded(&[&written, &genuine]), only_genuine);
+
+    // Were the labels to get through anyway: still not a key, by either mark alone.
+    let mut relabelled = written.clone();
+    let labels = relabelled.metadata.labels.get_or_insert_default();
+    labels.insert(KEY_LABEL.into(), "true".into());
+    labels.insert(STATE_LABEL.into(), "active".into());
+    relabelled
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(CREATED_ANNOTATION.into(), "2099-01-01T00:00:00Z".into());
+    assert_eq!(loaded(&[&relabelled, &genuine]), only_genuine);
+    // keep-on-delete: no owner reference, only the managed-by label.
+    let mut label_only = relabelled.clone();
+    label_only.metadata.owner_references = None;
+    assert_eq!(
+        loaded(&[&label_only]),
+        Vec::<String>::new(),
+        "managed-by label alone"
+    );
+    let mut owner_only = relabelled.clone();
+    owner_only
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .remove(MANAGED_BY_LABEL.0);
+    assert_eq!(loaded(&[&owner_only]), Vec::<String>::new(), "owner alone");
+    // The control: with neither mark, the very same Secret is a loadable key, so the
+    // assertions above hold because of the filter, not because the key is malformed.
+    let mut bare = owner_only;
+    bare.metadata.owner_references = None;
+    assert_eq!(loaded(&[&bare]), [attacker]);
+}

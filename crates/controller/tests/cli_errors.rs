@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "harness/connect_proxy.rs"]
+mod connect_proxy;
+
 const BIN: &str = env!("CARGO_BIN_EXE_seal-controller");
 
 struct Run {
@@ -215,7 +218,7 @@ fn no_usable_kubeconfig_is_named() {
     let out = run(&bad, &["rotate"]).fails(
         1,
         &format!(
-            "kubeconfig {}: failed to parse kubeconfig YAML: line 1 column 10: unclosed bracket '['",
+            "kubeconfig {}: not a valid kubeconfig: line 1 column 10: unclosed bracket '['",
             bad.display()
         ),
     );
@@ -631,4 +634,147 @@ fn malformed_key_secrets_are_skipped_with_a_warning_naming_them() {
         out.stderr
     );
     assert_eq!(created.lock().unwrap().len(), 1, "one new key");
+}
+
+// ---- kubectl's client conventions: --kubeconfig, --context, proxy-url; the namespace.
+
+/// A kubeconfig with one context per (name, server, namespace, proxy-url); the first is current.
+fn kubeconfig_of(path: &Path, contexts: &[(&str, &str, Option<&str>, Option<&str>)]) -> PathBuf {
+    let mut clusters = String::new();
+    let mut named = String::new();
+    for (name, server, namespace, proxy) in contexts {
+        clusters.push_str(&format!(
+            "- name: {name}\n  cluster:\n    server: {server}\n"
+        ));
+        if let Some(proxy) = proxy {
+            clusters.push_str(&format!("    proxy-url: {proxy}\n"));
+        }
+        named.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}\n    user: u\n"
+        ));
+        if let Some(namespace) = namespace {
+            named.push_str(&format!("    namespace: {namespace}\n"));
+        }
+    }
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: {}\nclusters:\n{clusters}contexts:\n{named}users:\n- name: u\n  user:\n    token: t0ken\n",
+            contexts[0].0
+        ),
+    )
+    .unwrap();
+    path.to_owned()
+}
+
+/// An API server that refuses every key list with 403, recording the paths asked: `rotate`'s
+/// error then names the server that answered.
+fn refusing_api() -> (Stub, Arc<Mutex<Vec<String>>>) {
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let seen = paths.clone();
+    let stub = Stub::start(move |_, path, _| {
+        seen.lock().unwrap().push(path.to_owned());
+        status(403, "Forbidden", "secrets is forbidden")
+    });
+    (stub, paths)
+}
+
+/// `--kubeconfig` wins over $KUBECONFIG, `--context` picks the server, both also from
+/// SEALANT_KUBECONFIG and SEALANT_CONTEXT; a missing context or file is one ERROR line naming
+/// it (exit 1). The controller's namespace stays `--namespace` (default sealant-system), not
+/// the context's: its keys must not follow whatever namespace a kubeconfig points at.
+#[test]
+fn kubeconfig_and_context_flags_select_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stub, paths) = refusing_api();
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let env_config = write_kubeconfig(dir.path(), &closed);
+    let flag_config = kubeconfig_of(
+        &dir.path().join("flag-kubeconfig"),
+        &[
+            ("nowhere", &closed, None, None),
+            ("stub", &stub.url(), Some("team-a"), None),
+        ],
+    );
+    let flag = flag_config.to_str().unwrap();
+    let refused = format!(
+        "cannot make a new key in namespace sealant-system: the API server at {}/ answered 403 Forbidden",
+        stub.url()
+    );
+    run(&env_config, &["rotate", "--kubeconfig", flag])
+        .fails(1, &format!("cannot reach the API server at {closed}/"));
+    run(
+        &env_config,
+        &["rotate", "--kubeconfig", flag, "--context", "stub"],
+    )
+    .fails(1, &refused);
+    let out = command(&env_config, &["rotate"])
+        .env("SEALANT_KUBECONFIG", flag)
+        .env("SEALANT_CONTEXT", "stub")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&refused),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The controller itself, too (leader election is its first request).
+    run(
+        &env_config,
+        &[
+            "--kubeconfig",
+            flag,
+            "--context",
+            "stub",
+            "--listen-addr",
+            "127.0.0.1:0",
+        ],
+    )
+    .fails(
+        1,
+        &format!("the API server at {}/ answered 403", stub.url()),
+    );
+    // Keys are looked for in sealant-system, not in the context's team-a.
+    let asked = paths.lock().unwrap().clone();
+    assert!(asked.iter().any(|p| p.starts_with(SECRETS)), "{asked:?}");
+    assert!(!asked.iter().any(|p| p.contains("team-a")), "{asked:?}");
+
+    let out = run(&env_config, &["rotate", "--kubeconfig", flag, "--context", "ghost"]).fails(
+        1,
+        &format!("ERROR seal_controller: kubeconfig {flag}: no context 'ghost' (see kubectl config get-contexts)"),
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let missing = dir.path().join("missing");
+    let out = run(
+        &env_config,
+        &["rotate", "--kubeconfig", missing.to_str().unwrap()],
+    )
+    .fails(1, &format!("no kubeconfig at {}", missing.display()));
+    assert!(
+        out.stderr
+            .trim_end()
+            .ends_with(&format!("no kubeconfig at {}", missing.display())),
+        "no Pod hint: an explicit --kubeconfig is never replaced by the Pod's: {}",
+        out.stderr
+    );
+}
+
+/// A cluster's `proxy-url` is used: `rotate` reaches the API server through an HTTP CONNECT
+/// tunnel of that proxy.
+#[test]
+fn a_proxy_url_in_the_kubeconfig_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stub, paths) = refusing_api();
+    let proxy = connect_proxy::ConnectProxy::start();
+    let config = kubeconfig_of(
+        &dir.path().join("kubeconfig"),
+        &[("proxied", &stub.url(), None, Some(&proxy.url()))],
+    );
+    run(&config, &["rotate"]).fails(
+        1,
+        &format!("the API server at {}/ answered 403 Forbidden", stub.url()),
+    );
+    let target = stub.url().trim_start_matches("http://").to_owned();
+    assert_eq!(proxy.requests(), [format!("CONNECT {target} HTTP/1.1")]);
+    assert!(!paths.lock().unwrap().is_empty());
 }

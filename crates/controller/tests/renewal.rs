@@ -1,11 +1,23 @@
-//! The key renewal schedule under paused tokio time, with an in-memory key store.
+//! The key renewal schedule under paused tokio time, with an in-memory key store; and the
+//! real key writes (`ClusterKeys`: renewal and `seal-controller rotate`) against a mocked API
+//! server, request by request.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::{Request, Response};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use sealant_controller::keys::{KeyStore, renew_keys};
-use sealant_core::keystore::{KeySet, KeyState, StoredKey, new_key_secret, parse_key_secret};
+use kube::ResourceExt;
+use kube::client::Body;
+use sealant_controller::fence::Fence;
+use sealant_controller::keys::{ClusterKeys, KeyError, KeyStore, key_set, renew_keys};
+use sealant_controller::reconcile::field_manager;
+use sealant_controller::state::SharedKeys;
+use sealant_core::keystore::{
+    KEY_LABEL, KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
+    successor_name,
+};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -230,4 +242,299 @@ async fn two_racing_renewals_make_one_active_key() {
     for t in tasks {
         t.abort();
     }
+}
+
+// ---- The real key writes: `ClusterKeys` (what the leader's renewal and `seal-controller
+// rotate` run) against a mocked API server that keeps the Secrets it is sent.
+
+const KEYS_NS: &str = "sealant-system";
+const SECRETS: &str = "/api/v1/namespaces/sealant-system/secrets";
+
+/// A request as the API server saw it: method, path with query, content type, JSON body.
+#[derive(Debug, Clone)]
+struct Sent {
+    method: String,
+    uri: String,
+    content_type: String,
+    body: serde_json::Value,
+}
+
+/// The key Secrets of `KEYS_NS`, kept as the API server would: a list filtered by the key
+/// label, a create that fails with 409 when the name exists, a JSON merge patch of labels.
+/// Every request is recorded; anything else panics the test.
+struct KeyApi {
+    secrets: Mutex<Vec<Secret>>,
+    sent: Mutex<Vec<Sent>>,
+}
+
+impl KeyApi {
+    fn client(secrets: Vec<Secret>) -> (kube::Client, Arc<KeyApi>) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let api = Arc::new(KeyApi {
+            secrets: Mutex::new(secrets),
+            sent: Mutex::default(),
+        });
+        let state = api.clone();
+        tokio::spawn(async move {
+            while let Some((request, respond)) = handle.next_request().await {
+                let method = request.method().to_string();
+                let uri = request.uri().to_string();
+                let content_type = request
+                    .headers()
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let bytes = request.into_body().collect_bytes().await.unwrap();
+                let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+                let sent = Sent {
+                    method,
+                    uri,
+                    content_type,
+                    body,
+                };
+                let (status, answer) = state.answer(&sent);
+                state.sent.lock().unwrap().push(sent);
+                respond.send_response(
+                    Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                        .unwrap(),
+                );
+            }
+        });
+        (kube::Client::new(service, "default"), api)
+    }
+
+    fn answer(&self, sent: &Sent) -> (u16, serde_json::Value) {
+        let mut secrets = self.secrets.lock().unwrap();
+        let path = sent.uri.split('?').next().unwrap();
+        match (sent.method.as_str(), path) {
+            ("GET", SECRETS) => {
+                let items: Vec<_> = secrets
+                    .iter()
+                    .filter(|s| s.labels().get(KEY_LABEL).is_some_and(|v| v == "true"))
+                    .cloned()
+                    .collect();
+                (
+                    200,
+                    serde_json::json!({"apiVersion": "v1", "kind": "SecretList",
+                        "metadata": {"resourceVersion": "1"}, "items": items}),
+                )
+            }
+            ("POST", SECRETS) => {
+                let mut secret: Secret = serde_json::from_value(sent.body.clone()).unwrap();
+                if secrets
+                    .iter()
+                    .any(|s| s.metadata.name == secret.metadata.name)
+                {
+                    return (
+                        409,
+                        serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                            "status": "Failure", "reason": "AlreadyExists", "code": 409,
+                            "message": "secrets already exists"}),
+                    );
+                }
+                secret.metadata.creation_timestamp = Some(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+                );
+                secrets.push(secret.clone());
+                (201, serde_json::to_value(secret).unwrap())
+            }
+            ("PATCH", _) if path.starts_with(SECRETS) => {
+                let name = path.rsplit('/').next().unwrap();
+                let secret = secrets
+                    .iter_mut()
+                    .find(|s| s.metadata.name.as_deref() == Some(name))
+                    .unwrap_or_else(|| panic!("PATCH of a Secret that does not exist: {name}"));
+                let labels = sent.body["metadata"]["labels"].as_object().unwrap();
+                for (k, v) in labels {
+                    secret
+                        .labels_mut()
+                        .insert(k.clone(), v.as_str().unwrap().to_owned());
+                }
+                (200, serde_json::to_value(&*secret).unwrap())
+            }
+            _ => panic!("unexpected request {} {}", sent.method, sent.uri),
+        }
+    }
+
+    fn sent(&self) -> Vec<Sent> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// (name, state) of every key the API server holds, through the controller's own reader.
+    fn states(&self) -> Vec<(String, KeyState)> {
+        let secrets = self.secrets.lock().unwrap().clone();
+        let mut states: Vec<_> = key_set(secrets.into_iter().map(Arc::new))
+            .keys()
+            .iter()
+            .map(|k| (k.name.clone(), k.state))
+            .collect();
+        states.sort();
+        states
+    }
+}
+
+fn key_secret(name: &str, made: &str, state: KeyState) -> Secret {
+    let (mut secret, _) = new_key_secret(KEYS_NS, made.parse().unwrap());
+    secret.metadata.name = Some(name.into());
+    secret.metadata.generate_name = None;
+    secret
+        .labels_mut()
+        .insert(STATE_LABEL.into(), state.as_str().into());
+    secret
+}
+
+fn cluster_keys(client: kube::Client) -> ClusterKeys {
+    ClusterKeys {
+        client,
+        namespace: KEYS_NS.into(),
+        shared: SharedKeys::default(),
+        field_manager: field_manager("rotate"),
+        fence: Fence::unfenced(),
+    }
+}
+
+const LIST_KEYS: &str =
+    "/api/v1/namespaces/sealant-system/secrets?&labelSelector=sealant.dev%2Fkey%3Dtrue";
+
+/// What `seal-controller rotate` does (`load`, then `rotate`), request by request: one list,
+/// one create of the successor (named from the keys read, as an active key), then one merge
+/// patch per old active key setting only its state label to `retired`; the retired key is not
+/// touched. The old keys end retired because the real code patched them.
+#[tokio::test]
+async fn rotate_creates_the_successor_then_retires_each_old_active_key() {
+    let (client, api) = KeyApi::client(vec![
+        key_secret("sealant-key-a", "2025-01-01T00:00:00Z", KeyState::Active),
+        key_secret("sealant-key-b", "2025-02-01T00:00:00Z", KeyState::Active),
+        key_secret("sealant-key-old", "2024-01-01T00:00:00Z", KeyState::Retired),
+    ]);
+    let keys = cluster_keys(client);
+    let read = keys.load().await.unwrap();
+    let successor = successor_name(&read);
+    let recipient = keys.rotate(&read).await.unwrap();
+
+    let sent = api.sent();
+    let calls: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|s| (s.method.as_str(), s.uri.as_str()))
+        .collect();
+    let patch_uri =
+        |name: &str| format!("{SECRETS}/{name}?&fieldManager=sealant-controller%2Frotate");
+    assert_eq!(
+        calls,
+        [
+            ("GET", LIST_KEYS),
+            (
+                "POST",
+                &*format!("{SECRETS}?&fieldManager=sealant-controller%2Frotate")
+            ),
+            // Newest first, as the key set is ordered.
+            ("PATCH", &*patch_uri("sealant-key-b")),
+            ("PATCH", &*patch_uri("sealant-key-a")),
+        ]
+    );
+    let created = &sent[1].body;
+    assert_eq!(created["metadata"]["name"], successor.as_str());
+    assert_eq!(
+        created["metadata"]["labels"],
+        serde_json::json!({KEY_LABEL: "true", STATE_LABEL: "active"})
+    );
+    for patch in &sent[2..] {
+        assert_eq!(patch.content_type, "application/merge-patch+json");
+        assert_eq!(
+            patch.body,
+            serde_json::json!({"metadata": {"labels": {STATE_LABEL: "retired"}}}),
+            "the patch changes the state label and nothing else"
+        );
+    }
+    let mut want = vec![
+        ("sealant-key-a".to_owned(), KeyState::Retired),
+        ("sealant-key-b".to_owned(), KeyState::Retired),
+        ("sealant-key-old".to_owned(), KeyState::Retired),
+        (successor.clone(), KeyState::Active),
+    ];
+    want.sort();
+    assert_eq!(api.states(), want);
+    let new_key = key_set(
+        api.secrets
+            .lock()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .map(Arc::new),
+    );
+    assert_eq!(new_key.active_recipients(), [recipient]);
+}
+
+/// Renewal on schedule (the leader's `renew_keys`) through the real `ClusterKeys`: a key older
+/// than the cutoff is replaced at start, and the renewal's next read finds exactly one active
+/// key, the new one.
+#[tokio::test]
+async fn renewal_through_the_api_leaves_exactly_one_active_key() {
+    let (client, api) = KeyApi::client(vec![key_secret(
+        "sealant-key-a",
+        "2025-06-01T00:00:00Z",
+        KeyState::Active,
+    )]);
+    let keys = Arc::new(cluster_keys(client));
+    let task = {
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            renew_keys(
+                &*keys,
+                DAY * 30,
+                Some("2025-12-01T00:00:00Z".parse().unwrap()),
+                Timestamp::now,
+                &Notify::new(),
+            )
+            .await
+        })
+    };
+    // Done when it has read the keys again after renewing (then it sleeps for 30 days).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while api.sent().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("renewal made no key");
+    task.abort();
+    let methods: Vec<String> = api.sent().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods, ["GET", "POST", "PATCH", "GET"]);
+    let states: Vec<KeyState> = api.states().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == KeyState::Active).count(),
+        1,
+        "{:?}",
+        api.states()
+    );
+    assert!(
+        api.states()
+            .contains(&("sealant-key-a".into(), KeyState::Retired)),
+        "the old key was retired by the real patch: {:?}",
+        api.states()
+    );
+}
+
+/// Two renewals decided from the same keys: the loser's create gets 409, and it then retires
+/// nothing (the winner does): no PATCH follows a lost race.
+#[tokio::test]
+async fn a_lost_race_retires_nothing() {
+    let (client, api) = KeyApi::client(vec![key_secret(
+        "sealant-key-a",
+        "2025-06-01T00:00:00Z",
+        KeyState::Active,
+    )]);
+    let keys = cluster_keys(client);
+    let read = keys.load().await.unwrap();
+    keys.rotate(&read).await.unwrap();
+    let error = keys.rotate(&read).await.unwrap_err();
+    assert!(
+        matches!(error.downcast_ref(), Some(KeyError::RaceLost { .. })),
+        "{error}"
+    );
+    let methods: Vec<String> = api.sent().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods, ["GET", "POST", "PATCH", "POST"]);
 }

@@ -96,7 +96,8 @@ pub struct SealingArgs {
     /// sealedsecrets.bitnami.com/namespace-wide or cluster-wide annotation says].
     #[arg(long, value_enum, env = "SEAL_SCOPE")]
     pub scope: Option<ScopeArg>,
-    /// Namespace for Secrets that name none (an explicit, different one is an error).
+    /// Namespace for Secrets that name none (an explicit, different one is an error). Default:
+    /// the kubeconfig context's namespace (else `default`), as kubectl; none without a kubeconfig.
     #[arg(short = 'n', long, env = "SEAL_NAMESPACE")]
     pub namespace: Option<String>,
 }
@@ -122,8 +123,11 @@ impl SealingArgs {
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Cluster access")]
 pub struct ClusterArgs {
-    /// The kubeconfig context to use (default: the current one). The kubeconfig is
-    /// $KUBECONFIG or ~/.kube/config.
+    /// The kubeconfig file to use, instead of $KUBECONFIG or ~/.kube/config.
+    #[arg(long, value_name = "FILE", env = "SEAL_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: the current one). Its namespace is the default
+    /// for -n.
     #[arg(long, value_name = "NAME", env = "SEAL_CONTEXT")]
     pub context: Option<String>,
     /// The namespace the Sealant controller runs in.

@@ -8,10 +8,10 @@ use std::time::Duration;
 use http::{Method, Request, StatusCode, header};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::client::Body;
-use kube::config::{KubeConfigOptions, KubeconfigError};
 use kube::{Client, Config};
 use sealant_core::keys::{Recipient, parse_recipients_file};
 use sealant_core::keystore::{RECIPIENTS_CONFIGMAP, RECIPIENTS_DATA};
+use sealant_kubeconfig::{Selection, context_namespace};
 use tokio::runtime::Runtime;
 
 use crate::cli::ClusterArgs;
@@ -85,7 +85,9 @@ impl Cluster {
         let direct = args.controller_url.is_some();
         let mut config = match &args.controller_url {
             Some(url) => Config::new(url.clone()),
-            None => runtime.block_on(kubeconfig(args.context.as_deref()))?,
+            None => runtime
+                .block_on(sealant_kubeconfig::load(&args.selection()))
+                .map_err(|e| Failure::new(e.to_string()))?,
         };
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         config.read_timeout = Some(READ_TIMEOUT);
@@ -256,66 +258,20 @@ pub fn fetch_recipients(args: &ClusterArgs) -> Result<Vec<Recipient>> {
     Cluster::connect(args)?.recipients()
 }
 
-/// The kubeconfig (`$KUBECONFIG` or ~/.kube/config; in a pod, its service account), with
-/// `--context` when given.
-async fn kubeconfig(context: Option<&str>) -> Result<Config> {
-    let loaded = match context {
-        Some(context) => {
-            let options = KubeConfigOptions {
-                context: Some(context.to_owned()),
-                ..Default::default()
-            };
-            Config::from_kubeconfig(&options)
-                .await
-                .map_err(|e| describe_kubeconfig(&e))
+impl ClusterArgs {
+    /// `--kubeconfig` and `--context`.
+    pub fn selection(&self) -> Selection {
+        Selection {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
         }
-        None => Config::infer().await.map_err(|e| {
-            match e.source().and_then(|s| s.downcast_ref::<KubeconfigError>()) {
-                Some(kubeconfig) => describe_kubeconfig(kubeconfig),
-                None => chain(&e),
-            }
-        }),
-    };
-    loaded.map_err(Failure::new)
-}
-
-fn describe_kubeconfig(e: &KubeconfigError) -> String {
-    let place = kubeconfig_place();
-    match e {
-        KubeconfigError::FindPath => {
-            "no kubeconfig (set KUBECONFIG or create ~/.kube/config)".into()
-        }
-        KubeconfigError::ReadConfig(io, path) if io.kind() == std::io::ErrorKind::NotFound => {
-            format!("no kubeconfig at {}", path.display())
-        }
-        KubeconfigError::ReadConfig(io, path) => {
-            format!("kubeconfig {}: cannot read: {io}", path.display())
-        }
-        KubeconfigError::LoadContext(name) => {
-            format!("kubeconfig {place}: no context '{name}' (see kubectl config get-contexts)")
-        }
-        KubeconfigError::CurrentContextNotSet => {
-            format!("kubeconfig {place}: no current-context is set: pass --context NAME")
-        }
-        KubeconfigError::Parse(parse) => format!(
-            "kubeconfig {place}: not a valid kubeconfig: {}",
-            first_line(&parse.to_string()).trim_start_matches("error: ")
-        ),
-        other => format!("kubeconfig {place}: {}", first_line(&chain(other))),
     }
-}
 
-/// Where the kubeconfig is read from, for messages.
-fn kubeconfig_place() -> String {
-    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-        Some(value) => value.to_string_lossy().into_owned(),
-        None => "~/.kube/config".into(),
+    /// The namespace kubectl would use without `-n`: the context's, else `default`; `None`
+    /// without a kubeconfig (see [`context_namespace`]).
+    pub fn default_namespace(&self) -> Result<Option<String>> {
+        context_namespace(&self.selection()).map_err(|e| Failure::new(e.to_string()))
     }
-}
-
-/// A parser's message without the source excerpt it draws below the first line.
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default().trim_end()
 }
 
 /// `/v1/recipients` answers with text (one per line) or JSON (a list, or `{"recipients": […]}`).

@@ -2,6 +2,8 @@
 //! Kubernetes API server (through a kubeconfig) and the controller (directly, with
 //! --controller-url, or behind the API server's service proxy path).
 
+#[path = "../../controller/tests/harness/connect_proxy.rs"]
+mod connect_proxy;
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1425,4 +1427,244 @@ fn reencrypt_reports_rate_limits_no_key_and_write_failures() {
             .fails(1, "seal: ro/db.yaml: cannot write: Permission denied");
     }
     std::fs::set_permissions(sb.path("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubectl's client conventions: --kubeconfig, --context, the context's namespace, proxy-url
+
+/// A kubeconfig with one context per (name, server, namespace, proxy-url); the first is
+/// current.
+fn kubeconfig_of(
+    sb: &Sandbox,
+    file: &str,
+    contexts: &[(&str, &str, Option<&str>, Option<&str>)],
+) -> PathBuf {
+    let mut clusters = String::new();
+    let mut named = String::new();
+    for (name, server, namespace, proxy) in contexts {
+        clusters.push_str(&format!(
+            "- name: {name}\n  cluster:\n    server: {server}\n"
+        ));
+        if let Some(proxy) = proxy {
+            clusters.push_str(&format!("    proxy-url: {proxy}\n"));
+        }
+        named.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}\n    user: tester\n"
+        ));
+        if let Some(namespace) = namespace {
+            named.push_str(&format!("    namespace: {namespace}\n"));
+        }
+    }
+    sb.write(
+        file,
+        &format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: {}\nclusters:\n{clusters}contexts:\n{named}users:\n- name: tester\n  user:\n    token: t0ken\n",
+            contexts[0].0
+        ),
+    )
+}
+
+/// `--kubeconfig FILE` (or SEAL_KUBECONFIG) is read instead of $KUBECONFIG, as kubectl's flag
+/// is; a missing one is named (exit 1).
+#[test]
+fn the_kubeconfig_flag_wins_over_the_environment() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    let stub = Stub::start(controller(&sb, &["k.txt"], &r));
+    let env_config = kubeconfig_of(
+        &sb,
+        "env-kubeconfig",
+        &[(
+            "elsewhere",
+            &format!("http://127.0.0.1:{}", closed_port()),
+            None,
+            None,
+        )],
+    );
+    let flag_config = kubeconfig_of(&sb, "flag-kubeconfig", &[("stub", &stub.url(), None, None)]);
+    with_kubeconfig(&sb, &env_config, &["fetch-keys"]).fails(1, "cannot reach http://127.0.0.1:");
+    let flag = flag_config.to_str().unwrap();
+    let out = with_kubeconfig(&sb, &env_config, &["fetch-keys", "--kubeconfig", flag]).ok();
+    assert_eq!(out.stdout, format!("{r}\n"));
+    let out = sb
+        .seal_with(
+            &["fetch-keys"],
+            None,
+            &[
+                ("KUBECONFIG", env_config.to_str().unwrap()),
+                ("SEAL_KUBECONFIG", flag),
+            ],
+        )
+        .ok();
+    assert_eq!(out.stdout, format!("{r}\n"));
+    assert_eq!(stub.paths(), [CONFIGMAP_PATH, CONFIGMAP_PATH]);
+
+    // A missing --kubeconfig is not replaced by $KUBECONFIG or a Pod's service account.
+    let missing = sb.path("missing-kubeconfig");
+    let out = with_kubeconfig(
+        &sb,
+        &env_config,
+        &["fetch-keys", "--kubeconfig", missing.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.fails(1, "").stderr,
+        format!("seal: no kubeconfig at {}\n", missing.display())
+    );
+}
+
+/// `--context NAME` picks the context (and so the server) of the --kubeconfig file; a context
+/// the file lacks is one line naming it and the file, exit 1, and nothing is sent.
+#[test]
+fn the_context_flag_selects_the_server() {
+    let sb = Sandbox::new();
+    let (r_a, r_b) = (sb.keygen("a.txt"), sb.keygen("b.txt"));
+    let (a, b) = (
+        Stub::start(controller(&sb, &["a.txt"], &r_a)),
+        Stub::start(controller(&sb, &["b.txt"], &r_b)),
+    );
+    let config = kubeconfig_of(
+        &sb,
+        "kubeconfig",
+        &[("a", &a.url(), None, None), ("b", &b.url(), None, None)],
+    );
+    let config = config.to_str().unwrap();
+    let out = sb.seal(&["fetch-keys", "--kubeconfig", config]).ok();
+    assert_eq!(out.stdout, format!("{r_a}\n"), "the current context");
+    let out = sb
+        .seal(&["fetch-keys", "--kubeconfig", config, "--context", "b"])
+        .ok();
+    assert_eq!(out.stdout, format!("{r_b}\n"));
+    assert_eq!((a.paths().len(), b.paths().len()), (1, 1));
+
+    let out = sb.seal(&["fetch-keys", "--kubeconfig", config, "--context", "ghost"]);
+    assert_eq!(
+        out.fails(1, "").stderr,
+        format!(
+            "seal: kubeconfig {config}: no context 'ghost' (see kubectl config get-contexts)\n"
+        )
+    );
+    // Sealing with the cluster's recipients says the same, and writes nothing.
+    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    sb.seal(&["s.yaml", "--kubeconfig", config, "--context", "ghost"])
+        .fails(1, &format!("kubeconfig {config}: no context 'ghost'"));
+    assert_eq!((a.paths().len(), b.paths().len()), (1, 1));
+}
+
+/// A Secret that names no namespace, sealed without -n, gets the kubeconfig context's
+/// namespace (else `default`), as `kubectl apply` would place it; the Secret's own namespace
+/// and -n still win; a cluster-wide value stays free of one; without a kubeconfig nothing is
+/// guessed (strict scope then needs -n, as before). Recipients come from -r: no request.
+#[test]
+fn the_contexts_namespace_is_the_default_for_n() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    let nowhere = format!("http://127.0.0.1:{}", closed_port());
+    let config = kubeconfig_of(
+        &sb,
+        "kubeconfig",
+        &[
+            ("team", &nowhere, Some("team-a"), None),
+            ("bare", &nowhere, None, None),
+        ],
+    );
+    let config = config.to_str().unwrap();
+    sb.write(
+        "plain.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  pw: x\n",
+    );
+    sb.write("own.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
+    let namespace_of = |args: &[&str]| -> Option<String> {
+        let mut all = vec!["-r", &r, "--kubeconfig", config];
+        all.extend(args);
+        let out = sb.seal(&all).ok();
+        sealed_objects(&out.stdout)[0].metadata.namespace.clone()
+    };
+    assert_eq!(namespace_of(&["plain.yaml"]).as_deref(), Some("team-a"));
+    assert_eq!(
+        namespace_of(&["plain.yaml", "--context", "bare"]).as_deref(),
+        Some("default")
+    );
+    assert_eq!(
+        namespace_of(&["plain.yaml", "-n", "ops"]).as_deref(),
+        Some("ops")
+    );
+    assert_eq!(namespace_of(&["own.yaml"]).as_deref(), Some("prod"));
+    assert_eq!(
+        namespace_of(&["plain.yaml", "--scope", "cluster-wide"]),
+        None
+    );
+    // The value is bound to that namespace: it opens there and nowhere else.
+    let out = sb.seal(&[
+        "-r",
+        &r,
+        "--kubeconfig",
+        config,
+        "plain.yaml",
+        "-w",
+        "db.yaml",
+    ]);
+    out.ok();
+    let opened = sb.seal(&["unseal", "-i", "k.txt", "db.yaml"]).ok().stdout;
+    assert!(opened.contains("namespace: team-a"), "{opened}");
+
+    // seal create and seal raw too.
+    let out = sb
+        .seal(&[
+            "create",
+            "db",
+            "--from-literal",
+            "pw=x",
+            "-r",
+            &r,
+            "--kubeconfig",
+            config,
+        ])
+        .ok();
+    assert_eq!(
+        sealed_objects(&out.stdout)[0].metadata.namespace.as_deref(),
+        Some("team-a")
+    );
+    let raw = sb
+        .seal_with(
+            &["raw", "--name", "db", "-r", &r, "--kubeconfig", config],
+            Some(b"x"),
+            &[],
+        )
+        .ok()
+        .stdout;
+    sb.write(
+        "raw.yaml",
+        &format!(
+            "apiVersion: sealant.dev/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: db\n  namespace: team-a\nspec:\n  encryptedData:\n    pw: {}\n  recipients:\n    pw: [{r}]\n",
+            raw.trim()
+        ),
+    );
+    sb.seal(&["unseal", "-i", "k.txt", "raw.yaml"]).ok();
+
+    // No kubeconfig: nothing guessed.
+    sb.seal(&["-r", &r, "plain.yaml"]).fails(1, "namespace");
+}
+
+/// A cluster's `proxy-url` in the kubeconfig is used: the request reaches the API server
+/// through an HTTP CONNECT tunnel of that proxy, as kubectl's would.
+#[test]
+fn a_proxy_url_in_the_kubeconfig_is_used() {
+    let sb = Sandbox::new();
+    let r = sb.keygen("k.txt");
+    let stub = Stub::start(controller(&sb, &["k.txt"], &r));
+    let proxy = connect_proxy::ConnectProxy::start();
+    let config = kubeconfig_of(
+        &sb,
+        "kubeconfig",
+        &[("proxied", &stub.url(), None, Some(&proxy.url()))],
+    );
+    let out = with_kubeconfig(&sb, &config, &["fetch-keys"]).ok();
+    assert_eq!(out.stdout, format!("{r}\n"));
+    let target = stub.url().trim_start_matches("http://").to_owned();
+    assert_eq!(
+        proxy.requests(),
+        [format!("CONNECT {target} HTTP/1.1")],
+        "one tunnel, to the API server"
+    );
+    assert_eq!(stub.paths(), [CONFIGMAP_PATH]);
 }

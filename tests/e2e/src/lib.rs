@@ -243,6 +243,84 @@ impl ControlPlane {
         ok(run(rotate, None)).trim().to_owned()
     }
 
+    /// `KIND NS/NAME RESOURCEVERSION` of every object of each (kind, namespace), sorted: equal
+    /// before and after a wait means nothing was written in between.
+    pub fn resource_versions(&self, lists: &[(&str, &str)]) -> Vec<String> {
+        let mut all = Vec::new();
+        for (kind, ns) in lists {
+            let list = self
+                .get_json(&[kind, "-n", ns, "--request-timeout=20s"])
+                .unwrap_or_else(|| panic!("cannot list {kind} in {ns}"));
+            for item in list["items"].as_array().unwrap() {
+                let m = &item["metadata"];
+                all.push(format!(
+                    "{kind} {ns}/{} {}",
+                    m["name"].as_str().unwrap_or_default(),
+                    m["resourceVersion"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+        all.sort();
+        all
+    }
+
+    /// (name, state) of every key Secret in sealant-system; a key without the state label is
+    /// active (keystore.rs).
+    pub fn key_states(&self) -> Vec<(String, String)> {
+        let list = self
+            .get_json(&[
+                "secrets",
+                "-n",
+                "sealant-system",
+                "-l",
+                "sealant.dev/key=true",
+            ])
+            .expect("cannot list keys");
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let name = s["metadata"]["name"].as_str().unwrap().to_owned();
+                let state = s["metadata"]["labels"]["sealant.dev/key-state"]
+                    .as_str()
+                    .unwrap_or("active")
+                    .to_owned();
+                (name, state)
+            })
+            .collect()
+    }
+
+    pub fn active_keys(&self) -> usize {
+        self.key_states()
+            .iter()
+            .filter(|(_, s)| s == "active")
+            .count()
+    }
+
+    /// Converged means settled: for `quiet`, nothing is written (every SealedSecret and
+    /// Secret in `namespaces`, and every Secret and ConfigMap in sealant-system, keeps its
+    /// resourceVersion: no late duplicate, stray status or key write), and there is exactly
+    /// one active key.
+    #[track_caller]
+    pub fn assert_settled(&self, namespaces: &[&str], quiet: Duration) {
+        let mut lists: Vec<(&str, &str)> = namespaces
+            .iter()
+            .flat_map(|ns| [("sealedsecrets", *ns), ("secrets", *ns)])
+            .collect();
+        lists.extend([
+            ("secrets", "sealant-system"),
+            ("configmaps", "sealant-system"),
+        ]);
+        let settled = self.resource_versions(&lists);
+        std::thread::sleep(quiet);
+        let now = self.resource_versions(&lists);
+        let changed: Vec<&String> = now.iter().filter(|v| !settled.contains(v)).collect();
+        assert!(changed.is_empty(), "written after convergence: {changed:?}");
+        assert_eq!(now.len(), settled.len(), "objects gone after convergence");
+        assert_eq!(self.active_keys(), 1, "{:?}", self.key_states());
+    }
+
     /// A kubeconfig that authenticates as the deploy/ ServiceAccount (its token Secret).
     pub fn service_account_kubeconfig(&self) -> PathBuf {
         self.service_account_kubeconfig_at(&self.server, "seal-controller.kubeconfig")

@@ -27,6 +27,8 @@ const KILL_AT: usize = 150;
 const SECS_30: Duration = Duration::from_secs(30);
 /// After a fault, everything must be right within this.
 const CONVERGE: Duration = Duration::from_secs(150);
+/// After convergence, nothing may be written for this long (`ControlPlane::assert_settled`).
+const QUIET: Duration = Duration::from_secs(5);
 
 /// name → the plaintext its Secret must hold (item `v`).
 type Expected = BTreeMap<String, String>;
@@ -372,8 +374,8 @@ fn controller_killed_mid_bulk_restarts_with_every_secret_right() {
             killed - started
         ),
     );
-    // A second check after a pause: nothing undoes it (no late duplicate or stray write).
-    std::thread::sleep(Duration::from_secs(2));
+    // Settled: no late duplicate or stray write, one active key; and still all right.
+    s.cp.assert_settled(&[NS], QUIET);
     check(&s.cp, &expected).unwrap();
     assert_logs_clean(&[&first.log, &second.log]);
 }
@@ -416,6 +418,7 @@ fn leader_killed_mid_bulk_the_standby_finishes() {
             .lines()
             .any(|l| l == "sealant_is_leader 1")
     );
+    s.cp.assert_settled(&[NS], QUIET);
     assert_logs_clean(&[&dead.log, &standby.log]);
 }
 
@@ -510,7 +513,8 @@ fn survive(outage: Outage) {
         took < Duration::from_secs(30),
         "{took:?} to converge after the API was back"
     );
-    assert_logs_clean(&[&ctl.log]);
+    s.cp.assert_settled(&[NS], QUIET);
+    assert_logs_clean(&[&s.controllers[0].log]);
 }
 
 #[test]
@@ -621,36 +625,6 @@ fn written_by(cp: &ControlPlane, name: &str, identity: &str) -> bool {
         })
 }
 
-/// (name, state) of every key Secret.
-fn key_states(cp: &ControlPlane) -> Vec<(String, String)> {
-    let list = cp
-        .get_json(&[
-            "secrets",
-            "-n",
-            "sealant-system",
-            "-l",
-            "sealant.dev/key=true",
-        ])
-        .expect("cannot list keys");
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let name = s["metadata"]["name"].as_str().unwrap().to_owned();
-            let state = s["metadata"]["labels"]["sealant.dev/key-state"]
-                .as_str()
-                .unwrap_or("active")
-                .to_owned();
-            (name, state)
-        })
-        .collect()
-}
-
-fn active_keys(cp: &ControlPlane) -> usize {
-    key_states(cp).iter().filter(|(_, s)| s == "active").count()
-}
-
 fn is_leader(c: &Controller, leading: bool) -> bool {
     let want = format!("sealant_is_leader {}", u8::from(leading));
     c.get("/metrics")
@@ -757,7 +731,7 @@ fn the_old_leader_stays_fenced(fault: LeaderFault, label: &str) {
         );
         assert!(!written_by(&s.cp, &name(i), &leader));
     }
-    assert_eq!(active_keys(&s.cp), 1, "{:?}", key_states(&s.cp));
+    s.cp.assert_settled(&[NS], QUIET);
     assert!(s.controllers[li].alive(), "the old leader exited");
     assert!(
         s.controllers[li]
@@ -801,7 +775,7 @@ fn partitioned_leader_makes_no_write_after_the_partition_heals() {
 #[test]
 fn racing_renewals_make_exactly_one_new_active_key() {
     let mut s = setup(&["first"]);
-    let first_keys = key_states(&s.cp);
+    let first_keys = s.cp.key_states();
     assert_eq!(first_keys.len(), 1, "{first_keys:?}");
     assert_eq!(s.controllers.remove(0).terminate().code(), Some(0));
     // The cutoff is after the first key: both controllers find renewal due at start.
@@ -815,7 +789,7 @@ fn racing_renewals_make_exactly_one_new_active_key() {
         .map(|id| Controller::spawn(&s.sa, s.cp.dir.path(), id, &flags))
         .collect();
     let renewed = wait_for("a new key", Duration::from_secs(60), || {
-        (key_states(&s.cp).len() > 1).then(|| started.elapsed())
+        (s.cp.key_states().len() > 1).then(|| started.elapsed())
     });
     for r in &racers {
         r.wait_ready();
@@ -828,7 +802,7 @@ fn racing_renewals_make_exactly_one_new_active_key() {
             .then_some(())
     });
     std::thread::sleep(Duration::from_secs(5));
-    let keys = key_states(&s.cp);
+    let keys = s.cp.key_states();
     let active: Vec<_> = keys.iter().filter(|(_, st)| st == "active").collect();
     assert_eq!(keys.len(), 2, "one new key, not two: {keys:?}");
     assert_eq!(active.len(), 1, "exactly one active key: {keys:?}");
@@ -876,7 +850,7 @@ fn racing_renewals_make_exactly_one_new_active_key() {
             "a failed rotate must have lost the race, not failed otherwise: {err}"
         );
     }
-    let after = key_states(&s.cp);
+    let after = s.cp.key_states();
     assert_eq!(after.len(), 2 + succeeded, "{after:?}");
     assert_eq!(
         after.iter().filter(|(_, st)| st == "active").count(),
@@ -962,6 +936,7 @@ fn forbidden_writes_are_retried_and_a_watch_gap_loses_nothing() {
     let watch_back = Instant::now();
     // wait_converged gives up long before the 10-minute resync: the re-list recreated it.
     let recreated = wait_converged(&s.cp, &expected, watch_back);
+    s.cp.assert_settled(&[NS], QUIET);
     let logs = s.controllers[0].logs();
     assert!(logs.contains("retrying"), "no retry logged");
     record(

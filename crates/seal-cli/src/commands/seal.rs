@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use super::{kind_of, read_objects, render};
-use crate::cli::{Cli, CreateArgs, ItemArgs, RawArgs};
+use crate::cli::{Cli, ClusterArgs, CreateArgs, ItemArgs, RawArgs};
 use crate::failure::{Failure, Result, is_stdin};
 use crate::files::{emit, read_bytes};
 use crate::recipients::Recipients;
@@ -30,6 +30,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         cli.files.clone()
     };
     let mut sealed = Vec::new();
+    let mut context_namespace = ContextNamespace::new(&cli.cluster);
     for input in &inputs {
         for Located { line, value } in read_objects(input)? {
             let secret = match value {
@@ -51,7 +52,6 @@ pub fn run(cli: &Cli) -> Result<()> {
             let fail = |e: ConvertError| {
                 Failure::at_line(input, line, format!("Secret {}: {e}", label(&secret)))
             };
-            let target = target_of(&secret, args.namespace.as_deref()).map_err(fail)?;
             let scope = resolve_scope(
                 args.scope.map(Scope::from),
                 secret.metadata.annotations.as_ref(),
@@ -59,13 +59,19 @@ pub fn run(cli: &Cli) -> Result<()> {
             .map_err(|e| {
                 Failure::at_line(input, line, format!("Secret {}: {e}", label(&secret)))
             })?;
+            let namespace = match &args.namespace {
+                Some(given) => Some(given.clone()),
+                None if has_namespace(&secret) => None,
+                None => context_namespace.get(scope)?,
+            };
+            let target = target_of(&secret, namespace.as_deref()).map_err(fail)?;
             let to = recipients
                 .require(sealed_path, target.namespace.as_deref())
                 .map_err(|e| Failure::at_line(input, line, e))?;
             let opts = SealOptions {
                 scope,
                 recipients: &to,
-                namespace: args.namespace.as_deref(),
+                namespace: namespace.as_deref(),
                 allow_empty: cli.allow_empty,
             };
             sealed.push(seal_secret(&secret, &opts).map_err(fail)?);
@@ -77,6 +83,42 @@ pub fn run(cli: &Cli) -> Result<()> {
     )
 }
 
+fn has_namespace(secret: &SecretManifest) -> bool {
+    secret
+        .metadata
+        .namespace
+        .as_deref()
+        .is_some_and(|n| !n.is_empty())
+}
+
+/// The namespace for a Secret that names none when `-n` is not given either: as kubectl, the
+/// kubeconfig context's (else `default`). Only for scopes that bind a namespace, where the
+/// alternative is an error: a cluster-wide SealedSecret stays free of one. Read at most once,
+/// and only when needed, so sealing offline never touches the kubeconfig.
+struct ContextNamespace<'a> {
+    cluster: &'a ClusterArgs,
+    found: Option<Option<String>>,
+}
+
+impl<'a> ContextNamespace<'a> {
+    fn new(cluster: &'a ClusterArgs) -> Self {
+        ContextNamespace {
+            cluster,
+            found: None,
+        }
+    }
+
+    fn get(&mut self, scope: Scope) -> Result<Option<String>> {
+        if scope == Scope::ClusterWide {
+            return Ok(None);
+        }
+        if self.found.is_none() {
+            self.found = Some(self.cluster.default_namespace()?);
+        }
+        Ok(self.found.clone().flatten())
+    }
+}
+
 fn label(secret: &SecretManifest) -> String {
     match &secret.metadata.name {
         Some(name) => format!("'{name}'"),
@@ -86,6 +128,10 @@ fn label(secret: &SecretManifest) -> String {
 
 pub fn create(args: &CreateArgs) -> Result<()> {
     let items = items_from_flags(&args.items)?;
+    let namespace = match &args.sealing.namespace {
+        Some(given) => Some(given.clone()),
+        None => ContextNamespace::new(&args.cluster).get(args.sealing.scope_or_strict())?,
+    };
     let data = items
         .iter()
         .map(|(k, v)| (k.clone(), SecretString::from(BASE64.encode(&v[..]))))
@@ -95,7 +141,7 @@ pub fn create(args: &CreateArgs) -> Result<()> {
         kind: Some("Secret".into()),
         metadata: ObjectMeta {
             name: Some(args.name.clone()),
-            namespace: args.sealing.namespace.clone(),
+            namespace: namespace.clone(),
             ..Default::default()
         },
         data: Some(data),
@@ -103,10 +149,7 @@ pub fn create(args: &CreateArgs) -> Result<()> {
         ..Default::default()
     };
     let recipients = Recipients::from_args(&args.sealing.to)?.or_cluster(&args.cluster);
-    let to = recipients.require(
-        args.output.write.as_deref(),
-        args.sealing.namespace.as_deref(),
-    )?;
+    let to = recipients.require(args.output.write.as_deref(), namespace.as_deref())?;
     let opts = SealOptions {
         scope: args.sealing.scope_or_strict(),
         recipients: &to,
@@ -132,8 +175,12 @@ pub fn raw(args: &RawArgs) -> Result<()> {
         }
         (None, _) => String::new(),
     };
+    let namespace = match &args.sealing.namespace {
+        Some(given) => Some(given.clone()),
+        None => ContextNamespace::new(&args.cluster).get(scope)?,
+    };
     let target = Target {
-        namespace: args.sealing.namespace.clone(),
+        namespace: namespace.clone(),
         name,
     };
     let binding = Binding::new(scope, &target).map_err(|e| Failure::new(e.to_string()))?;
@@ -150,7 +197,7 @@ pub fn raw(args: &RawArgs) -> Result<()> {
         ));
     }
     let recipients = Recipients::from_args(&args.sealing.to)?.or_cluster(&args.cluster);
-    let to = recipients.require(None, args.sealing.namespace.as_deref())?;
+    let to = recipients.require(None, namespace.as_deref())?;
     let sealed = seal_value(&value, &binding, &to).map_err(|e| Failure::new(e.to_string()))?;
     emit(&format!("{}\n", sealed.ciphertext), None)
 }
