@@ -271,7 +271,7 @@ cmd_node_start() {
   # and advertises the node address in the "kubernetes" Endpoints.
   CONTROL_PLANE_EXTRA_SANS="IP:${node_addr}" \
     KUBE_APISERVER_EXTRA_ARGS="--bind-address 0.0.0.0 --advertise-address ${node_addr} --kubelet-preferred-address-types InternalIP ${KUBE_APISERVER_EXTRA_ARGS:-}" \
-    KUBE_CONTROLLER_MANAGER_EXTRA_ARGS="--controllers deployment,replicaset,job,cronjob,endpoint,endpointslice,endpointslicemirroring,podgc,disruption ${KUBE_CONTROLLER_MANAGER_EXTRA_ARGS:-}" \
+    KUBE_CONTROLLER_MANAGER_EXTRA_ARGS="--controllers deployment,replicaset,job,cronjob,endpoint,endpointslice,endpointslicemirroring,podgc,disruption,nodelifecycle ${KUBE_CONTROLLER_MANAGER_EXTRA_ARGS:-}" \
     in_netns "${dir}" "${NODE_SCRIPT_DIR}/control-plane.sh" start "${dir}" ||
     die "the control plane did not start"
 
@@ -475,9 +475,13 @@ cmd_node_stop() {
     find /var/log/containers -maxdepth 1 -xtype l -delete 2>/dev/null || true
   fi
   rm -f /var/lib/cni/results/"${netns}"-* 2>/dev/null || true
+  # The loopback network's entries are named after the sandbox (a container id).
+  for id in ${ids}; do
+    rm -f /var/lib/cni/results/cni-loopback-"${id}"-* 2>/dev/null || true
+  done
   # containerd 1.6's shims put their sockets in /run/containerd/s whatever the
   # configured state directory; left empty, it is removed.
-  rmdir /run/containerd/s /run/containerd 2>/dev/null || true
+  rmdir /run/containerd/s /run/containerd /var/lib/cni/results /var/lib/cni 2>/dev/null || true
   rm -f "${dir}/node/net"
   log "stopped: node, control plane, namespace ${netns} and host rules removed"
 }
