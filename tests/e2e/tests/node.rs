@@ -80,7 +80,7 @@ fn process_identity(pid: u32) -> (String, bool) {
 }
 
 #[test]
-fn deploy_runs_as_two_pods_that_unseal_and_hand_over_without_losing_a_secret() {
+fn deploy_runs_as_two_pods_that_unseal_hand_over_and_roll_without_losing_a_secret() {
     let cluster = NodeCluster::start();
     cluster.install();
     let work = tempfile::tempdir().unwrap();
@@ -150,6 +150,46 @@ fn deploy_runs_as_two_pods_that_unseal_and_hand_over_without_losing_a_secret() {
     assert_eq!(
         cluster.secret_value("prod", "db", "password").as_deref(),
         Some("hunter2-node")
+    );
+
+    // A rolling update (an env value changed) replaces both Pods; the Secrets stay, and the
+    // new Pods write nothing: each Secret keeps its resourceVersion.
+    let version = |name: &str| {
+        cluster.get_json(&["secret", name, "-n", "prod"]).unwrap()["metadata"]["resourceVersion"]
+            .clone()
+    };
+    let before = [version("db"), version("api")];
+    cluster.kubectl_ok(&[
+        "set",
+        "env",
+        "deployment/seal-controller",
+        "-n",
+        NS,
+        "SEALANT_E2E_ROLLOUT=1",
+    ]);
+    cluster.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/seal-controller",
+        "-n",
+        NS,
+        "--timeout=240s",
+    ]);
+    let rolled = wait_for("two Ready Pods of the new revision", POD_START, || {
+        let pods = cluster.ready_controller_pods();
+        (pods.len() == 2 && pods.iter().all(|p| !after.contains(p))).then_some(pods)
+    });
+    wait_for("a new Pod to lead", SECS_60, || {
+        cluster.leader().filter(|l| rolled.contains(l))
+    });
+    assert_eq!(
+        cluster.secret_value("prod", "api", "password").as_deref(),
+        Some("after-hand-over")
+    );
+    assert_eq!(
+        [version("db"), version("api")],
+        before,
+        "the rolling update rewrote a Secret"
     );
 }
 
