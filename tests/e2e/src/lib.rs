@@ -828,3 +828,190 @@ fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, born: u64, s
     let _ = from.shutdown(std::net::Shutdown::Both);
     let _ = to.shutdown(std::net::Shutdown::Both);
 }
+
+/// The image tests/k8s-1.20-node/ runs: `seal-controller` built statically and written as
+/// an OCI archive by `node.sh controller-image` (cargo keeps it current; built once per
+/// test binary).
+pub fn controller_image() -> PathBuf {
+    static ARCHIVE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ARCHIVE
+        .get_or_init(|| {
+            let archive = target_dir().join("image/seal-controller.oci.tar");
+            std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+            let mut cmd = Command::new(root().join("tests/cluster/node.sh"));
+            cmd.arg("controller-image").arg(&archive);
+            ok(run(cmd, None));
+            archive
+        })
+        .clone()
+}
+
+/// A one-node cluster (tests/cluster/node.sh): the control plane, containerd, kubelet,
+/// kube-proxy and every Pod in a network namespace with no route out. Everything it made
+/// (processes, containers, mounts, the namespace, the host's iptables rules) is removed
+/// when dropped; before that, the drop checks that no packet left the namespace, and fails
+/// the test if one did.
+pub struct NodeCluster {
+    cluster: ControlPlane,
+}
+
+/// The Deployment's Pods (its selector in deploy/deployment.yaml).
+pub const CONTROLLER_SELECTOR: &str = "app.kubernetes.io/name=seal-controller";
+
+impl NodeCluster {
+    /// Starts the cluster with the controller image imported; returns once the node is Ready.
+    pub fn start() -> NodeCluster {
+        let image = controller_image();
+        let dir = tempfile::Builder::new()
+            .prefix("sealant-node-")
+            .tempdir()
+            .unwrap();
+        let node_sh = root().join("tests/cluster/node.sh");
+        let mut start = Command::new(&node_sh);
+        // A test killed on timeout runs no drop: node.sh's watchdog then stops the node.
+        start
+            .arg("start")
+            .arg(dir.path())
+            .env("SEALANT_NODE_OWNER_PID", std::process::id().to_string());
+        let started = run(start, None);
+        let env = std::fs::read_to_string(dir.path().join("env")).unwrap_or_default();
+        let var = |name: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .map(str::to_owned)
+        };
+        // From here on, the drop stops whatever start made.
+        let cluster = NodeCluster {
+            cluster: ControlPlane {
+                kubeconfig: PathBuf::from(var("KUBECONFIG").unwrap_or_default()),
+                server: var("SEALANT_APISERVER").unwrap_or_default(),
+                ca_file: PathBuf::from(var("SEALANT_CA_FILE").unwrap_or_default()),
+                dir,
+            },
+        };
+        ok(started);
+        let mut import = Command::new(&node_sh);
+        import.arg("import").arg(cluster.dir.path()).arg(&image);
+        ok(run(import, None));
+        cluster
+    }
+
+    /// `kubectl apply -k tests/k8s-1.20-node` (deploy/ with the local image, never pulled);
+    /// waits for the CRD.
+    pub fn install(&self) {
+        self.kubectl_ok(&[
+            "apply",
+            "-k",
+            root().join("tests/k8s-1.20-node").to_str().unwrap(),
+        ]);
+        wait_for("the CRD to be established", Duration::from_secs(30), || {
+            self.kubectl(&["get", "sealedsecrets", "-A"])
+                .status
+                .success()
+                .then_some(())
+        });
+    }
+
+    /// The names of the controller Pods that are Ready (not being deleted), sorted.
+    pub fn ready_controller_pods(&self) -> Vec<String> {
+        let Some(list) =
+            self.get_json(&["pods", "-n", "sealant-system", "-l", CONTROLLER_SELECTOR])
+        else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter(|p| {
+                p["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Waits until `count` controller Pods are Ready; their names.
+    pub fn wait_controller_pods(&self, count: usize, timeout: Duration) -> Vec<String> {
+        wait_for(&format!("{count} Ready controller Pods"), timeout, || {
+            let pods = self.ready_controller_pods();
+            (pods.len() == count).then_some(pods)
+        })
+    }
+
+    /// The holder of the controller's Lease, if any.
+    pub fn leader(&self) -> Option<String> {
+        let lease = self.get_json(&["lease", "sealant-controller", "-n", "sealant-system"])?;
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+    }
+
+    /// The host pid of a Pod's (first) container process, found through the container id
+    /// in its cgroup path.
+    pub fn container_pid(&self, ns: &str, pod: &str) -> u32 {
+        let obj = self.get_json(&["pod", pod, "-n", ns]).unwrap();
+        let id = obj["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .and_then(|id| id.strip_prefix("containerd://"))
+            .unwrap_or_else(|| panic!("no container id for {ns}/{pod}: {obj}"))
+            .to_owned();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .is_ok_and(|c| c.contains(&id))
+                    && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| !c.starts_with("/pause"))
+            })
+            .unwrap_or_else(|| panic!("no process in container {id} of {ns}/{pod}"))
+    }
+
+    /// `node.sh check-isolation`: no default route in the namespace and no packet from it
+    /// forwarded by (or started towards) the host. Its report, or Err with it.
+    pub fn check_isolation(&self) -> Result<String, String> {
+        let mut cmd = Command::new(root().join("tests/cluster/node.sh"));
+        cmd.arg("check-isolation").arg(self.dir.path());
+        let out = run(cmd, None);
+        let report = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            Ok(report)
+        } else {
+            Err(report)
+        }
+    }
+}
+
+impl std::ops::Deref for NodeCluster {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.cluster
+    }
+}
+
+impl Drop for NodeCluster {
+    fn drop(&mut self) {
+        let isolation = self.check_isolation();
+        let mut stop = Command::new(root().join("tests/cluster/node.sh"));
+        stop.arg("stop").arg(self.dir.path());
+        let stopped = run(stop, None);
+        if !std::thread::panicking() {
+            if let Err(report) = isolation {
+                panic!("traffic left the node namespace:\n{report}");
+            }
+            assert!(
+                stopped.status.success(),
+                "node.sh stop failed: {}",
+                String::from_utf8_lossy(&stopped.stderr)
+            );
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! deploy/ as a user's cluster runs it: the controller image as two Pods on a real node
+//! (tests/cluster/node.sh: containerd, kubelet and kube-proxy in a network namespace with no
+//! route out; the image built locally and never pulled). Each test ends by proving no packet
+//! left that namespace (NodeCluster's drop).
+
+use std::path::Path;
+use std::time::Duration;
+
+use sealant_e2e::{NodeCluster, ok, text, wait_for};
+
+const NS: &str = "sealant-system";
+/// First start of a node, Pods included: image unpack, sandbox, probes.
+const POD_START: Duration = Duration::from_secs(240);
+const SECS_60: Duration = Duration::from_secs(60);
+
+fn secret_yaml(name: &str, ns: &str, items: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\ntype: Opaque\nstringData:\n"
+    );
+    for (k, v) in items {
+        s.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    s
+}
+
+/// Seals `name` in `ns` with the cluster's published recipients and applies it with kubectl.
+fn seal_and_apply(cluster: &NodeCluster, dir: &Path, name: &str, ns: &str, value: &str) {
+    wait_for("published recipients", SECS_60, || {
+        let out = cluster.seal(&["fetch-keys"], None, dir);
+        (out.status.success() && text(&out).starts_with("age1")).then_some(())
+    });
+    let file = format!("{name}.yaml");
+    let plain = secret_yaml(name, ns, &[("password", value)]);
+    ok(cluster.seal(&["-w", &file], Some(&plain), dir));
+    cluster.kubectl_ok(&["apply", "-f", dir.join(&file).to_str().unwrap()]);
+}
+
+/// The field managers that applied to a Secret.
+fn managers(cluster: &NodeCluster, ns: &str, name: &str) -> Vec<String> {
+    // kubectl hides managedFields unless asked.
+    let out = cluster.kubectl_ok(&[
+        "get",
+        "secret",
+        name,
+        "-n",
+        ns,
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
+    let secret: serde_json::Value = serde_json::from_str(&out).unwrap();
+    secret["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["manager"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The real container process, seen from the host: its user ids and whether `/` is
+/// mounted read-only for it.
+fn process_identity(pid: u32) -> (String, bool) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    // Fields: id parent major:minor root mountpoint options …; the last "/" mount is the
+    // one the process sees.
+    let root_ro = mountinfo
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .map(|l| l.split(' ').nth(5).unwrap().split(',').any(|o| o == "ro"))
+        .unwrap();
+    (uids, root_ro)
+}
+
+#[test]
+fn deploy_runs_as_two_pods_that_unseal_hand_over_and_roll_without_losing_a_secret() {
+    let cluster = NodeCluster::start();
+    cluster.install();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+
+    // Both replicas pass their readiness probe (and stay up: liveness), as uid 65532 with a
+    // read-only root filesystem: the real processes, not just the spec.
+    let pods = cluster.wait_controller_pods(2, POD_START);
+    for pod in &pods {
+        let (uids, root_ro) = process_identity(cluster.container_pid(NS, pod));
+        assert_eq!(uids, "65532 65532 65532 65532", "uids of {pod}");
+        assert!(root_ro, "{pod}'s root filesystem is writable");
+    }
+    let leader = wait_for("a leader among the Pods", SECS_60, || {
+        cluster.leader().filter(|l| pods.contains(l))
+    });
+
+    // A SealedSecret applied with kubectl becomes a Secret, written by the leading Pod.
+    cluster.kubectl_ok(&["create", "namespace", "prod"]);
+    seal_and_apply(&cluster, dir, "db", "prod", "hunter2-node");
+    wait_for("Secret prod/db", SECS_60, || {
+        cluster.secret_value("prod", "db", "password")
+    });
+    assert_eq!(
+        cluster.secret_value("prod", "db", "password").as_deref(),
+        Some("hunter2-node")
+    );
+    let written_by = format!("sealant-controller/{leader}");
+    assert!(
+        managers(&cluster, "prod", "db").contains(&written_by),
+        "prod/db not written by {written_by}: {:?}",
+        managers(&cluster, "prod", "db")
+    );
+
+    // Deleting the leader Pod hands the Lease to another replica (the standby, or the Pod
+    // that replaces the deleted one, whichever asks first); no Secret is lost, and the new
+    // leader unseals what comes next.
+    cluster.kubectl_ok(&["delete", "pod", &leader, "-n", NS, "--wait=false"]);
+    let new_leader = wait_for("another Pod to take the Lease", SECS_60, || {
+        cluster.leader().filter(|l| *l != leader)
+    });
+    assert!(
+        new_leader.starts_with("seal-controller-"),
+        "the Lease went to {new_leader}"
+    );
+    assert_eq!(
+        cluster.secret_value("prod", "db", "password").as_deref(),
+        Some("hunter2-node"),
+        "prod/db lost in the hand-over"
+    );
+    seal_and_apply(&cluster, dir, "api", "prod", "after-hand-over");
+    wait_for("Secret prod/api", SECS_60, || {
+        cluster.secret_value("prod", "api", "password")
+    });
+    let written_by = format!("sealant-controller/{new_leader}");
+    assert!(
+        managers(&cluster, "prod", "api").contains(&written_by),
+        "prod/api not written by {written_by}: {:?}",
+        managers(&cluster, "prod", "api")
+    );
+    // The Deployment replaces the deleted Pod.
+    let after = cluster.wait_controller_pods(2, POD_START);
+    assert!(
+        !after.contains(&leader) && after.contains(&new_leader),
+        "{after:?}"
+    );
+    assert_eq!(
+        cluster.secret_value("prod", "db", "password").as_deref(),
+        Some("hunter2-node")
+    );
+
+    // A rolling update (an env value changed) replaces both Pods; the Secrets stay, and the
+    // new Pods write nothing: each Secret keeps its resourceVersion.
+    let version = |name: &str| {
+        cluster.get_json(&["secret", name, "-n", "prod"]).unwrap()["metadata"]["resourceVersion"]
+            .clone()
+    };
+    let before = [version("db"), version("api")];
+    cluster.kubectl_ok(&[
+        "set",
+        "env",
+        "deployment/seal-controller",
+        "-n",
+        NS,
+        "SEALANT_E2E_ROLLOUT=1",
+    ]);
+    cluster.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/seal-controller",
+        "-n",
+        NS,
+        "--timeout=240s",
+    ]);
+    let rolled = wait_for("two Ready Pods of the new revision", POD_START, || {
+        let pods = cluster.ready_controller_pods();
+        (pods.len() == 2 && pods.iter().all(|p| !after.contains(p))).then_some(pods)
+    });
+    wait_for("a new Pod to lead", SECS_60, || {
+        cluster.leader().filter(|l| rolled.contains(l))
+    });
+    assert_eq!(
+        cluster.secret_value("prod", "api", "password").as_deref(),
+        Some("after-hand-over")
+    );
+    assert_eq!(
+        [version("db"), version("api")],
+        before,
+        "the rolling update rewrote a Secret"
+    );
+}
+
+/// A kubeconfig for `cluster`'s API server with no credentials at all.
+fn anonymous_kubeconfig(cluster: &NodeCluster) -> std::path::PathBuf {
+    let path = cluster.dir.path().join("anonymous.kubeconfig");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: nobody\n  user: {{}}\ncontexts:\n- name: nobody\n  context: {{cluster: local, user: nobody}}\ncurrent-context: nobody\n",
+        cluster.server,
+        cluster.ca_file.display()
+    );
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// `seal` with another kubeconfig than the admin's.
+fn seal_as(kubeconfig: &Path, args: &[&str], dir: &Path) -> std::process::Output {
+    let mut cmd = std::process::Command::new(sealant_e2e::bin("seal"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("KUBECONFIG", kubeconfig);
+    sealant_e2e::run(cmd, None)
+}
+
+/// What one controller Pod serves at `/v1/recipients`, through the API server's Pod proxy.
+fn pod_recipients(cluster: &NodeCluster, pod: &str) -> Option<String> {
+    let out = cluster.kubectl(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{NS}/pods/{pod}:8080/proxy/v1/recipients"),
+    ]);
+    out.status.success().then(|| text(&out))
+}
+
+#[test]
+fn rotation_job_and_the_service_proxy_work_as_a_user_would_use_them() {
+    let cluster = NodeCluster::start();
+    cluster.install();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let pods = cluster.wait_controller_pods(2, POD_START);
+    cluster.kubectl_ok(&["create", "namespace", "prod"]);
+    seal_and_apply(&cluster, dir, "db", "prod", "proxy-path");
+    let first = text(&cluster.seal(&["fetch-keys"], None, dir))
+        .trim()
+        .to_owned();
+
+    // `seal validate` through the service proxy (no --controller-url) as an ordinary
+    // authenticated user: a ServiceAccount with no role of its own.
+    let user = cluster.kubeconfig_for_service_account("default", "default");
+    let valid = seal_as(&user, &["validate", "db.yaml"], dir);
+    assert!(
+        valid.status.success(),
+        "validate as an ordinary user: {}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+    // … and refused with no credentials.
+    let anonymous = anonymous_kubeconfig(&cluster);
+    let refused = seal_as(&anonymous, &["validate", "db.yaml"], dir);
+    assert!(
+        !refused.status.success(),
+        "validate without credentials succeeded: {}",
+        text(&refused)
+    );
+
+    // The rotation CronJob, triggered: a Job from its jobTemplate (kubectl 1.32 cannot
+    // `create job --from` a batch/v1beta1 CronJob), run as a Pod under its own ServiceAccount.
+    let cronjob = cluster
+        .get_json(&["cronjob", "sealant-rotate-key", "-n", NS])
+        .unwrap();
+    let job = serde_json::json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "rotate-now", "namespace": NS},
+        "spec": cronjob["spec"]["jobTemplate"]["spec"],
+    });
+    cluster.apply(&job.to_string());
+    wait_for("Job rotate-now to succeed", POD_START, || {
+        let job = cluster.get_json(&["job", "rotate-now", "-n", NS])?;
+        assert!(
+            job["status"]["failed"].as_u64().unwrap_or(0) == 0,
+            "the rotation Job failed: {job}"
+        );
+        (job["status"]["succeeded"] == 1).then_some(())
+    });
+    let job_pods = cluster
+        .get_json(&["pods", "-n", NS, "-l", "job-name=rotate-now"])
+        .unwrap();
+    assert_eq!(
+        job_pods["items"][0]["spec"]["serviceAccountName"],
+        "sealant-rotate-key"
+    );
+    let second = wait_for("a new published recipient", SECS_60, || {
+        let now = text(&cluster.seal(&["fetch-keys"], None, dir))
+            .trim()
+            .to_owned();
+        (!now.is_empty() && now != first).then_some(now)
+    });
+    // Both replicas serve the new key, without a restart.
+    for pod in &pods {
+        wait_for(&format!("{pod} to serve the new key"), SECS_60, || {
+            pod_recipients(&cluster, pod)?
+                .contains(&second)
+                .then_some(())
+        });
+        let obj = cluster.get_json(&["pod", pod, "-n", NS]).unwrap();
+        assert_eq!(obj["status"]["containerStatuses"][0]["restartCount"], 0);
+    }
+    // What is sealed to the new key is unsealed.
+    seal_and_apply(&cluster, dir, "after-rotation", "prod", "new-key");
+    wait_for("Secret prod/after-rotation", SECS_60, || {
+        cluster.secret_value("prod", "after-rotation", "password")
+    });
+}
