@@ -12,7 +12,7 @@ use sealant_controller::keys::{ClusterKeys, KeyStore};
 use sealant_controller::reconcile::field_manager;
 use sealant_controller::run::run;
 use sealant_controller::state::SharedKeys;
-use sealant_kubeconfig::Selection;
+use sealant_kubeconfig::{Selection, chain};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::info;
@@ -196,19 +196,4 @@ fn innermost(e: &dyn StdError) -> String {
         cause = next;
     }
     cause.to_string()
-}
-
-/// An error and its causes, each said once.
-fn chain(e: &dyn StdError) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(next) = cause {
-        let said = next.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        cause = next.source();
-    }
-    text
 }

@@ -257,4 +257,28 @@ mod tests {
         assert!(!shown.contains("AGE-SECRET-KEY"));
         assert!(!format!("{:?}", generate_key("t")).contains("SECRET"));
     }
+
+    #[test]
+    fn a_key_ring_counts_and_removes_by_recipient() {
+        let (a, b) = (generate_key("a"), generate_key("b"));
+        let (ra, rb) = (a.recipient.to_string(), b.recipient.to_string());
+        let mut ring = KeyRing::from_identities([a.identity]);
+        assert_eq!((ring.len(), ring.is_empty()), (1, false));
+        ring.insert(b.identity);
+        assert_eq!(ring.len(), 2);
+        assert!(ring.remove(&ra));
+        assert!(!ring.remove(&ra), "removed twice");
+        assert_eq!((ring.contains(&ra), ring.contains(&rb)), (false, true));
+        assert!(ring.remove(&rb));
+        assert_eq!((ring.len(), ring.is_empty()), (0, true));
+    }
+
+    #[test]
+    fn a_generated_keys_debug_shows_its_recipient_only() {
+        let key = generate_key("t");
+        assert_eq!(
+            format!("{key:?}"),
+            format!("GeneratedKey {{ recipient: \"{}\", .. }}", key.recipient)
+        );
+    }
 }

@@ -425,4 +425,43 @@ mod tests {
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(lines, ["age1a", "age1b"]);
     }
+
+    #[test]
+    fn new_key_secrets_are_opaque_labelled_and_named_by_the_server() {
+        let (secret, _) = new_key_secret("sealant-system", at("2026-01-01T00:00:00Z"));
+        assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+        assert_eq!(secret.metadata.namespace.as_deref(), Some("sealant-system"));
+        assert_eq!(secret.metadata.name, None);
+        assert_eq!(
+            secret.metadata.generate_name.as_deref(),
+            Some(KEY_NAME_PREFIX)
+        );
+    }
+
+    #[test]
+    fn states_and_stored_keys_display_without_the_identity() {
+        assert_eq!(KeyState::Active.to_string(), "active");
+        assert_eq!(KeyState::Retired.to_string(), "retired");
+        assert_eq!(KeyState::Compromised.to_string(), "compromised");
+        let (mut secret, recipient) = new_key_secret("ns", at("2026-01-01T00:00:00Z"));
+        let key = stored(&mut secret, "sealant-key-a");
+        assert_eq!(
+            format!("{key:?}"),
+            format!(
+                "StoredKey {{ name: \"sealant-key-a\", recipient: \"{recipient}\", state: Active, created: 2026-01-01T00:00:00Z, .. }}"
+            )
+        );
+    }
+
+    #[test]
+    fn a_key_set_holds_its_keys_newest_first() {
+        assert!(KeySet::default().is_empty());
+        assert!(KeySet::default().keys().is_empty());
+        let (mut a, _) = new_key_secret("ns", at("2026-01-01T00:00:00Z"));
+        let (mut b, _) = new_key_secret("ns", at("2026-02-01T00:00:00Z"));
+        let set = KeySet::new(vec![stored(&mut a, "old"), stored(&mut b, "new")]);
+        assert!(!set.is_empty());
+        let names: Vec<&str> = set.keys().iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["new", "old"]);
+    }
 }

@@ -177,8 +177,9 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default().trim_end()
 }
 
-/// An error and its causes, each said once.
-fn chain(e: &dyn StdError) -> String {
+/// An error and its causes, each said once (kube's errors repeat their cause in their own
+/// message; both binaries print client errors through this).
+pub fn chain(e: &dyn StdError) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(next) = cause {

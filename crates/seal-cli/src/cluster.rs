@@ -11,7 +11,7 @@ use kube::client::Body;
 use kube::{Client, Config};
 use sealant_core::keys::{Recipient, parse_recipients_file};
 use sealant_core::keystore::{RECIPIENTS_CONFIGMAP, RECIPIENTS_DATA};
-use sealant_kubeconfig::{Selection, context_namespace};
+use sealant_kubeconfig::{Selection, chain, context_namespace};
 use tokio::runtime::Runtime;
 
 use crate::cli::ClusterArgs;
@@ -327,19 +327,4 @@ fn innermost(e: &dyn StdError) -> String {
         cause = next;
     }
     cause.to_string()
-}
-
-/// An error and its causes, each said once.
-fn chain(e: &dyn StdError) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(next) = cause {
-        let said = next.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        cause = next.source();
-    }
-    text
 }
