@@ -424,6 +424,14 @@ mod tests {
         let text = &cm.data.as_ref().unwrap()[RECIPIENTS_DATA];
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(lines, ["age1a", "age1b"]);
+        // Where `seal fetch-keys` reads it.
+        assert_eq!(
+            (
+                cm.metadata.name.as_deref(),
+                cm.metadata.namespace.as_deref()
+            ),
+            (Some("sealant-recipients"), Some("sealant-system"))
+        );
     }
 
     #[test]
