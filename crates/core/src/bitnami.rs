@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 use crate::convert::{ConvertError, Items, seal_items};
 use crate::crd::{SealedSecret, SealedSecretSpec, SecretTemplate, TemplateMetadata};
 use crate::keys::Recipient;
-use crate::manifest::{Located, ParseError, parse_document, split_documents};
+use crate::manifest::{Head, ListItems, Located, ParseError, parse_document, split_documents};
 use crate::scope::{Binding, BindingError, Scope, Target};
 
 /// The API group of Bitnami's SealedSecret resource.
@@ -188,21 +188,6 @@ pub fn is_bitnami_sealed_secret(api_version: Option<&str>, kind: &str) -> bool {
 pub enum BitnamiObject {
     SealedSecret(Box<BitnamiSealedSecret>),
     Other(String),
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Head {
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ListItems {
-    #[serde(default)]
-    items: Vec<Spanned<serde_json::Value>>,
 }
 
 /// Reads every object of a YAML stream, JSON document or v1 List, each with its line.

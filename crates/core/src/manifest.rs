@@ -78,19 +78,21 @@ impl ParseError {
 pub const SECRET_KINDS: (&str, &str) = ("v1", "Secret");
 pub const SEALED_API_GROUP: &str = "sealant.dev";
 
+/// What every object says first: its apiVersion and kind (also read by `bitnami`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Head {
+pub(crate) struct Head {
     #[serde(default)]
-    api_version: Option<String>,
+    pub(crate) api_version: Option<String>,
     #[serde(default)]
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
 }
 
+/// The items of a v1 List, each with its position.
 #[derive(Deserialize)]
-struct ListItems {
+pub(crate) struct ListItems {
     #[serde(default)]
-    items: Vec<Spanned<serde_json::Value>>,
+    pub(crate) items: Vec<Spanned<serde_json::Value>>,
 }
 
 /// Reads every object in `text` (YAML stream or JSON); Lists are flattened into their items.
