@@ -214,6 +214,45 @@ fn seal_as(kubeconfig: &Path, args: &[&str], dir: &Path) -> std::process::Output
     sealant_e2e::run(cmd, None)
 }
 
+/// The controller's Service, through the API server's service proxy (the path `seal`
+/// takes without --controller-url).
+const SERVICE_PROXY: &str =
+    "/api/v1/namespaces/sealant-system/services/http:seal-controller:http/proxy";
+
+/// `kubectl` with another kubeconfig than the admin's.
+fn kubectl_as(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.args(args).env("KUBECONFIG", kubeconfig);
+    sealant_e2e::run(cmd, None)
+}
+
+/// The age recipients in a recipients file's text (comments and blank lines left out).
+fn recipient_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The recipients of the cluster's active key Secrets, as `seal recipient` derives them
+/// from the identities (read as the admin).
+fn active_recipients(cluster: &NodeCluster, dir: &Path) -> Vec<String> {
+    let keys = tempfile::tempdir().unwrap();
+    let states = sealant_e2e::export_keys(cluster, keys.path());
+    assert_eq!(
+        states.iter().filter(|s| *s == "active").count(),
+        1,
+        "{states:?}"
+    );
+    let key = keys.path().join("active.txt");
+    recipient_lines(&ok(cluster.seal(
+        &["recipient", key.to_str().unwrap()],
+        None,
+        dir,
+    )))
+}
+
 /// What one controller Pod serves at `/v1/recipients`, through the API server's Pod proxy.
 fn pod_recipients(cluster: &NodeCluster, pod: &str) -> Option<String> {
     let out = cluster.kubectl(&[
@@ -237,21 +276,71 @@ fn rotation_job_and_the_service_proxy_work_as_a_user_would_use_them() {
         .trim()
         .to_owned();
 
-    // `seal validate` through the service proxy (no --controller-url) as an ordinary
-    // authenticated user: a ServiceAccount with no role of its own.
+    // An ordinary authenticated user: a ServiceAccount with no role of its own.
     let user = cluster.kubeconfig_for_service_account("default", "default");
+    let anonymous = anonymous_kubeconfig(&cluster);
+
+    // `seal fetch-keys` (no --controller-url: the recipients ConfigMap, through the API
+    // server) prints exactly the recipient of the cluster's one active key Secret, and the
+    // controller Pods serve the same at /v1/recipients through the service proxy.
+    let active = active_recipients(&cluster, dir);
+    assert_eq!(active, vec![first.clone()]);
+    let fetched = seal_as(&user, &["fetch-keys"], dir);
+    assert_eq!(
+        (fetched.status.code(), text(&fetched)),
+        (Some(0), format!("{first}\n")),
+        "fetch-keys as an ordinary user: {}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    let served = kubectl_as(
+        &user,
+        &["get", "--raw", &format!("{SERVICE_PROXY}/v1/recipients")],
+    );
+    assert!(
+        served.status.success(),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    assert_eq!(recipient_lines(&text(&served)), active);
+
+    // `seal validate` through the service proxy as that user.
     let valid = seal_as(&user, &["validate", "db.yaml"], dir);
     assert!(
         valid.status.success(),
         "validate as an ordinary user: {}",
         String::from_utf8_lossy(&valid.stderr)
     );
-    // … and refused with no credentials.
-    let anonymous = anonymous_kubeconfig(&cluster);
+
+    // With no credentials, each is refused by the API server, with its answer quoted.
+    let server = format!("{}/", cluster.server);
+    let refused = seal_as(&anonymous, &["fetch-keys"], dir);
+    assert_eq!(
+        (
+            refused.status.code(),
+            String::from_utf8_lossy(&refused.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            format!(
+                "seal: ConfigMap {NS}/sealant-recipients: {server} answered 403 Forbidden: configmaps \"sealant-recipients\" is forbidden: User \"system:anonymous\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"{NS}\"\n"
+            )
+        ),
+        "{}",
+        text(&refused)
+    );
     let refused = seal_as(&anonymous, &["validate", "db.yaml"], dir);
-    assert!(
-        !refused.status.success(),
-        "validate without credentials succeeded: {}",
+    assert_eq!(
+        (
+            refused.status.code(),
+            String::from_utf8_lossy(&refused.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            format!(
+                "seal: db.yaml:1: SealedSecret 'db': the controller (service {NS}/seal-controller via {server}) answered 403 Forbidden: services \"http:seal-controller:http\" is forbidden: User \"system:anonymous\" cannot create resource \"services/proxy\" in API group \"\" in the namespace \"{NS}\" (the service proxy needs permission for services/proxy there; or use --controller-url with kubectl port-forward)\n"
+            )
+        ),
+        "{}",
         text(&refused)
     );
 
@@ -298,6 +387,120 @@ fn rotation_job_and_the_service_proxy_work_as_a_user_would_use_them() {
         let obj = cluster.get_json(&["pod", pod, "-n", NS]).unwrap();
         assert_eq!(obj["status"]["containerStatuses"][0]["restartCount"], 0);
     }
+    // `seal reencrypt` through the service proxy: refused with no credentials (the file
+    // left as it was), then, as the ordinary user, db.yaml moves to the new key: it opens
+    // with the new active key and no longer with the retired one.
+    let sealed_to_first = std::fs::read_to_string(dir.join("db.yaml")).unwrap();
+    let refused = seal_as(&anonymous, &["reencrypt", "db.yaml"], dir);
+    assert_eq!(
+        (
+            refused.status.code(),
+            String::from_utf8_lossy(&refused.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            format!(
+                "seal: db.yaml:1: SealedSecret 'db': the controller (service {NS}/seal-controller via {server}) answered 403 Forbidden: services \"http:seal-controller:http\" is forbidden: User \"system:anonymous\" cannot create resource \"services/proxy\" in API group \"\" in the namespace \"{NS}\" (the service proxy needs permission for services/proxy there; or use --controller-url with kubectl port-forward)\nseal: 1 of 1 file left as it was; reencrypted 0\n"
+            )
+        ),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("db.yaml")).unwrap(),
+        sealed_to_first
+    );
+    let dry = seal_as(&user, &["reencrypt", "--dry-run", "db.yaml"], dir);
+    assert_eq!(
+        dry.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let moved = seal_as(&user, &["reencrypt", "db.yaml"], dir);
+    assert_eq!(
+        (
+            moved.status.code(),
+            String::from_utf8_lossy(&moved.stderr).into_owned()
+        ),
+        (Some(0), "seal reencrypt: reencrypted 1 file\n".to_owned())
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let mut states = sealant_e2e::export_keys(&cluster, keys.path());
+    states.sort();
+    assert_eq!(states, ["active", "retired"]);
+    assert_eq!(active_recipients(&cluster, dir), vec![second.clone()]);
+    let unseal = |identity: &str| {
+        let key = keys.path().join(identity);
+        seal_as(
+            &user,
+            &[
+                "unseal",
+                "-i",
+                key.to_str().unwrap(),
+                "db.yaml",
+                "-o",
+                "json",
+            ],
+            dir,
+        )
+    };
+    let opened = unseal("active.txt");
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    let secret: serde_json::Value = serde_json::from_slice(&opened.stdout).unwrap();
+    assert_eq!(
+        sealant_e2e::decode_base64(secret["data"]["password"].as_str().unwrap()),
+        b"proxy-path"
+    );
+    let old = unseal("retired.txt");
+    assert_eq!(
+        (
+            old.status.code(),
+            String::from_utf8_lossy(&old.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            format!(
+                "seal: db.yaml:1: SealedSecret 'db': item 'password' was sealed to {second}; none of those keys is held here (wrong identity or cluster?)\n"
+            )
+        ),
+        "the retired key still opens db.yaml after reencrypt"
+    );
+    let dry = seal_as(&user, &["reencrypt", "--dry-run", "db.yaml"], dir);
+    assert_eq!(
+        (
+            dry.status.code(),
+            String::from_utf8_lossy(&dry.stderr).into_owned()
+        ),
+        (
+            Some(0),
+            "seal reencrypt: 0 of 1 file would change (dry run: nothing written)\n".to_owned()
+        )
+    );
+    // The cluster still opens the re-encrypted file.
+    cluster.kubectl_ok(&["apply", "-f", dir.join("db.yaml").to_str().unwrap()]);
+    wait_for("db re-encrypted to be Ready", SECS_60, || {
+        let obj = cluster.get_json(&["sealedsecret", "db", "-n", "prod"])?;
+        let generation = &obj["metadata"]["generation"];
+        obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| {
+                c["type"] == "Ready"
+                    && c["status"] == "True"
+                    && &c["observedGeneration"] == generation
+            })
+            .then_some(())
+    });
+    assert_eq!(
+        cluster.secret_value("prod", "db", "password").as_deref(),
+        Some("proxy-path")
+    );
+
     // What is sealed to the new key is unsealed.
     seal_and_apply(&cluster, dir, "after-rotation", "prod", "new-key");
     wait_for("Secret prod/after-rotation", SECS_60, || {
