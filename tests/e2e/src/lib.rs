@@ -3,6 +3,7 @@
 //! and the real `seal` and `kubectl`.
 
 pub mod argocd;
+pub mod flood;
 pub mod kstatus;
 
 use std::io::Write;
@@ -569,9 +570,10 @@ impl Drop for Controller {
 }
 
 /// A cgroup v1 memory cgroup (`/sys/fs/cgroup/memory/<name>`) with a hard limit, removed when
-/// dropped; drop the processes in it first.
+/// dropped if [`MemoryCgroup::create`] made it; drop the processes in it first.
 pub struct MemoryCgroup {
     pub path: PathBuf,
+    owned: bool,
 }
 
 impl MemoryCgroup {
@@ -587,13 +589,34 @@ impl MemoryCgroup {
         let path = root.join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir(&path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        let cgroup = MemoryCgroup { path };
+        let cgroup = MemoryCgroup { path, owned: true };
         cgroup.write("memory.limit_in_bytes", limit_bytes);
         // With swap, the limit would only move pages out instead of holding the process to it.
         if cgroup.path.join("memory.memsw.limit_in_bytes").is_file() {
             cgroup.write("memory.memsw.limit_in_bytes", limit_bytes);
         }
         cgroup
+    }
+
+    /// The memory cgroup process `pid` is in (e.g. a container's, made by the kubelet), read
+    /// only: left alone when dropped.
+    pub fn of_process(pid: u32) -> MemoryCgroup {
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let relative = cgroups
+            .lines()
+            .find_map(|l| {
+                let (_, rest) = l.split_once(':')?;
+                let (controllers, path) = rest.split_once(':')?;
+                controllers
+                    .split(',')
+                    .any(|c| c == "memory")
+                    .then_some(path)
+            })
+            .unwrap_or_else(|| panic!("process {pid} is in no memory cgroup: {cgroups}"));
+        MemoryCgroup {
+            path: Path::new("/sys/fs/cgroup/memory").join(relative.trim_start_matches('/')),
+            owned: false,
+        }
     }
 
     fn write(&self, file: &str, value: u64) {
@@ -632,6 +655,9 @@ impl MemoryCgroup {
 
 impl Drop for MemoryCgroup {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         // A killed process leaves its cgroup a moment after wait() returns.
         for _ in 0..50 {
             if std::fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
