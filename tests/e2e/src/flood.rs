@@ -120,6 +120,12 @@ pub struct Report {
     /// Connections closed with no status line: the server refused a body it did not read and
     /// closed while the client was still sending (RFC 9112 §9.6); retried.
     pub closed_unanswered: usize,
+    /// Through the API server's service proxy, the same refusal as `closed_unanswered`: the
+    /// Pod answered before reading the body and closed, the API server's exchange with it
+    /// failed, and it answered 500 "error trying to reach service: …" instead of passing the
+    /// Pod's 429 on; retried. The causes it gave ("EOF", "broken pipe", …).
+    pub cut_at_proxy: usize,
+    pub cut_at_proxy_causes: std::collections::BTreeSet<String>,
     /// Any other answer: none is expected.
     pub answers_not_200_or_429: Vec<String>,
     pub health_ok: usize,
@@ -130,10 +136,13 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} answered 200, {} answers 429, {} closed unanswered, {} other; /healthz {} ok, {} failed",
+            "{} answered 200, {} answers 429, {} closed unanswered, {} cut at the service proxy \
+             {:?}, {} other; /healthz {} ok, {} failed",
             self.ok,
             self.busy,
             self.closed_unanswered,
+            self.cut_at_proxy,
+            self.cut_at_proxy_causes,
             self.answers_not_200_or_429.len(),
             self.health_ok,
             self.health_failures
@@ -214,6 +223,8 @@ impl Flood {
             total.ok += r.ok;
             total.busy += r.busy;
             total.closed_unanswered += r.closed_unanswered;
+            total.cut_at_proxy += r.cut_at_proxy;
+            total.cut_at_proxy_causes.extend(r.cut_at_proxy_causes);
             total
                 .answers_not_200_or_429
                 .extend(r.answers_not_200_or_429);
@@ -241,6 +252,10 @@ pub fn client(target: &Target, body: &[u8], expected: &serde_json::Value, retry:
                 return report;
             }
             Ok((429, _)) => report.busy += 1,
+            Ok((500, answer)) if cut_at_proxy(&answer).is_some() => {
+                report.cut_at_proxy += 1;
+                report.cut_at_proxy_causes.extend(cut_at_proxy(&answer));
+            }
             Ok((status, answer)) => {
                 let head: String = answer.chars().take(200).collect();
                 report
@@ -257,6 +272,25 @@ pub fn client(target: &Target, body: &[u8], expected: &serde_json::Value, retry:
         thread::sleep(Duration::from_millis(1000 + jitter_ms()));
     }
     report
+}
+
+/// The cause, if `answer` is the API server's Status for an exchange the Pod closed under it
+/// ("error trying to reach service: [readfrom …: write tcp …: ]CAUSE"): the Pod hung up
+/// on a body it refused unread. A Pod that is down or unreachable ("connection refused",
+/// "i/o timeout") is not this.
+fn cut_at_proxy(answer: &str) -> Option<String> {
+    const CLOSED_BY_THE_POD: [&str; 4] = [
+        "EOF",
+        "broken pipe",
+        "connection reset by peer",
+        "use of closed network connection",
+    ];
+    let status: serde_json::Value = serde_json::from_str(answer).ok()?;
+    let rest = status["message"]
+        .as_str()?
+        .strip_prefix("error trying to reach service: ")?;
+    let cause = rest.rsplit(": ").next()?;
+    CLOSED_BY_THE_POD.contains(&cause).then(|| cause.to_owned())
 }
 
 /// Until [`UNREAD_FOR`] has passed: POSTs `body`, reads the status line and no more; on 200

@@ -4,9 +4,13 @@
 //! left that namespace (NodeCluster's drop).
 
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sealant_e2e::{NodeCluster, ok, text, wait_for};
+use sealant_e2e::flood::{CLIENTS, Flood, Target, large_body, mib, small_sealed};
+use sealant_e2e::{MemoryCgroup, NodeCluster, ok, text, wait_for};
 
 const NS: &str = "sealant-system";
 /// First start of a node, Pods included: image unpack, sandbox, probes.
@@ -506,4 +510,166 @@ fn rotation_job_and_the_service_proxy_work_as_a_user_would_use_them() {
     wait_for("Secret prod/after-rotation", SECS_60, || {
         cluster.secret_value("prod", "after-rotation", "password")
     });
+
+    flood_through_the_service_proxy(&cluster, &user, &pods, dir);
+}
+
+/// The Deployment's memory limit (deploy/deployment.yaml).
+const LIMIT: u64 = 128 * 1024 * 1024;
+
+/// The hostile-load attack of tests/hostile_load.rs (sealant_e2e::flood: 100 clients at once,
+/// each sending a ~2 MB SealedSecret to /v1/reencrypt, retrying after Retry-After) against
+/// the Pods as deployed (default limits), through the API server's service proxy as the
+/// ordinary user `user` (behind `kubectl proxy`, which adds the user's token: the flood speaks
+/// plain HTTP). The Pods' memory limit holds: no OOM kill, no restart, the cgroup never at its
+/// limit; they stay Ready, and a SealedSecret made during the flood and one after it become
+/// Secrets.
+///
+/// What the service proxy does to the attack: a Pod refuses a body past its bound with 429
+/// before reading it and closes; the API server, still sending the ~2 MB body, then fails
+/// (its write: "broken pipe", or its read of the answer: "EOF") and answers 500 "error trying
+/// to reach service: …" (counted as `cut_at_proxy`, retried) unless it read the 429 first.
+/// Everything else reaches the Pods: every client ends with its full answer.
+fn flood_through_the_service_proxy(
+    cluster: &NodeCluster,
+    user: &Path,
+    pods: &[String],
+    dir: &Path,
+) {
+    // The kubelet put each container in a memory cgroup with the Deployment's limit.
+    let cgroups: Vec<MemoryCgroup> = pods
+        .iter()
+        .map(|pod| MemoryCgroup::of_process(cluster.container_pid(NS, pod)))
+        .collect();
+    for (pod, cgroup) in pods.iter().zip(&cgroups) {
+        assert_eq!(cgroup.read("memory.limit_in_bytes"), LIMIT, "{pod}");
+    }
+    cluster.kubectl_ok(&["create", "namespace", "flood"]);
+    let body = Arc::new(large_body(cluster, dir));
+    let proxy = KubectlProxy::start(user);
+    let target = Target {
+        port: proxy.port,
+        prefix: SERVICE_PROXY.to_owned(),
+    };
+
+    let flood = Flood::start(&target, body, CLIENTS, true);
+    std::thread::sleep(Duration::from_secs(1));
+    let created_during = !flood.done.load(Ordering::SeqCst);
+    cluster.apply(&small_sealed(
+        cluster,
+        dir,
+        "during",
+        "created-during-the-flood",
+    ));
+    wait_for(
+        "the Secret of a SealedSecret created during the flood",
+        SECS_60,
+        || {
+            (cluster.secret_value("flood", "during", "token")? == "created-during-the-flood")
+                .then_some(())
+        },
+    );
+    let report = flood.finish();
+    let peaks: Vec<String> = cgroups
+        .iter()
+        .map(|c| format!("{:.1} MiB", mib(c.read("memory.max_usage_in_bytes"))))
+        .collect();
+    eprintln!(
+        "flood through the service proxy: peaks {peaks:?} of {} MiB; {report}; created during \
+         the flood: {created_during}",
+        LIMIT >> 20
+    );
+    drop(proxy);
+
+    assert!(
+        created_during,
+        "the flood ended before the SealedSecret was created"
+    );
+    assert_eq!(report.answers_not_200_or_429, Vec::<String>::new());
+    assert_eq!(
+        report.health_failures, 0,
+        "/healthz failed during the flood"
+    );
+    assert!(report.health_ok > 0, "/healthz was never asked");
+    assert_eq!(report.ok, CLIENTS, "{report}");
+    assert!(
+        report.busy + report.cut_at_proxy > 0,
+        "the bound never refused a body: {report}"
+    );
+    for (pod, cgroup) in pods.iter().zip(&cgroups) {
+        let peak = cgroup.read("memory.max_usage_in_bytes");
+        assert_eq!(cgroup.oom_kills(), 0, "the OOM killer struck in {pod}");
+        assert_eq!(
+            cgroup.read("memory.failcnt"),
+            0,
+            "{pod} reached its limit (peak {peak} bytes)"
+        );
+        assert!(
+            peak < LIMIT,
+            "{pod}: peak {peak} bytes is not below {LIMIT}"
+        );
+        let obj = cluster.get_json(&["pod", pod, "-n", NS]).unwrap();
+        let status = &obj["status"]["containerStatuses"][0];
+        assert_eq!(status["restartCount"], 0, "{pod} restarted: {status}");
+        assert_eq!(
+            status["lastState"],
+            serde_json::json!({}),
+            "{pod}: {status}"
+        );
+        assert_eq!(status["ready"], true, "{pod} is not Ready: {status}");
+    }
+    cluster.apply(&small_sealed(
+        cluster,
+        dir,
+        "after",
+        "created-after-the-flood",
+    ));
+    wait_for(
+        "the Secret of a SealedSecret created after the flood",
+        SECS_60,
+        || {
+            (cluster.secret_value("flood", "after", "token")? == "created-after-the-flood")
+                .then_some(())
+        },
+    );
+}
+
+/// `kubectl proxy` on a free loopback port as `kubeconfig`'s user: plain HTTP on the host,
+/// each request sent on to the API server with that user's credentials. Stopped when dropped.
+struct KubectlProxy {
+    child: Child,
+    port: u16,
+}
+
+impl KubectlProxy {
+    fn start(kubeconfig: &Path) -> KubectlProxy {
+        let port = sealant_e2e::free_port();
+        let child = Command::new("kubectl")
+            .args([
+                "proxy",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run kubectl proxy");
+        let proxy = KubectlProxy { child, port };
+        wait_for("kubectl proxy to listen", SECS_60, || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(drop)
+        });
+        proxy
+    }
+}
+
+impl Drop for KubectlProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
