@@ -123,7 +123,8 @@ pub struct Report {
     /// Through the API server's service proxy, the same refusal as `closed_unanswered`: the
     /// Pod answered before reading the body and closed, the API server's exchange with it
     /// failed, and it answered 500 "error trying to reach service: …" instead of passing the
-    /// Pod's 429 on; retried. The causes it gave ("EOF", "broken pipe", …).
+    /// Pod's 429 on; retried. The causes it gave ("EOF", "broken pipe", …; or a kept-alive
+    /// connection the Pod had closed: "server closed idle connection").
     pub cut_at_proxy: usize,
     pub cut_at_proxy_causes: std::collections::BTreeSet<String>,
     /// Any other answer: none is expected.
@@ -279,11 +280,13 @@ pub fn client(target: &Target, body: &[u8], expected: &serde_json::Value, retry:
 /// on a body it refused unread. A Pod that is down or unreachable ("connection refused",
 /// "i/o timeout") is not this.
 fn cut_at_proxy(answer: &str) -> Option<String> {
-    const CLOSED_BY_THE_POD: [&str; 4] = [
+    const CLOSED_BY_THE_POD: [&str; 5] = [
         "EOF",
         "broken pipe",
         "connection reset by peer",
         "use of closed network connection",
+        // "http: server closed idle connection": a kept-alive connection the Pod had closed.
+        "server closed idle connection",
     ];
     let status: serde_json::Value = serde_json::from_str(answer).ok()?;
     let rest = status["message"]
