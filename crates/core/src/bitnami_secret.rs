@@ -203,8 +203,8 @@ pub fn desired_secret(
     }
 }
 
-/// The status to write on a Bitnami object for `health`: Bitnami's `Synced` condition (its
-/// message empty when in place, as Bitnami writes it) and the kstatus conditions Sealant
+/// The status to write on a Bitnami object for `health`: Bitnami's `Synced` condition (no
+/// message when in place, as Bitnami writes it) and the kstatus conditions Sealant
 /// objects carry (`Ready`, plus `Reconciling` or `Stalled`), in the fields Bitnami's CRD
 /// keeps (its schema prunes anything else). Times move only when a status flips.
 pub fn status(
@@ -242,13 +242,17 @@ pub fn status(
         .and_then(|c| c.get("lastTransitionTime").cloned())
         .filter(|t| !t.is_null())
         .unwrap_or_else(|| serde_json::to_value(Time(now)).expect("a time serializes"));
-    let mut all = vec![json!({
+    let mut synced = json!({
         "type": SYNCED,
         "status": synced,
-        "message": message,
         "lastTransitionTime": since,
         "lastUpdateTime": since,
-    })];
+    });
+    // Bitnami's Go type omits an empty message (`omitempty`).
+    if !message.is_empty() {
+        synced["message"] = json!(message);
+    }
+    let mut all = vec![synced];
     all.extend(
         kstatus
             .iter()
@@ -474,7 +478,7 @@ mod tests {
             json!({
                 "observedGeneration": 2,
                 "conditions": [
-                    {"type": "Synced", "status": "True", "message": "",
+                    {"type": "Synced", "status": "True",
                      "lastTransitionTime": "2026-01-01T00:00:00Z",
                      "lastUpdateTime": "2026-01-01T00:00:00Z"},
                     {"type": "Ready", "status": "True", "reason": "Unsealed",
