@@ -871,11 +871,8 @@ fn import_bitnami_keys_reports_what_the_api_server_refused() {
         )
     });
     let kubeconfig = write_kubeconfig(dir.path(), &stub.url());
-    run(&kubeconfig, &["import-bitnami-keys", key.to_str().unwrap()]).fails(
-        1,
-        &format!("cannot read Secret sealant-system/sealant-bitnami-key-",),
-    );
-    let out = run(&kubeconfig, &["import-bitnami-keys", key.to_str().unwrap()]);
+    let out = run(&kubeconfig, &["import-bitnami-keys", key.to_str().unwrap()])
+        .fails(1, "cannot read Secret sealant-system/sealant-bitnami-key-");
     assert!(
         out.stderr.contains(&format!(
             "the API server at {}/ answered 403 Forbidden: secrets is forbidden",
