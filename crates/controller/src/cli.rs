@@ -35,6 +35,25 @@ pub enum Command {
     /// Print the SealedSecret CRD.
     #[command(after_help = "Examples:\n  seal-controller crd | kubectl apply -f -")]
     Crd,
+    /// Store Bitnami Sealed Secrets keys for --bitnami: one Secret per RSA key in the
+    /// controller's namespace, labelled sealant.dev/bitnami-key=true. They only open Bitnami
+    /// SealedSecrets; Sealant never seals with them. Importing a key again changes nothing.
+    #[command(after_help = "\
+Examples:
+  kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml \\
+    | seal-controller import-bitnami-keys -
+  seal-controller import-bitnami-keys backup.yaml --namespace sealant-system")]
+    ImportBitnamiKeys(ImportBitnamiKeysArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportBitnamiKeysArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The key backup: kubectl's YAML or JSON of Bitnami's key Secrets (one, or a List), or
+    /// PEM RSA private keys; `-` reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -106,6 +125,11 @@ pub struct RunArgs {
     /// bootstrap.kubernetes.io/token), which make the cluster mint or honour credentials. Repeatable.
     #[arg(long = "allow-secret-type", value_name = "TYPE", env = "SEALANT_ALLOW_SECRET_TYPES", value_delimiter = ',', value_parser = restricted_type)]
     pub allow_secret_types: Vec<String>,
+    /// Also reconcile Bitnami SealedSecrets (bitnami.com/v1alpha1) as Bitnami's controller
+    /// would, with the keys `import-bitnami-keys` stored. Needs the RBAC of
+    /// deploy/components/bitnami.
+    #[arg(long, env = "SEALANT_BITNAMI", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub bitnami: bool,
     /// Requests per second `/v1/verify` accepts.
     #[arg(long, env = "SEALANT_VERIFY_RATE", default_value_t = 10)]
     pub verify_rate: u32,

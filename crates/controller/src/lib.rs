@@ -2,6 +2,7 @@
 //! the cluster's keys. Kubernetes I/O lives here; the domain logic is in sealant-core.
 
 pub mod backoff;
+pub mod bitnami;
 pub mod cache;
 pub mod cli;
 pub mod conn;

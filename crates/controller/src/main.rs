@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use anyhow::{Context, anyhow};
 use clap::Parser;
 use kube::{Client, CustomResourceExt};
-use sealant_controller::cli::{Cli, Command, CommonArgs, LogFormat};
+use sealant_controller::cli::{Cli, Command, CommonArgs, ImportBitnamiKeysArgs, LogFormat};
 use sealant_controller::fence::Fence;
 use sealant_controller::keys::{ClusterKeys, KeyStore};
 use sealant_controller::reconcile::field_manager;
@@ -22,6 +22,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let common = match &cli.command {
         Some(Command::Rotate(common)) => common.clone(),
+        Some(Command::ImportBitnamiKeys(args)) => args.common.clone(),
         _ => cli.run.common.clone(),
     };
     init_logging(common.log_format);
@@ -42,6 +43,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Rotate(common)) => rotate(common).await,
+        Some(Command::ImportBitnamiKeys(args)) => import_bitnami_keys(args).await,
         None => {
             let (client, server) = connect(&cli.run.common).await?;
             let listen_addr = cli.run.listen_addr;
@@ -101,6 +103,20 @@ async fn rotate(common: CommonArgs) -> anyhow::Result<()> {
         .map_err(|e| at_server(e, &server))?;
     info!(%recipient, "new active key");
     println!("{recipient}");
+    Ok(())
+}
+
+/// Reads the whole backup first, so a bad file writes nothing; then one line per key.
+async fn import_bitnami_keys(args: ImportBitnamiKeysArgs) -> anyhow::Result<()> {
+    let keys = sealant_controller::bitnami::read_key_backup(&args.file)?;
+    let (client, server) = connect(&args.common).await?;
+    let namespace = &args.common.namespace;
+    for line in sealant_controller::bitnami::import_keys(client, namespace, &keys)
+        .await
+        .map_err(|e| at_server(e, &server))?
+    {
+        println!("{line}");
+    }
     Ok(())
 }
 

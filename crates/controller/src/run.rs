@@ -233,6 +233,12 @@ impl Leading {
             let stop = stop.clone();
             async move { this.reconcile_until(stop).await }
         });
+        let bitnami = self.args.bitnami.then(|| {
+            tokio::spawn(crate::bitnami::reconcile_until(
+                self.bitnami_settings(),
+                stop.clone(),
+            ))
+        });
         // Renewal and publishing stop the moment leadership ends, before in-flight reconciles
         // drain: a former leader must not rotate keys alongside the new one.
         let mut stop = stop;
@@ -243,6 +249,9 @@ impl Leading {
         };
         renewal.abort();
         publisher.abort();
+        if let Some(bitnami) = bitnami {
+            bitnami.abort();
+        }
         if !ended_early {
             // In-flight reconciles may finish, briefly: with the API server unreachable, the
             // runtime would hold a stop forever (its store never becomes ready).
@@ -255,6 +264,18 @@ impl Leading {
             }
         }
         !ended_early
+    }
+
+    fn bitnami_settings(&self) -> crate::bitnami::Settings {
+        crate::bitnami::Settings {
+            client: self.client.clone(),
+            namespace: self.args.common.namespace.clone(),
+            namespaces: self.args.namespaces.clone(),
+            workers: self.args.workers,
+            allowed_types: self.args.allow_secret_types.clone(),
+            field_manager: self.field_manager.clone(),
+            fence: self.fence.clone(),
+        }
     }
 
     async fn reconcile_until(&self, stop: watch::Receiver<bool>) {

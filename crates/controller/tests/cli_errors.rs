@@ -778,3 +778,107 @@ fn a_proxy_url_in_the_kubeconfig_is_used() {
     assert_eq!(proxy.requests(), [format!("CONNECT {target} HTTP/1.1")]);
     assert!(!paths.lock().unwrap().is_empty());
 }
+
+/// `import-bitnami-keys` reads the whole backup before it talks to the API server: a bad file
+/// is named with its line and nothing is written (the API server here is a closed port, so
+/// any attempt to reach it would say so instead).
+#[test]
+fn import_bitnami_keys_names_a_bad_backup_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", closed_port()));
+    let missing = dir.path().join("missing.yaml");
+    run(
+        &kubeconfig,
+        &["import-bitnami-keys", missing.to_str().unwrap()],
+    )
+    .fails(
+        1,
+        &format!(
+            "{}: cannot read the key backup: No such file or directory",
+            missing.display()
+        ),
+    );
+    let configmap = dir.path().join("cm.yaml");
+    std::fs::write(
+        &configmap,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    )
+    .unwrap();
+    run(
+        &kubeconfig,
+        &["import-bitnami-keys", configmap.to_str().unwrap()],
+    )
+    .fails(
+        1,
+        &format!(
+            "{}:1: is a ConfigMap, not a key Secret or a List of them",
+            configmap.display()
+        ),
+    );
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "apiVersion: v1\nkind: List\nitems: []\n").unwrap();
+    run(
+        &kubeconfig,
+        &["import-bitnami-keys", empty.to_str().unwrap()],
+    )
+    .fails(
+        1,
+        &format!("{}: holds no Sealed Secrets key", empty.display()),
+    );
+    let no_key = dir.path().join("nokey.yaml");
+    std::fs::write(
+        &no_key,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: sealed-secrets-keyx}\ndata: {tls.crt: ''}\n",
+    )
+    .unwrap();
+    run(
+        &kubeconfig,
+        &["import-bitnami-keys", no_key.to_str().unwrap()],
+    )
+    .fails(
+        1,
+        &format!(
+            "{}:1: Secret 'sealed-secrets-keyx' has no data.tls.key",
+            no_key.display()
+        ),
+    );
+    run(&kubeconfig, &["import-bitnami-keys"]).fails(2, "<FILE>");
+}
+
+/// A good key, but the API server refuses: the Secret and the server are named.
+#[test]
+fn import_bitnami_keys_reports_what_the_api_server_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let made = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    let stub = Stub::start(|_, _, _| {
+        status(
+            403,
+            "Forbidden",
+            "secrets is forbidden: User \"dev\" cannot get resource \"secrets\"",
+        )
+    });
+    let kubeconfig = write_kubeconfig(dir.path(), &stub.url());
+    let out = run(&kubeconfig, &["import-bitnami-keys", key.to_str().unwrap()])
+        .fails(1, "cannot read Secret sealant-system/sealant-bitnami-key-");
+    assert!(
+        out.stderr.contains(&format!(
+            "the API server at {}/ answered 403 Forbidden: secrets is forbidden",
+            stub.url()
+        )),
+        "{}",
+        out.stderr
+    );
+}

@@ -262,6 +262,28 @@ impl BitnamiKey {
             .public_key_to_pem()
             .expect("an RSA key's public half encodes")
     }
+
+    /// The private key in PKCS#8 PEM, to store it in the cluster (`import-bitnami-keys`).
+    pub fn private_key_pem(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(
+            self.key
+                .private_key_to_pem_pkcs8()
+                .expect("an RSA private key encodes"),
+        )
+    }
+
+    /// The SHA-256 of the public key (DER SubjectPublicKeyInfo), in hex: names the key
+    /// the same way wherever it came from.
+    pub fn fingerprint(&self) -> String {
+        let der = self
+            .key
+            .public_key_to_der()
+            .expect("an RSA key's public half encodes");
+        openssl::sha::sha256(&der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 impl fmt::Debug for BitnamiKey {
@@ -486,6 +508,15 @@ impl BitnamiKeyRing {
             .min(self.keys.len());
         (first..self.keys.len()).chain(0..first)
     }
+
+    /// As [`Self::order`], but the key named `preferred` (the one that opened this object
+    /// last time, say) before all others.
+    fn order_preferring<'a>(&'a self, preferred: Option<&str>) -> impl Iterator<Item = usize> + 'a {
+        let first = preferred.and_then(|name| self.keys.iter().position(|k| k.name == name));
+        first
+            .into_iter()
+            .chain(self.order().filter(move |i| Some(*i) != first))
+    }
 }
 
 /// A value opened by [`open_value`]: the plaintext (zeroized on drop) and the key that opened it.
@@ -552,6 +583,19 @@ pub fn open_value(
     target: &Target,
     ring: &BitnamiKeyRing,
 ) -> Result<OpenedBitnami, BitnamiOpenError> {
+    open_value_preferring(ciphertext, scope, target, ring, None)
+}
+
+/// As [`open_value`], trying the key named `preferred` first (Bitnami values record no key
+/// id: a controller remembers per object which key opened it, so each value costs one RSA
+/// decryption rather than one per key held).
+pub fn open_value_preferring(
+    ciphertext: &str,
+    scope: Scope,
+    target: &Target,
+    ring: &BitnamiKeyRing,
+    preferred: Option<&str>,
+) -> Result<OpenedBitnami, BitnamiOpenError> {
     let blob = BASE64
         .decode(ciphertext.trim())
         .map_err(|_| BitnamiOpenError::NotBase64)?;
@@ -571,7 +615,7 @@ pub fn open_value(
         return Err(BitnamiOpenError::NoKeys);
     }
     let label = oaep_label(scope, target);
-    for index in ring.order() {
+    for index in ring.order_preferring(preferred) {
         let key = &ring.keys[index];
         let Some(session_key) = rsa_oaep_decrypt(&key.key, wrapped, &label) else {
             continue;
@@ -667,40 +711,17 @@ pub fn migrate(
     ring: &BitnamiKeyRing,
     recipients: &[Recipient],
 ) -> Result<Migrated, MigrateError> {
-    let name = bitnami
-        .metadata
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or(MigrateError::NoName)?;
-    if bitnami.spec.data.as_ref().is_some_and(|d| !d.is_null()) {
-        return Err(MigrateError::LegacyData);
-    }
-    let template = &bitnami.spec.template;
-    if let Some(data) = template.data.as_ref().filter(|d| !d.is_empty()) {
-        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
-        return Err(MigrateError::TemplateData(keys.join(", ")));
-    }
-    if bitnami.spec.encrypted_data.is_empty() {
+    let OpenedItems {
+        name,
+        scope,
+        items,
+        opened_with,
+    } = open_items(bitnami, ring, None)?;
+    // The cluster would make an empty Secret of it; a migrated file would be empty.
+    if items.is_empty() {
         return Err(MigrateError::Empty);
     }
-    let scope = bitnami.scope();
-    let target = bitnami.target();
-    Binding::new(scope, &target)?;
-    let mut items = Items::new();
-    let mut opened_with = Vec::new();
-    for (item, ciphertext) in &bitnami.spec.encrypted_data {
-        let opened =
-            open_value(ciphertext, scope, &target, ring).map_err(|reason| MigrateError::Open {
-                item: item.clone(),
-                reason,
-            })?;
-        if !opened_with.contains(&opened.opened_with) {
-            opened_with.push(opened.opened_with);
-        }
-        items.insert(item.clone(), opened.plaintext);
-    }
-    opened_with.sort();
+    let template = &bitnami.spec.template;
     let template_meta = template.metadata.clone().unwrap_or_default();
     let mut sealed = SealedSecret::new(
         &name,
@@ -725,6 +746,85 @@ pub fn migrate(
     seal_items(&mut sealed, items, recipients)?;
     Ok(Migrated {
         sealed,
+        opened_with,
+    })
+}
+
+/// Every value of a Bitnami SealedSecret, opened: what its Secret's data is.
+/// Debug shows item names and sizes only.
+pub struct OpenedItems {
+    pub name: String,
+    pub scope: Scope,
+    pub items: Items,
+    /// The Bitnami keys that opened its values (sorted, once each).
+    pub opened_with: Vec<String>,
+}
+
+impl fmt::Debug for OpenedItems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sizes: BTreeMap<&str, usize> = self
+            .items
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.len()))
+            .collect();
+        f.debug_struct("OpenedItems")
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("item_bytes", &sizes)
+            .field("opened_with", &self.opened_with)
+            .finish()
+    }
+}
+
+/// Opens every value of `bitnami` for its own place and scope, `preferred` key first; all
+/// or nothing. Refuses what Sealant cannot reproduce (template data, the pre-v0.7 format).
+pub fn open_items(
+    bitnami: &BitnamiSealedSecret,
+    ring: &BitnamiKeyRing,
+    preferred: Option<&str>,
+) -> Result<OpenedItems, MigrateError> {
+    let name = bitnami
+        .metadata
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or(MigrateError::NoName)?;
+    if bitnami.spec.data.as_ref().is_some_and(|d| !d.is_null()) {
+        return Err(MigrateError::LegacyData);
+    }
+    if let Some(data) = bitnami
+        .spec
+        .template
+        .data
+        .as_ref()
+        .filter(|d| !d.is_empty())
+    {
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        return Err(MigrateError::TemplateData(keys.join(", ")));
+    }
+    let scope = bitnami.scope();
+    let target = bitnami.target();
+    Binding::new(scope, &target)?;
+    let mut items = Items::new();
+    let mut opened_with = Vec::new();
+    let mut preferred = preferred.map(str::to_owned);
+    for (item, ciphertext) in &bitnami.spec.encrypted_data {
+        let opened = open_value_preferring(ciphertext, scope, &target, ring, preferred.as_deref())
+            .map_err(|reason| MigrateError::Open {
+                item: item.clone(),
+                reason,
+            })?;
+        if !opened_with.contains(&opened.opened_with) {
+            opened_with.push(opened.opened_with.clone());
+        }
+        preferred = Some(opened.opened_with);
+        items.insert(item.clone(), opened.plaintext);
+    }
+    opened_with.sort();
+    Ok(OpenedItems {
+        name,
+        scope,
+        items,
         opened_with,
     })
 }
@@ -835,6 +935,22 @@ mod tests {
         assert_eq!(opened.opened_with, "new");
         assert_eq!(ring.order().collect::<Vec<_>>(), vec![1, 0]);
         assert!(!format!("{opened:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_preferred_key_is_tried_first_and_an_unknown_one_changes_nothing() {
+        let (a, b, c) = (key("a"), key("b"), key("c"));
+        let ring = BitnamiKeyRing::new(vec![a, b, c]);
+        let order = |p: Option<&str>| ring.order_preferring(p).collect::<Vec<_>>();
+        assert_eq!(order(None), [0, 1, 2]);
+        assert_eq!(order(Some("c")), [2, 0, 1]);
+        assert_eq!(order(Some("gone")), [0, 1, 2]);
+        ring.last_opened.store(1, Ordering::Relaxed);
+        assert_eq!(order(Some("c")), [2, 1, 0]);
+        let t = Target::new("prod", "db");
+        let ct = seal(&ring.keys()[2], b"prod/db", b"v");
+        let opened = open_value_preferring(&ct, Scope::Strict, &t, &ring, Some("c")).unwrap();
+        assert_eq!(opened.opened_with, "c");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! The format is specified in docs/format.md.
 
 pub mod bitnami;
+pub mod bitnami_secret;
 pub mod check;
 pub mod conditions;
 pub mod config;

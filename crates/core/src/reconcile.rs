@@ -57,7 +57,13 @@ pub const RESTRICTED_SECRET_TYPES: &[&str] = &[
 
 /// Why a SealedSecret's template type may not be written, if it may not.
 pub fn type_refusal(sealed: &SealedSecret, allowed: &[String]) -> Option<String> {
-    let type_ = sealed.spec.template.type_.as_deref()?;
+    refused_type(sealed.spec.template.type_.as_deref(), allowed)
+}
+
+/// Why a template's Secret type may not be written, if it may not (for any kind of sealed
+/// object: Sealant's or Bitnami's).
+pub fn refused_type(type_: Option<&str>, allowed: &[String]) -> Option<String> {
+    let type_ = type_?;
     (RESTRICTED_SECRET_TYPES.contains(&type_) && !allowed.iter().any(|a| a == type_)).then(|| {
         format!(
             "template type '{type_}' makes the cluster mint or honour credentials: refused unless seal-controller runs with --allow-secret-type {type_}"
@@ -66,11 +72,13 @@ pub fn type_refusal(sealed: &SealedSecret, allowed: &[String]) -> Option<String>
 }
 
 /// Labels and annotations a template may not set: they would make the generated Secret look
-/// like one of the controller's keys (and so plant a sealing key), or claim a takeover.
-fn is_reserved(key: &str) -> bool {
+/// like one of the controller's keys (and so plant a sealing key, or an imported Bitnami
+/// key), or claim a takeover.
+pub(crate) fn is_reserved(key: &str) -> bool {
     key.starts_with(crate::keystore::KEY_LABEL)
         || key == crate::keystore::CREATED_ANNOTATION
         || key == MANAGED_ANNOTATION
+        || key == crate::bitnami_secret::IMPORTED_KEY_LABEL
 }
 
 /// The Secret a SealedSecret stands for: its opened data and template, owned by it.
@@ -105,7 +113,12 @@ pub fn desired_secret(sealed: &SealedSecret, unsealed: &UnsealedSecret) -> Secre
 
 /// Is `secret` controlled by `sealed` (an ownerReference with controller=true and its uid)?
 pub fn is_owned_by(secret: &Secret, sealed: &SealedSecret) -> bool {
-    let Some(uid) = sealed.metadata.uid.as_deref() else {
+    is_controlled_by(secret, sealed.metadata.uid.as_deref())
+}
+
+/// Is `secret` controlled by the object with `uid` (an ownerReference with controller=true)?
+pub fn is_controlled_by(secret: &Secret, uid: Option<&str>) -> bool {
+    let Some(uid) = uid else {
         return false;
     };
     secret
@@ -116,8 +129,29 @@ pub fn is_owned_by(secret: &Secret, sealed: &SealedSecret) -> bool {
         .any(|r| r.uid == uid && r.controller == Some(true))
 }
 
+/// Which Secrets a sealed object may write: those it controls, and any other one annotated
+/// `takeover_annotation: "true"`.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The sealed object's uid.
+    pub uid: Option<&'a str>,
+    pub takeover_annotation: &'a str,
+    /// Also a Secret with Sealant's managed-by label and no controller (a kept Secret).
+    pub adopts_kept: bool,
+}
+
 /// Decides the write for `desired` given what exists.
 pub fn plan(sealed: &SealedSecret, existing: Option<&Secret>, desired: Secret) -> Plan {
+    let claim = Claim {
+        uid: sealed.metadata.uid.as_deref(),
+        takeover_annotation: MANAGED_ANNOTATION,
+        adopts_kept: true,
+    };
+    plan_for(claim, existing, desired)
+}
+
+/// Decides the write for `desired`, made for the object `claim` describes, given what exists.
+pub fn plan_for(claim: Claim, existing: Option<&Secret>, desired: Secret) -> Plan {
     let Some(existing) = existing else {
         return Plan::Create(Box::new(desired));
     };
@@ -125,9 +159,9 @@ pub fn plan(sealed: &SealedSecret, existing: Option<&Secret>, desired: Secret) -
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(MANAGED_ANNOTATION))
+        .and_then(|a| a.get(claim.takeover_annotation))
         .is_some_and(|v| v == "true");
-    if !is_owned_by(existing, sealed) && !managed {
+    if !is_controlled_by(existing, claim.uid) && !managed {
         // A kept Secret (keep-on-delete) carries our label and no controller: still ours.
         let labelled = existing
             .metadata
@@ -141,7 +175,7 @@ pub fn plan(sealed: &SealedSecret, existing: Option<&Secret>, desired: Secret) -
             .iter()
             .flatten()
             .any(|r| r.controller == Some(true));
-        if !labelled || controlled {
+        if !claim.adopts_kept || !labelled || controlled {
             return Plan::NotOwned;
         }
     }
@@ -152,7 +186,7 @@ pub fn plan(sealed: &SealedSecret, existing: Option<&Secret>, desired: Secret) -
             .metadata
             .annotations
             .get_or_insert_with(BTreeMap::new)
-            .insert(MANAGED_ANNOTATION.into(), "true".into());
+            .insert(claim.takeover_annotation.into(), "true".into());
     }
     if same_content(existing, &desired) {
         return Plan::UpToDate;
