@@ -1,6 +1,5 @@
 //! `seal-controller`: see `seal-controller --help`.
 
-use std::error::Error as StdError;
 use std::io::IsTerminal;
 
 use anyhow::{Context, anyhow};
@@ -12,7 +11,7 @@ use sealant_controller::keys::{ClusterKeys, KeyStore};
 use sealant_controller::reconcile::field_manager;
 use sealant_controller::run::run;
 use sealant_controller::state::SharedKeys;
-use sealant_kubeconfig::{Selection, chain};
+use sealant_kubeconfig::{Selection, chain, connection_failure};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::info;
@@ -29,7 +28,8 @@ async fn main() -> std::process::ExitCode {
     match run_command(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{}", describe(&e));
+            // `{:#}`: the error and each of its causes, which say themselves once.
+            tracing::error!("{}", format!("{e:#}").replace('\n', " "));
             std::process::ExitCode::FAILURE
         }
     }
@@ -152,23 +152,16 @@ async fn connect(common: &CommonArgs) -> anyhow::Result<(Client, String)> {
     Ok((client, server))
 }
 
-/// Says which API server a Kubernetes error came from and what it said, once.
+/// Says which API server a Kubernetes error came from and what it said: the layers above it,
+/// then kube's error in the words of [`describe_kube`].
 fn at_server(e: anyhow::Error, server: &str) -> anyhow::Error {
     let mut parts: Vec<String> = Vec::new();
-    let layers: Vec<&(dyn StdError + 'static)> = e.chain().collect();
-    for (i, layer) in layers.iter().enumerate() {
+    for layer in e.chain() {
         if let Some(kube) = layer.downcast_ref::<kube::Error>() {
             parts.push(describe_kube(kube, server));
             return anyhow!(parts.join(": "));
         }
-        // A wrapper that repeats its cause adds nothing.
-        let text = layer.to_string();
-        let repeats = layers
-            .get(i + 1)
-            .is_some_and(|next| text.contains(&next.to_string()));
-        if !repeats {
-            parts.push(text);
-        }
+        parts.push(layer.to_string());
     }
     e
 }
@@ -183,33 +176,9 @@ fn describe_kube(e: &kube::Error, server: &str) -> String {
                 status.code, status.message
             )
         }
-        kube::Error::Service(_) | kube::Error::HyperError(_) => {
-            format!("cannot reach the API server at {server}: {}", innermost(e))
-        }
-        other => format!("{server}: {}", chain(other)),
+        other => match connection_failure(other) {
+            Some(cause) => format!("cannot reach the API server at {server}: {cause}"),
+            None => format!("{server}: {}", chain(other)),
+        },
     }
-}
-
-/// One line for any error: its causes each said once.
-fn describe(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for layer in e.chain() {
-        let said = layer.to_string();
-        if !text.contains(&said) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&said);
-        }
-    }
-    text.replace('\n', " ")
-}
-
-/// The root cause, e.g. "Connection refused (os error 111)".
-fn innermost(e: &dyn StdError) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }

@@ -14,22 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets_range};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
-
-/// The reasons a reconcile fails, as the `Ready` condition says them (docs/errors.md), and
-/// `ApiError` for a request the API server did not answer: each namespace's series start at 0
-/// the first time the controller reconciles there, so `increase()` sees the first error.
-pub const KNOWN_REASONS: &[&str] = &[
-    "NoKey",
-    "KeyCompromised",
-    "ScopeMismatch",
-    "Tampered",
-    "Malformed",
-    "NotOwned",
-    "SecretRejected",
-    "SecretForbidden",
-    "TypeNotAllowed",
-    "ApiError",
-];
+use sealant_core::reason::Reason;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabel {
@@ -167,15 +152,17 @@ impl Metrics {
         metrics
     }
 
-    /// The error series of `namespace`, at 0 until they count.
+    /// The error series of `namespace`, one per [`Reason`], at 0 until they count: each
+    /// namespace's series start the first time the controller reconciles there, so
+    /// `increase()` sees the first error.
     fn know_namespace(&self, namespace: &str) {
         let mut known = self.namespaces.lock().expect("not poisoned");
         if known.insert(namespace.to_owned()) {
-            for reason in KNOWN_REASONS {
+            for reason in Reason::ALL {
                 // Creating the series is enough; the guard returned is not needed.
                 let _ = self.unseal_errors.get_or_create(&ErrorLabel {
                     namespace: namespace.to_owned(),
-                    reason: (*reason).to_owned(),
+                    reason: reason.as_str().to_owned(),
                 });
             }
         }
@@ -187,15 +174,15 @@ impl Metrics {
         self.unseal_requests.inc();
     }
 
-    /// A SealedSecret that could not be turned into its Secret; `reason` is its Ready
-    /// condition's reason (one of [`KNOWN_REASONS`]).
-    pub fn unseal_error(&self, namespace: &str, reason: &str) {
+    /// A SealedSecret that could not be turned into its Secret, and why (its Ready
+    /// condition's reason).
+    pub fn unseal_error(&self, namespace: &str, reason: Reason) {
         self.know_namespace(namespace);
         self.unseal_requests.inc();
         self.unseal_errors
             .get_or_create(&ErrorLabel {
                 namespace: namespace.to_owned(),
-                reason: reason.to_owned(),
+                reason: reason.as_str().to_owned(),
             })
             .inc();
     }
@@ -323,9 +310,9 @@ mod tests {
     fn encodes_every_metric() {
         let m = Metrics::new();
         m.unseal_ok("prod");
-        m.unseal_error("prod", "NoKey");
-        m.unseal_error("prod", "NoKey");
-        m.unseal_error("dev", "Tampered");
+        m.unseal_error("prod", Reason::NoKey);
+        m.unseal_error("prod", Reason::NoKey);
+        m.unseal_error("dev", Reason::Tampered);
         m.observe_reconcile(0.02);
         m.set_keys(1, 2, 3);
         m.set_key_ages(&[("age1a".into(), "active".into(), 1_700_000_000)]);
@@ -365,6 +352,24 @@ mod tests {
             !m.encode()
                 .contains("sealant_key_created_timestamp_seconds{")
         );
+    }
+
+    #[test]
+    fn a_namespace_has_one_error_series_per_reason_and_no_other() {
+        let m = Metrics::new();
+        m.unseal_ok("prod");
+        let text = m.encode();
+        let mut labels: Vec<&str> = text
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("sealant_unseal_errors_total{namespace=\"prod\",reason=\"")
+            })
+            .filter_map(|rest| rest.strip_suffix("\"} 0"))
+            .collect();
+        labels.sort_unstable();
+        let mut reasons: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        reasons.sort_unstable();
+        assert_eq!(labels, reasons, "{text}");
     }
 
     fn condition(type_: &str, status: &str, reason: &str) -> Condition {

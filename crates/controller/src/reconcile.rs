@@ -13,8 +13,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use sealant_core::conditions::{Health, conditions, status_changed, status_digest};
 use sealant_core::convert::{ConvertError, exposed_to, unseal_in_cluster};
 use sealant_core::crd::{SealedSecret, SealedSecretStatus};
+use sealant_core::reason::Reason;
 use sealant_core::reconcile::{Plan, desired_secret, plan, type_refusal};
-use sealant_core::value::OpenError;
 use tracing::{info, warn};
 
 use crate::cache::{SecretVersions, Seen, Written};
@@ -140,11 +140,11 @@ enum Refused {
 enum Outcome {
     Written(&'static str),
     Unchanged,
+    /// Retried soon when `reason` is not permanent (a 403 that an RBAC fix ends), else
+    /// only at the next resync.
     Failed {
-        reason: &'static str,
+        reason: Reason,
         message: String,
-        /// Worth retrying soon (a 403 that an RBAC fix ends), not only at the next resync.
-        retry: bool,
     },
 }
 
@@ -179,19 +179,16 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
     let mut exposed = Vec::new();
     let (outcome, opened_with) = match opening {
         Err(Refused::Type(message)) => {
-            let reason = "TypeNotAllowed";
             let failed = Outcome::Failed {
-                reason,
+                reason: Reason::TypeNotAllowed,
                 message,
-                retry: false,
             };
             (failed, Vec::new())
         }
         Err(Refused::Open(error)) => (
             Outcome::Failed {
-                reason: failure_reason(&error),
+                reason: Reason::of_opening(&error),
                 message: error.to_string(),
-                retry: false,
             },
             Vec::new(),
         ),
@@ -220,19 +217,13 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         Outcome::Written(_) | Outcome::Unchanged => Health::Ready {
             message: &up_to_date,
         },
-        Outcome::Failed {
-            reason,
+        Outcome::Failed { reason, message } => Health::Failed {
+            reason: *reason,
             message,
-            retry: true,
-        } => Health::Retrying { reason, message },
-        Outcome::Failed {
-            reason,
-            message,
-            retry: false,
-        } => Health::Stalled { reason, message },
+        },
     };
     match &outcome {
-        Outcome::Failed { reason, .. } => ctx.metrics.unseal_error(&namespace, reason),
+        Outcome::Failed { reason, .. } => ctx.metrics.unseal_error(&namespace, *reason),
         Outcome::Written(_) | Outcome::Unchanged => ctx.metrics.unseal_ok(&namespace),
     }
     let exposed_keys = (!exposed.is_empty()).then(|| exposed.join(", "));
@@ -256,25 +247,21 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
             )
             .await;
         }
-        Outcome::Failed {
-            reason,
-            message,
-            retry,
-        } => {
-            warn!(%namespace, %name, reason, %message, "cannot unseal");
+        Outcome::Failed { reason, message } => {
+            warn!(%namespace, %name, %reason, %message, "cannot unseal");
             // One event per change of state, not one per resync.
             if changed {
                 publish(
                     &ctx,
                     &sealed,
                     EventType::Warning,
-                    reason,
+                    reason.as_str(),
                     "Unseal",
                     message.clone(),
                 )
                 .await;
             }
-            if *retry {
+            if !reason.is_permanent() {
                 ctx.metrics
                     .observe_reconcile(started.elapsed().as_secs_f64());
                 // Through the error policy: retried with backoff, not left to the resync.
@@ -367,7 +354,7 @@ async fn retrying(
         return error;
     }
     let namespace = sealed.namespace().unwrap_or_default();
-    ctx.metrics.unseal_error(&namespace, "ApiError");
+    ctx.metrics.unseal_error(&namespace, Reason::ApiError);
     let message = match &error {
         Error::Kube(kube::Error::Api(status)) => format!(
             "the API server answered {} to a request for Secret {}: {}; retrying with backoff",
@@ -377,8 +364,8 @@ async fn retrying(
         ),
         other => format!("{other}; retrying with backoff"),
     };
-    let health = Health::Retrying {
-        reason: "ApiError",
+    let health = Health::Failed {
+        reason: Reason::ApiError,
         message: &message,
     };
     if let Err(e) = report(ctx, sealed, &health, opened_with, exposed_to).await {
@@ -514,11 +501,10 @@ async fn write(
         }
         Plan::NotOwned => {
             let failed = Outcome::Failed {
-                reason: "NotOwned",
+                reason: Reason::NotOwned,
                 message: format!(
                     "Secret {name} exists and is not managed by this SealedSecret: annotate it sealant.dev/managed=true to let Sealant take it over"
                 ),
-                retry: false,
             };
             return Ok((failed, None));
         }
@@ -538,9 +524,8 @@ async fn write(
         // not help, so say so in the status; other errors are retried.
         Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => {
             let failed = Outcome::Failed {
-                reason: "SecretRejected",
+                reason: Reason::SecretRejected,
                 message: format!("the API server refused Secret {name}: {}", status.message),
-                retry: false,
             };
             Ok((failed, None))
         }
@@ -549,12 +534,11 @@ async fn write(
         // with backoff rather than left to the next resync.
         Err(kube::Error::Api(status)) if status.code == 403 => {
             let failed = Outcome::Failed {
-                reason: "SecretForbidden",
+                reason: Reason::SecretForbidden,
                 message: format!(
                     "the API server forbade writing Secret {name}: {}",
                     status.message
                 ),
-                retry: true,
             };
             Ok((failed, None))
         }
@@ -613,22 +597,6 @@ enum Refusal {
 impl From<kube::Error> for Refusal {
     fn from(e: kube::Error) -> Refusal {
         Refusal::Kube(e)
-    }
-}
-
-/// The Ready condition's reason (and metric label) for an opening failure.
-fn failure_reason(error: &ConvertError) -> &'static str {
-    match error {
-        ConvertError::Compromised { .. } => "KeyCompromised",
-        ConvertError::Open { error, .. } => match error {
-            OpenError::NoKeyHeld(_) => "NoKey",
-            OpenError::Binding(_) => "ScopeMismatch",
-            OpenError::HeaderTampered | OpenError::PayloadTampered | OpenError::KeyMismatch(_) => {
-                "Tampered"
-            }
-            _ => "Malformed",
-        },
-        _ => "Malformed",
     }
 }
 

@@ -223,6 +223,20 @@ fn no_usable_kubeconfig_is_named() {
         ),
     );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    // A kubeconfig that cannot be read (a folder): the cause is said once.
+    let out = run(dir.path(), &["rotate"]).fails(
+        1,
+        &format!(
+            "ERROR seal_controller: kubeconfig {}: cannot read: Is a directory (os error 21)\n",
+            dir.path().display()
+        ),
+    );
+    assert_eq!(
+        out.stderr.matches("Is a directory").count(),
+        1,
+        "{}",
+        out.stderr
+    );
     let no_context = dir.path().join("no-context");
     std::fs::write(
         &no_context,

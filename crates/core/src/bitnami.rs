@@ -315,7 +315,7 @@ pub enum KeyBackupError {
     BadPem { line: usize, what: String },
     #[error("{line}: {what}is not an RSA key; Bitnami Sealed Secrets keys are RSA")]
     NotRsa { line: usize, what: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(#[from] ParseError),
 }
 
@@ -689,9 +689,9 @@ pub enum MigrateError {
         item: String,
         reason: BitnamiOpenError,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Binding(#[from] BindingError),
-    #[error("{0}")]
+    #[error(transparent)]
     Seal(#[from] ConvertError),
 }
 

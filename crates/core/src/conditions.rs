@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::SealedSecretStatus;
+use crate::reason::Reason;
 
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
@@ -31,10 +32,10 @@ pub const UNSEALED: &str = "Unsealed";
 pub enum Health<'a> {
     /// The Secret is in place.
     Ready { message: &'a str },
-    /// Not in place; the controller retries with backoff and may yet succeed.
-    Retrying { reason: &'a str, message: &'a str },
-    /// Not in place until someone changes the SealedSecret, the keys or the cluster.
-    Stalled { reason: &'a str, message: &'a str },
+    /// Not in place: `Stalled` until someone changes the SealedSecret, the keys or the
+    /// cluster when `reason` is permanent, else `Reconciling` (the controller retries with
+    /// backoff and may yet succeed).
+    Failed { reason: Reason, message: &'a str },
 }
 
 /// The conditions for `health`: `Ready` first, then `Reconciling` or `Stalled` when True.
@@ -62,14 +63,17 @@ pub fn conditions(
     };
     match *health {
         Health::Ready { message } => vec![condition(READY, "True", UNSEALED, message)],
-        Health::Retrying { reason, message } => vec![
-            condition(READY, "False", reason, message),
-            condition(RECONCILING, "True", reason, message),
-        ],
-        Health::Stalled { reason, message } => vec![
-            condition(READY, "False", reason, message),
-            condition(STALLED, "True", reason, message),
-        ],
+        Health::Failed { reason, message } => {
+            let abnormal = if reason.is_permanent() {
+                STALLED
+            } else {
+                RECONCILING
+            };
+            vec![
+                condition(READY, "False", reason.as_str(), message),
+                condition(abnormal, "True", reason.as_str(), message),
+            ]
+        }
     }
 }
 
@@ -132,8 +136,8 @@ mod tests {
         let now = at("2026-01-01T00:00:00Z");
         let ready = conditions(None, &Health::Ready { message: "ok" }, Some(3), now);
         assert_eq!(summary(&ready), [("Ready", "True", "Unsealed", Some(3))]);
-        let retrying = Health::Retrying {
-            reason: "ApiError",
+        let retrying = Health::Failed {
+            reason: Reason::ApiError,
             message: "etcd down",
         };
         assert_eq!(
@@ -143,8 +147,8 @@ mod tests {
                 ("Reconciling", "True", "ApiError", Some(3))
             ]
         );
-        let stalled = Health::Stalled {
-            reason: "NoKey",
+        let stalled = Health::Failed {
+            reason: Reason::NoKey,
             message: "no key",
         };
         let stalled = conditions(None, &stalled, Some(3), now);
@@ -162,14 +166,14 @@ mod tests {
     fn transition_times_move_only_when_a_status_changes() {
         let first = at("2026-01-01T00:00:00Z");
         let later = at("2026-02-02T00:00:00Z");
-        let stalled = Health::Stalled {
-            reason: "NoKey",
+        let stalled = Health::Failed {
+            reason: Reason::NoKey,
             message: "no key",
         };
         let old = status(conditions(None, &stalled, Some(1), first));
         // The same failure with another reason: Ready stays False, Stalled stays True.
-        let scope = Health::Stalled {
-            reason: "ScopeMismatch",
+        let scope = Health::Failed {
+            reason: Reason::ScopeMismatch,
             message: "moved",
         };
         let again = conditions(Some(&old), &scope, Some(1), later);
@@ -179,8 +183,8 @@ mod tests {
         assert_eq!(opened.len(), 1);
         assert_eq!(opened[0].last_transition_time, Time(later));
         // Retrying after Stalled: Ready is still False (kept), Reconciling is new.
-        let retrying = Health::Retrying {
-            reason: "ApiError",
+        let retrying = Health::Failed {
+            reason: Reason::ApiError,
             message: "x",
         };
         let retried = conditions(Some(&old), &retrying, Some(1), later);
@@ -198,8 +202,8 @@ mod tests {
         assert_eq!(status_digest(&old), status_digest(&same));
         same.observed_generation = Some(2);
         assert!(status_changed(Some(&old), &same));
-        let failed = Health::Stalled {
-            reason: "NoKey",
+        let failed = Health::Failed {
+            reason: Reason::NoKey,
             message: "x",
         };
         let flipped = status(conditions(
@@ -216,8 +220,8 @@ mod tests {
     #[test]
     fn conditions_serialize_in_the_kubernetes_shape() {
         let now = at("2026-01-01T00:00:00.123Z");
-        let stalled = Health::Stalled {
-            reason: "NoKey",
+        let stalled = Health::Failed {
+            reason: Reason::NoKey,
             message: "no key",
         };
         let json = serde_json::to_value(conditions(None, &stalled, Some(2), now)).unwrap();

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
-use crate::keys::{Recipient, parse_recipient};
+use crate::keys::{KeyError, Recipient, parse_recipient};
 use crate::manifest::{Document, ParseError, parse_document};
 
 pub const CONFIG_FILE_NAME: &str = ".sealant.yaml";
@@ -63,24 +63,24 @@ struct RuleFile {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(#[from] ParseError),
     #[error("recipient '{name}': {error}")]
-    BadRecipient { name: String, error: String },
+    BadRecipient { name: String, error: KeyError },
     #[error("rule {rule}: unknown recipient name '{name}' (define it under recipients:)")]
     UnknownName { rule: usize, name: String },
     #[error("rule {rule}: bad glob '{glob}': {error}")]
     BadGlob {
         rule: usize,
         glob: String,
-        error: String,
+        error: globset::ErrorKind,
     },
     #[error("rule {0} lists no recipients")]
     EmptyRule(usize),
-    #[error("check.exclude entry {entry}: {source}")]
+    #[error("check.exclude entry {entry}: {error}")]
     BadExclude {
         entry: usize,
-        source: crate::exclude::BadExclude,
+        error: crate::exclude::BadExclude,
     },
 }
 
@@ -121,9 +121,9 @@ impl RepoConfig {
                 .iter()
                 .map(|r| parse_recipient(r))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ConfigError::BadRecipient {
+                .map_err(|error| ConfigError::BadRecipient {
                     name: name.clone(),
-                    error: e.to_string(),
+                    error,
                 })?;
             named.insert(name, parsed);
         }
@@ -159,9 +159,9 @@ impl RepoConfig {
         }
         for (i, pattern) in file.check.exclude.iter().enumerate() {
             crate::exclude::Excludes::new(std::path::Path::new(""), std::slice::from_ref(pattern))
-                .map_err(|source| ConfigError::BadExclude {
+                .map_err(|error| ConfigError::BadExclude {
                     entry: i + 1,
-                    source,
+                    error,
                 })?;
         }
         Ok(RepoConfig {
@@ -203,7 +203,7 @@ fn glob(rule: usize, pattern: &str, path: bool) -> Result<GlobMatcher, ConfigErr
         .map_err(|e| ConfigError::BadGlob {
             rule,
             glob: pattern.to_owned(),
-            error: e.kind().to_string(),
+            error: e.kind().clone(),
         })
 }
 

@@ -54,9 +54,9 @@ pub enum ConvertError {
     Empty,
     #[error("holds {0} bytes; Kubernetes limits a Secret to 1 MiB (1048576 bytes)")]
     TooLarge(usize),
-    #[error("{0}")]
+    #[error(transparent)]
     Binding(#[from] BindingError),
-    #[error("{0}")]
+    #[error(transparent)]
     Seal(#[from] SealError),
     #[error("has no item '{0}' to remove")]
     NoSuchItem(String),

@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::keys::{Identity, KeyRing, generate_key, parse_identity_file};
+use crate::keys::{Identity, KeyError, KeyRing, generate_key, parse_identity_file};
 
 pub const KEY_LABEL: &str = "sealant.dev/key";
 pub const STATE_LABEL: &str = "sealant.dev/key-state";
@@ -77,7 +77,7 @@ pub enum KeyStoreError {
     #[error("has no data.{KEY_DATA} holding an age identity")]
     NoKeyData,
     #[error("data.{KEY_DATA} is not an age identity file: {0}")]
-    BadKey(String),
+    BadKey(KeyError),
     #[error("label {STATE_LABEL}='{0}' is not active, retired or compromised")]
     BadState(String),
     #[error("has no creation time")]
@@ -115,7 +115,7 @@ pub fn parse_key_secret(secret: &Secret) -> Result<StoredKey, KeyStoreError> {
         .ok_or(KeyStoreError::NoKeyData)?;
     let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes.0).into_owned());
     let identity = parse_identity_file(&text)
-        .map_err(|e| KeyStoreError::BadKey(e.to_string()))?
+        .map_err(KeyStoreError::BadKey)?
         .remove(0);
     let labels = secret.metadata.labels.as_ref();
     let state = KeyState::parse(labels.and_then(|l| l.get(STATE_LABEL)).map(String::as_str))?;

@@ -17,6 +17,7 @@ pub mod keystore;
 pub mod manifest;
 pub mod output;
 pub mod payload;
+pub mod reason;
 pub mod reconcile;
 pub mod rewrap;
 pub mod rewrite;

@@ -82,9 +82,9 @@ pub enum OpenError {
         max = crate::rewrap::MAX_STANZAS
     )]
     TooManyStanzas(usize),
-    #[error("{0}")]
+    #[error(transparent)]
     Payload(#[from] PayloadError),
-    #[error("{0}")]
+    #[error(transparent)]
     Binding(#[from] BindingError),
 }
 

@@ -36,10 +36,10 @@ pub enum ClientConfigError {
     /// been used instead, had the process run in one.
     #[error("no kubeconfig at {}{}", path.display(), if *pod_hint { NOT_IN_A_POD_SUFFIX } else { "" })]
     Missing { path: PathBuf, pod_hint: bool },
-    #[error("kubeconfig {}: cannot read: {source}", path.display())]
+    #[error("kubeconfig {}: cannot read: {error}", path.display())]
     Unreadable {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `--context NAME` (or the current-context) names a context the kubeconfig lacks.
     #[error("kubeconfig {place}: no context '{name}' (see kubectl config get-contexts)")]
@@ -143,7 +143,7 @@ fn describe(e: KubeconfigError, flag: Option<&Path>, pod_hint: bool) -> ClientCo
         KubeconfigError::ReadConfig(io, path) if io.kind() == std::io::ErrorKind::NotFound => {
             ClientConfigError::Missing { path, pod_hint }
         }
-        KubeconfigError::ReadConfig(source, path) => ClientConfigError::Unreadable { path, source },
+        KubeconfigError::ReadConfig(error, path) => ClientConfigError::Unreadable { path, error },
         KubeconfigError::LoadContext(name) => ClientConfigError::NoContext { place, name },
         KubeconfigError::CurrentContextNotSet => ClientConfigError::NoCurrentContext { place },
         KubeconfigError::LoadClusterOfContext(name) => ClientConfigError::NoCluster { place, name },
@@ -175,6 +175,20 @@ fn place(flag: Option<&Path>) -> String {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default().trim_end()
+}
+
+/// Why a request got no answer, when no connection was made: the root cause alone (e.g.
+/// "Connection refused (os error 111)"), which both binaries put after "cannot reach …".
+/// `None` for any other client error, which [`chain`] says.
+pub fn connection_failure(e: &kube::Error) -> Option<String> {
+    if !matches!(e, kube::Error::Service(_) | kube::Error::HyperError(_)) {
+        return None;
+    }
+    let mut cause: &dyn StdError = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    Some(cause.to_string())
 }
 
 /// An error and its causes, each said once (kube's errors repeat their cause in their own

@@ -2,7 +2,6 @@
 //! through the API server's service proxy, or directly at `--controller-url`. Only the commands
 //! that need a cluster make a (current-thread) runtime.
 
-use std::error::Error as StdError;
 use std::time::Duration;
 
 use http::{Method, Request, StatusCode, header};
@@ -11,7 +10,7 @@ use kube::client::Body;
 use kube::{Client, Config};
 use sealant_core::keys::{Recipient, parse_recipients_file};
 use sealant_core::keystore::{RECIPIENTS_CONFIGMAP, RECIPIENTS_DATA};
-use sealant_kubeconfig::{Selection, chain, context_namespace};
+use sealant_kubeconfig::{Selection, chain, connection_failure, context_namespace};
 use tokio::runtime::Runtime;
 
 use crate::cli::ClusterArgs;
@@ -235,21 +234,17 @@ impl Cluster {
                 retry_after,
             })
         });
-        answer.map_err(|e| Failure::new(self.unreachable(&e)))
-    }
-
-    fn unreachable(&self, e: &kube::Error) -> String {
         let whom = if self.direct {
             &self.controller
         } else {
             &self.server
         };
-        match e {
-            kube::Error::Service(_) | kube::Error::HyperError(_) => {
-                format!("cannot reach {whom}: {}", innermost(e))
-            }
-            other => format!("{whom}: {}", chain(other)),
-        }
+        answer.map_err(|e| {
+            Failure::new(match connection_failure(&e) {
+                Some(cause) => format!("cannot reach {whom}: {cause}"),
+                None => format!("{whom}: {}", chain(&e)),
+            })
+        })
     }
 }
 
@@ -318,13 +313,4 @@ fn clip(text: &str) -> String {
         clipped.push('…');
     }
     clipped
-}
-
-/// The root cause, e.g. "Connection refused (os error 111)".
-fn innermost(e: &dyn StdError) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
