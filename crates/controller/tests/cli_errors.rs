@@ -289,26 +289,28 @@ fn readyz(port: u16) -> (u16, String) {
     }
 }
 
+/// The controller (no leader election) against an API server at a closed port, its HTTP
+/// server on the port returned, its stderr to `stderr`.
+fn without_api_server(dir: &Path, stderr: impl Into<Stdio>) -> (Running, u16) {
+    let kubeconfig = write_kubeconfig(dir, &format!("http://127.0.0.1:{}", closed_port()));
+    let port = closed_port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = command(
+        &kubeconfig,
+        &["--leader-elect=false", "--listen-addr", &listen],
+    )
+    .stdout(Stdio::null())
+    .stderr(stderr)
+    .spawn()
+    .unwrap();
+    (Running(child), port)
+}
+
 #[test]
 fn without_the_api_server_the_controller_stays_unready_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let server = format!("http://127.0.0.1:{}", closed_port());
-    let kubeconfig = write_kubeconfig(dir.path(), &server);
-    let port = closed_port();
     let log = dir.path().join("stderr");
-    let child = command(
-        &kubeconfig,
-        &[
-            "--leader-elect=false",
-            "--listen-addr",
-            &format!("127.0.0.1:{port}"),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log).unwrap())
-    .spawn()
-    .unwrap();
-    let child = Running(child);
+    let (child, port) = without_api_server(dir.path(), std::fs::File::create(&log).unwrap());
     assert_eq!(
         readyz(port),
         (503, "keys not loaded; caches not synced".to_owned())
@@ -331,21 +333,7 @@ fn without_the_api_server_the_controller_stays_unready_and_says_why() {
 #[test]
 fn sigterm_stops_the_controller_even_without_the_api_server() {
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", closed_port()));
-    let port = closed_port();
-    let child = command(
-        &kubeconfig,
-        &[
-            "--leader-elect=false",
-            "--listen-addr",
-            &format!("127.0.0.1:{port}"),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut child = Running(child);
+    let (mut child, port) = without_api_server(dir.path(), Stdio::null());
     readyz(port);
     let pid = child.0.id().to_string();
     assert!(
