@@ -14,8 +14,8 @@ use std::sync::LazyLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-#[path = "../../crates/core/tests/harness/mod.rs"]
-mod harness;
+#[path = "../../crates/core/tests/support/mod.rs"]
+mod support;
 
 use libfuzzer_sys::fuzz_target;
 use sealant_core::KeyRing;
@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
                 file.drain(i..end);
             }
             5 => {
-                if let Some(new) = harness::with_records(&file, |r| {
+                if let Some(new) = support::with_records(&file, |r| {
                     let (i, j) = (usize::from(a) % r.len(), usize::from(c) % r.len());
                     r.swap(i, j);
                 }) {
@@ -106,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             6 => {
-                if let Some(new) = harness::with_records(&file, |r| {
+                if let Some(new) = support::with_records(&file, |r| {
                     let i = usize::from(a) % r.len();
                     let copy = r[i].clone();
                     r.insert(usize::from(c) % (r.len() + 1), copy);
@@ -115,7 +115,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             7 => {
-                if let Some(new) = harness::with_records(&file, |r| {
+                if let Some(new) = support::with_records(&file, |r| {
                     r.remove(usize::from(a) % r.len());
                 }) {
                     file = new;
@@ -123,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
             }
             8 => {
                 // Splice: the first line (tag and args) of one record onto another's body.
-                if let Some(new) = harness::with_records(&file, |r| {
+                if let Some(new) = support::with_records(&file, |r| {
                     let (i, j) = (usize::from(a) % r.len(), usize::from(c) % r.len());
                     let split = |rec: &[u8]| rec.iter().position(|&b| b == b'\n').map(|p| p + 1);
                     if let (Some(si), Some(sj)) = (split(&r[i]), split(&r[j])) {

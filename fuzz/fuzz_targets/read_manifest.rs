@@ -8,8 +8,8 @@
 
 #![no_main]
 
-#[path = "../../crates/core/tests/harness/mod.rs"]
-mod harness;
+#[path = "../../crates/core/tests/support/mod.rs"]
+mod support;
 
 use libfuzzer_sys::fuzz_target;
 use sealant_core::SealedSecret;
@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let lines = harness::yaml_lines(text);
+    let lines = support::yaml_lines(text);
     let read = read_manifests(text);
     let findings = check_text(text, None, None);
     match read {

@@ -126,13 +126,13 @@ pub fn collect(response: Response) -> (StatusCode, Option<String>, Vec<u8>) {
     (status, content_type, body.to_vec())
 }
 
-#[path = "../../crates/controller/tests/harness/mod.rs"]
-mod harness;
+#[path = "../../crates/controller/tests/support/mod.rs"]
+mod support;
 
 /// Panics when `response` carries a secret key or a seed plaintext that `request` did not
 /// carry itself (an error message may quote the request, which is no leak).
 pub fn assert_no_leak(request: &[u8], response: &[u8]) {
-    harness::assert_no_leak(request, response, PLAINTEXTS);
+    support::assert_no_leak(request, response, PLAINTEXTS);
 }
 
 /// An attacker's key, in no seed: it must never open a re-encrypted value.
@@ -151,5 +151,5 @@ pub fn assert_no_new_reader(
         ("compromised", KEYS.compromised.clone()),
         ("attacker", identity(ATTACKER_IDENTITY)),
     ];
-    harness::assert_no_new_reader(original, reply, &["active"], &keys);
+    support::assert_no_new_reader(original, reply, &["active"], &keys);
 }

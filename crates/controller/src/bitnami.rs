@@ -36,12 +36,13 @@ use sealant_core::bitnami_secret::{
     same_imported_key, status, status_changed,
 };
 use sealant_core::conditions::Health;
+use sealant_core::reason::Reason;
 use sealant_core::reconcile::{Plan, plan_for, refused_type};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use crate::backoff::WatchBackoff;
+use crate::backoff::watch_backoff;
 use crate::fence::{Fence, Fenced};
 use crate::retry::Retries;
 
@@ -206,7 +207,7 @@ pub async fn reconcile_until(settings: Settings, stop: watch::Receiver<bool>) {
         let reader = writer.as_reader();
         // Spec (generation) and annotation (scope) changes; not the echo of status writes.
         let changes = watcher(objects, watcher::Config::default())
-            .backoff(WatchBackoff::default())
+            .backoff(watch_backoff())
             .reflect(writer)
             .applied_objects()
             .predicate_filter(
@@ -215,7 +216,7 @@ pub async fn reconcile_until(settings: Settings, stop: watch::Receiver<bool>) {
             );
         // Api<PartialObjectMeta<Secret>>: a metadata-only watch.
         let secret_changes = watcher(secrets, watcher::Config::default())
-            .backoff(WatchBackoff::default())
+            .backoff(watch_backoff())
             .touched_objects();
         let key_changes = futures::stream::unfold(keys_changed.clone(), |n| async move {
             n.notified().await;
@@ -268,7 +269,7 @@ async fn watch_imported_keys(
     let (store, writer) = reflector::store();
     let config = watcher::Config::default().labels(&format!("{IMPORTED_KEY_LABEL}=true"));
     let mut stream =
-        std::pin::pin!(reflector(writer, watcher(api, config)).backoff(WatchBackoff::default()));
+        std::pin::pin!(reflector(writer, watcher(api, config)).backoff(watch_backoff()));
     let mut is_listed = false;
     let mut last: Option<Vec<String>> = None;
     while let Some(event) = stream.next().await {
@@ -311,10 +312,7 @@ async fn watch_imported_keys(
 enum Outcome {
     Written(&'static str),
     Unchanged,
-    Failed {
-        reason: &'static str,
-        message: String,
-    },
+    Failed { reason: Reason, message: String },
 }
 
 async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -343,7 +341,10 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
         Outcome::Written(_) | Outcome::Unchanged => Health::Ready {
             message: &up_to_date,
         },
-        Outcome::Failed { reason, message } => Health::Stalled { reason, message },
+        Outcome::Failed { reason, message } => Health::Failed {
+            reason: *reason,
+            message,
+        },
     };
     report(&ctx, &obj, &health).await?;
     match &outcome {
@@ -351,7 +352,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
             info!(%namespace, %name, action, opened_with = %opened_with.join(","), "Secret written for a Bitnami SealedSecret");
         }
         Outcome::Failed { reason, message } => {
-            warn!(%namespace, %name, reason, %message, "cannot unseal a Bitnami SealedSecret");
+            warn!(%namespace, %name, %reason, %message, "cannot unseal a Bitnami SealedSecret");
         }
         Outcome::Unchanged => {}
     }
@@ -368,7 +369,7 @@ fn open(
     let value = serde_json::to_value(obj).expect("an object serializes");
     let bitnami: BitnamiSealedSecret =
         serde_json::from_value(value).map_err(|e| Outcome::Failed {
-            reason: "Malformed",
+            reason: Reason::Malformed,
             message: format!("not a Bitnami SealedSecret: {e}"),
         })?;
     // Refused before anything is opened: the plaintext never leaves the ciphertext.
@@ -377,7 +378,7 @@ fn open(
         &ctx.settings.allowed_types,
     ) {
         return Err(Outcome::Failed {
-            reason: "TypeNotAllowed",
+            reason: Reason::TypeNotAllowed,
             message,
         });
     }
@@ -399,7 +400,7 @@ fn open(
             Ok((bitnami, opened))
         }
         Err(e) => Err(Outcome::Failed {
-            reason: failure_reason(&e),
+            reason: Reason::of_bitnami(&e),
             message: match e {
                 MigrateError::Open {
                     item,
@@ -410,19 +411,6 @@ fn open(
                 e => e.to_string(),
             },
         }),
-    }
-}
-
-fn failure_reason(error: &MigrateError) -> &'static str {
-    match error {
-        MigrateError::Open { reason, .. } => match reason {
-            BitnamiOpenError::NoKeys => "NoKey",
-            BitnamiOpenError::NoKeyOpens { .. } => "NoKeyOpens",
-            BitnamiOpenError::Tampered(_) | BitnamiOpenError::BadSessionKey { .. } => "Tampered",
-            _ => "Malformed",
-        },
-        MigrateError::TemplateData(_) | MigrateError::LegacyData => "Unsupported",
-        _ => "Malformed",
     }
 }
 
@@ -450,7 +438,7 @@ async fn write(
         Plan::UpToDate => return Ok(Outcome::Unchanged),
         Plan::NotOwned => {
             return Ok(Outcome::Failed {
-                reason: "NotOwned",
+                reason: Reason::NotOwned,
                 message: format!(
                     "Secret {name} exists and is not managed by this SealedSecret: annotate it sealedsecrets.bitnami.com/managed=true to let it be taken over"
                 ),
@@ -466,7 +454,7 @@ async fn write(
     match written {
         Ok(action) => Ok(Outcome::Written(action)),
         Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => Ok(Outcome::Failed {
-            reason: "SecretRejected",
+            reason: Reason::SecretRejected,
             message: format!("the API server refused Secret {name}: {}", status.message),
         }),
         Err(e) => Err(e.into()),

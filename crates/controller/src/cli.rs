@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use sealant_core::scope::is_dns_label;
 
 /// The Sealant controller: unseals SealedSecrets into Secrets, owns them, corrects drift, and
 /// keeps this cluster's age keys. Runs in a cluster under its ServiceAccount, or outside one
@@ -163,13 +164,7 @@ fn restricted_type(s: &str) -> Result<String, String> {
 
 /// A namespace: an RFC 1123 label.
 pub fn dns_label(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    ok.then(|| s.to_owned()).ok_or_else(|| {
+    is_dns_label(s).then(|| s.to_owned()).ok_or_else(|| {
         format!("'{s}' is not a namespace (lowercase letters, digits and '-', at most 63)")
     })
 }

@@ -22,6 +22,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sealant_core::SealedSecret;
 use sealant_core::convert::{reencrypt, unseal_in_cluster};
 use sealant_core::keys::{Recipient, parse_recipient};
+use sealant_core::keystore::recipients_text;
 use sealant_core::manifest::{Manifest, read_manifests};
 use sealant_core::rewrap::ClusterKeys;
 use serde_json::json;
@@ -37,9 +38,6 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-const RECIPIENTS_HEADER: &str =
-    "# age recipients of this cluster's active Sealant keys; seal to these\n";
 
 /// Longest error message a response carries; a parse error can quote the body.
 const MAX_ERROR_CHARS: usize = 300;
@@ -194,12 +192,7 @@ async fn recipients(State(state): State<Shared>) -> Response {
         )
             .into_response();
     }
-    let mut text = String::from(RECIPIENTS_HEADER);
-    for r in active {
-        text.push_str(&r);
-        text.push('\n');
-    }
-    text.into_response()
+    recipients_text(&active).into_response()
 }
 
 async fn limit_verify(State(state): State<Shared>, request: Request, next: Next) -> Response {

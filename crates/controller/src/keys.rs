@@ -19,7 +19,7 @@ use sealant_core::reconcile::MANAGED_BY_LABEL;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::backoff::WatchBackoff;
+use crate::backoff::watch_backoff;
 use crate::fence::{Fence, Fenced};
 use crate::metrics::Metrics;
 use crate::state::{KeysView, Readiness, SharedKeys};
@@ -75,7 +75,7 @@ pub async fn watch_keys(
     let (store, writer) = reflector::store();
     let config = watcher::Config::default().labels(&key_selector());
     let mut stream =
-        std::pin::pin!(reflector(writer, watcher(api, config)).backoff(WatchBackoff::default()));
+        std::pin::pin!(reflector(writer, watcher(api, config)).backoff(watch_backoff()));
     let mut last: Option<Vec<(String, KeyState)>> = None;
     let mut listed = false;
     while let Some(event) = stream.next().await {
@@ -218,7 +218,6 @@ pub async fn renew_keys<S: KeyStore>(
 pub struct ClusterKeys {
     pub client: Client,
     pub namespace: String,
-    pub shared: SharedKeys,
     /// `sealant-controller/<identity>`: who wrote shows in `metadata.managedFields`.
     pub field_manager: String,
     /// Checked before every write: only the leader writes keys and recipients.

@@ -4,13 +4,12 @@ use std::io::IsTerminal;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
-use kube::{Client, CustomResourceExt};
+use kube::Client;
 use sealant_controller::cli::{Cli, Command, CommonArgs, ImportBitnamiKeysArgs, LogFormat};
 use sealant_controller::fence::Fence;
 use sealant_controller::keys::{ClusterKeys, KeyStore};
 use sealant_controller::reconcile::field_manager;
 use sealant_controller::run::run;
-use sealant_controller::state::SharedKeys;
 use sealant_kubeconfig::{Selection, chain, connection_failure};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -38,7 +37,6 @@ async fn main() -> std::process::ExitCode {
 async fn run_command(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Crd) => {
-            let _ = sealant_core::SealedSecret::crd();
             print!("{}", sealant_core::crd::crd_yaml());
             Ok(())
         }
@@ -81,7 +79,6 @@ async fn rotate(common: CommonArgs) -> anyhow::Result<()> {
     let keys = ClusterKeys {
         client,
         namespace: namespace.clone(),
-        shared: SharedKeys::default(),
         field_manager: field_manager("rotate"),
         // A one-shot command outside leader election: the key's name makes a race with
         // renewal (or another rotate) end in one new key, not two.

@@ -17,7 +17,7 @@ use sealant_core::crd::SealedSecret;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
-use crate::backoff::WatchBackoff;
+use crate::backoff::watch_backoff;
 use crate::cli::RunArgs;
 use crate::fence::Fence;
 use crate::http::{HttpState, router, serve};
@@ -190,7 +190,6 @@ impl Leading {
         let cluster_keys = Arc::new(ClusterKeys {
             client: self.client.clone(),
             namespace: namespace.clone(),
-            shared: self.keys.clone(),
             field_manager: self.field_manager.clone(),
             fence: self.fence.clone(),
         });
@@ -207,11 +206,12 @@ impl Leading {
         };
         let publisher = {
             let store = cluster_keys.clone();
+            let keys = self.keys.clone();
             let wake = self.keys_changed.clone();
             tokio::spawn(async move {
                 loop {
                     let notified = wake.notified();
-                    if let Err(e) = store.publish(&store.shared.get().set).await {
+                    if let Err(e) = store.publish(&keys.get().set).await {
                         warn!(error = %e, "cannot publish recipients; retrying in 10s");
                         tokio::time::sleep(Duration::from_secs(10)).await;
                         continue;
@@ -385,7 +385,7 @@ impl Leading {
                 })
                 .reconcile_all_on(key_changes)
                 .reconcile_on(resync)
-                .trigger_backoff(WatchBackoff::default())
+                .trigger_backoff(watch_backoff())
                 .graceful_shutdown_on(wait_for(stop.clone()));
             let store = controller.store();
             let ready = self.ready.clone();

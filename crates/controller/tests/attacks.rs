@@ -3,7 +3,7 @@
 //! the honest path works. Readers are asked of the `age` crate and the stock `age` CLI, never
 //! read from `spec.recipients`, which is clear text anyone can edit.
 
-mod harness;
+mod support;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use harness::readers;
 use http_body_util::BodyExt;
 use k8s_openapi::jiff::Timestamp;
 use sealant_controller::http::{HttpState, router};
@@ -26,6 +25,7 @@ use sealant_core::keystore::{
 };
 use sealant_core::manifest::{Manifest, read_manifests};
 use sealant_core::scope::Scope;
+use support::readers;
 use tower::ServiceExt;
 
 const DB: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  password: hunter2\n  username: admin\n";

@@ -2,19 +2,17 @@
 //! message; startup errors exit 1 with one ERROR line naming what to fix. The API server is a
 //! closed port or a stub on 127.0.0.1; no cluster is needed.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use sealant_stub::{
+    ConnectProxy, Context, Running, Stub, answer, api_status, closed_port, isolated, kubeconfig,
+};
 use serde_json::{Value, json};
-
-#[path = "harness/connect_proxy.rs"]
-mod connect_proxy;
 
 const BIN: &str = env!("CARGO_BIN_EXE_seal-controller");
 
@@ -51,20 +49,8 @@ impl Run {
 
 /// The binary with a controlled environment: no Pod, `kubeconfig` as KUBECONFIG.
 fn command(kubeconfig: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("KUBERNETES_SERVICE_PORT")
-        .env_remove("POD_NAMESPACE")
-        .env_remove("POD_NAME");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SEALANT_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = isolated(BIN, kubeconfig, "SEALANT_");
+    cmd.args(args);
     cmd
 }
 
@@ -80,40 +66,9 @@ fn run(kubeconfig: &Path, args: &[&str]) -> Run {
     }
 }
 
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
     let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1
-kind: Config
-current-context: c
-clusters:
-- name: c
-  cluster:
-    server: {server}
-contexts:
-- name: c
-  context:
-    cluster: c
-    user: u
-users:
-- name: u
-  user:
-    token: t0ken
-"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&path, kubeconfig("c", &[Context::new("c", server)])).unwrap();
     path
 }
 
@@ -318,15 +273,6 @@ fn a_listen_address_in_use_is_named() {
 }
 
 /// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `GET path` on 127.0.0.1:`port`: the status code and body, or None if nothing listens yet.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -357,26 +303,28 @@ fn readyz(port: u16) -> (u16, String) {
     }
 }
 
+/// The controller (no leader election) against an API server at a closed port, its HTTP
+/// server on the port returned, its stderr to `stderr`.
+fn without_api_server(dir: &Path, stderr: impl Into<Stdio>) -> (Running, u16) {
+    let kubeconfig = write_kubeconfig(dir, &format!("http://127.0.0.1:{}", closed_port()));
+    let port = closed_port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = command(
+        &kubeconfig,
+        &["--leader-elect=false", "--listen-addr", &listen],
+    )
+    .stdout(Stdio::null())
+    .stderr(stderr)
+    .spawn()
+    .unwrap();
+    (Running(child), port)
+}
+
 #[test]
 fn without_the_api_server_the_controller_stays_unready_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let server = format!("http://127.0.0.1:{}", closed_port());
-    let kubeconfig = write_kubeconfig(dir.path(), &server);
-    let port = closed_port();
     let log = dir.path().join("stderr");
-    let child = command(
-        &kubeconfig,
-        &[
-            "--leader-elect=false",
-            "--listen-addr",
-            &format!("127.0.0.1:{port}"),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log).unwrap())
-    .spawn()
-    .unwrap();
-    let child = Running(child);
+    let (child, port) = without_api_server(dir.path(), std::fs::File::create(&log).unwrap());
     assert_eq!(
         readyz(port),
         (503, "keys not loaded; caches not synced".to_owned())
@@ -399,21 +347,7 @@ fn without_the_api_server_the_controller_stays_unready_and_says_why() {
 #[test]
 fn sigterm_stops_the_controller_even_without_the_api_server() {
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", closed_port()));
-    let port = closed_port();
-    let child = command(
-        &kubeconfig,
-        &[
-            "--leader-elect=false",
-            "--listen-addr",
-            &format!("127.0.0.1:{port}"),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut child = Running(child);
+    let (mut child, port) = without_api_server(dir.path(), Stdio::null());
     readyz(port);
     let pid = child.0.id().to_string();
     assert!(
@@ -436,106 +370,8 @@ fn sigterm_stops_the_controller_even_without_the_api_server() {
 // ---------------------------------------------------------------------------------------------
 // A stub API server for `rotate`
 
-type Handler = Box<dyn Fn(&str, &str, &str) -> (u16, String) + Send>;
-
-/// Answers one request per connection (then closes) with `handler(method, path, body)`.
-struct Stub {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Stub {
-    fn start(handler: impl Fn(&str, &str, &str) -> (u16, String) + Send + 'static) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let handler: Handler = Box::new(handler);
-        let thread = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        serve(stream, &handler);
-                    }
-                }
-            })
-        };
-        Stub {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Stub {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(stream: TcpStream, handler: &Handler) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let (status, reply) = handler(&method, &path, &String::from_utf8_lossy(&body));
-    let head = format!(
-        "HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        reply.len()
-    );
-    let mut stream = stream;
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(reply.as_bytes());
-}
-
 const SECRETS: &str = "/api/v1/namespaces/sealant-system/secrets";
 const CONFIGMAPS: &str = "/api/v1/namespaces/sealant-system/configmaps";
-
-fn status(code: u16, reason: &str, message: &str) -> (u16, String) {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                      "message": message, "reason": reason, "code": code});
-    (code, body.to_string())
-}
 
 fn b64(text: &str) -> String {
     use base64::Engine;
@@ -558,15 +394,15 @@ fn key_secret(name: &str, data: Value, state: Option<&str>) -> Value {
 #[test]
 fn rotate_reports_what_the_api_server_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let stub = Stub::start(|_, path, _| {
-        if path.starts_with(SECRETS) {
-            status(
+    let stub = Stub::start(|req| {
+        if req.path.starts_with(SECRETS) {
+            api_status(
                 403,
                 "Forbidden",
                 "secrets is forbidden: User \"dev\" cannot list resource \"secrets\" in API group \"\" in the namespace \"sealant-system\"",
             )
         } else {
-            status(404, "NotFound", "not found")
+            api_status(404, "NotFound", "not found")
         }
     });
     let kubeconfig = write_kubeconfig(dir.path(), &stub.url());
@@ -600,25 +436,25 @@ fn malformed_key_secrets_are_skipped_with_a_warning_naming_them() {
     let created = Arc::new(Mutex::new(Vec::<Value>::new()));
     let stub = {
         let created = created.clone();
-        Stub::start(move |method, path, body| {
-            let bare = path.split('?').next().unwrap_or_default();
-            match (method, bare) {
+        Stub::start(move |req| {
+            let bare = req.path.split('?').next().unwrap_or_default();
+            match (req.method.as_str(), bare) {
                 ("GET", SECRETS) => {
                     let mut items = listed.clone();
                     items.extend(created.lock().unwrap().iter().cloned());
                     let list = json!({"apiVersion": "v1", "kind": "SecretList",
                                       "metadata": {"resourceVersion": "1"}, "items": items});
-                    (200, list.to_string())
+                    answer(200, list.to_string())
                 }
                 ("POST", SECRETS) => {
-                    let mut secret: Value = serde_json::from_str(body).unwrap();
+                    let mut secret: Value = serde_json::from_str(&req.body).unwrap();
                     secret["metadata"]["name"] = json!("sealant-key-new");
                     created.lock().unwrap().push(secret.clone());
-                    (201, secret.to_string())
+                    answer(201, secret.to_string())
                 }
-                ("GET", p) if p.starts_with(CONFIGMAPS) => status(404, "NotFound", "not found"),
-                ("POST", CONFIGMAPS) => (201, body.to_owned()),
-                _ => status(404, "NotFound", "not found"),
+                ("GET", p) if p.starts_with(CONFIGMAPS) => api_status(404, "NotFound", "not found"),
+                ("POST", CONFIGMAPS) => answer(201, req.body.clone()),
+                _ => api_status(404, "NotFound", "not found"),
             }
         })
     };
@@ -654,43 +490,15 @@ fn malformed_key_secrets_are_skipped_with_a_warning_naming_them() {
 
 /// A kubeconfig with one context per (name, server, namespace, proxy-url); the first is current.
 fn kubeconfig_of(path: &Path, contexts: &[(&str, &str, Option<&str>, Option<&str>)]) -> PathBuf {
-    let mut clusters = String::new();
-    let mut named = String::new();
-    for (name, server, namespace, proxy) in contexts {
-        clusters.push_str(&format!(
-            "- name: {name}\n  cluster:\n    server: {server}\n"
-        ));
-        if let Some(proxy) = proxy {
-            clusters.push_str(&format!("    proxy-url: {proxy}\n"));
-        }
-        named.push_str(&format!(
-            "- name: {name}\n  context:\n    cluster: {name}\n    user: u\n"
-        ));
-        if let Some(namespace) = namespace {
-            named.push_str(&format!("    namespace: {namespace}\n"));
-        }
-    }
-    std::fs::write(
-        path,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: {}\nclusters:\n{clusters}contexts:\n{named}users:\n- name: u\n  user:\n    token: t0ken\n",
-            contexts[0].0
-        ),
-    )
-    .unwrap();
+    let contexts: Vec<Context<'_>> = contexts.iter().map(|&c| c.into()).collect();
+    std::fs::write(path, kubeconfig(contexts[0].name, &contexts)).unwrap();
     path.to_owned()
 }
 
-/// An API server that refuses every key list with 403, recording the paths asked: `rotate`'s
-/// error then names the server that answered.
-fn refusing_api() -> (Stub, Arc<Mutex<Vec<String>>>) {
-    let paths = Arc::new(Mutex::new(Vec::new()));
-    let seen = paths.clone();
-    let stub = Stub::start(move |_, path, _| {
-        seen.lock().unwrap().push(path.to_owned());
-        status(403, "Forbidden", "secrets is forbidden")
-    });
-    (stub, paths)
+/// An API server that refuses every key list with 403 (the stub records the paths asked):
+/// `rotate`'s error then names the server that answered.
+fn refusing_api() -> Stub {
+    Stub::start(|_| api_status(403, "Forbidden", "secrets is forbidden"))
 }
 
 /// `--kubeconfig` wins over $KUBECONFIG, `--context` picks the server, both also from
@@ -700,7 +508,7 @@ fn refusing_api() -> (Stub, Arc<Mutex<Vec<String>>>) {
 #[test]
 fn kubeconfig_and_context_flags_select_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let (stub, paths) = refusing_api();
+    let stub = refusing_api();
     let closed = format!("http://127.0.0.1:{}", closed_port());
     let env_config = write_kubeconfig(dir.path(), &closed);
     let flag_config = kubeconfig_of(
@@ -749,7 +557,7 @@ fn kubeconfig_and_context_flags_select_the_server() {
         &format!("the API server at {}/ answered 403", stub.url()),
     );
     // Keys are looked for in sealant-system, not in the context's team-a.
-    let asked = paths.lock().unwrap().clone();
+    let asked = stub.paths();
     assert!(asked.iter().any(|p| p.starts_with(SECRETS)), "{asked:?}");
     assert!(!asked.iter().any(|p| p.contains("team-a")), "{asked:?}");
 
@@ -778,8 +586,8 @@ fn kubeconfig_and_context_flags_select_the_server() {
 #[test]
 fn a_proxy_url_in_the_kubeconfig_is_used() {
     let dir = tempfile::tempdir().unwrap();
-    let (stub, paths) = refusing_api();
-    let proxy = connect_proxy::ConnectProxy::start();
+    let stub = refusing_api();
+    let proxy = ConnectProxy::start();
     let config = kubeconfig_of(
         &dir.path().join("kubeconfig"),
         &[("proxied", &stub.url(), None, Some(&proxy.url()))],
@@ -790,7 +598,7 @@ fn a_proxy_url_in_the_kubeconfig_is_used() {
     );
     let target = stub.url().trim_start_matches("http://").to_owned();
     assert_eq!(proxy.requests(), [format!("CONNECT {target} HTTP/1.1")]);
-    assert!(!paths.lock().unwrap().is_empty());
+    assert!(!stub.paths().is_empty());
 }
 
 /// `import-bitnami-keys` reads the whole backup before it talks to the API server: a bad file
@@ -877,8 +685,8 @@ fn import_bitnami_keys_reports_what_the_api_server_refused() {
         .output()
         .expect("openssl");
     assert!(made.status.success());
-    let stub = Stub::start(|_, _, _| {
-        status(
+    let stub = Stub::start(|_| {
+        api_status(
             403,
             "Forbidden",
             "secrets is forbidden: User \"dev\" cannot get resource \"secrets\"",

@@ -3,7 +3,7 @@
 //! define, and never carry a secret key or a sealed plaintext back. A finding of the fuzzer
 //! becomes a `fuzz_regression_*` test here.
 
-mod harness;
+mod support;
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -117,7 +117,7 @@ fn collect(response: Response) -> (StatusCode, Value, Vec<u8>) {
 }
 
 fn assert_no_leak(request: &[u8], response: &[u8]) {
-    harness::assert_no_leak(request, response, &PLAINTEXTS);
+    support::assert_no_leak(request, response, &PLAINTEXTS);
 }
 
 /// Both handlers on one body, with the http_body fuzz target's checks.
@@ -153,7 +153,7 @@ fn post_both(body: &[u8]) {
                 ("compromised", identity(COMPROMISED)),
                 ("attacker", identity(ATTACKER)),
             ];
-            harness::assert_no_new_reader(
+            support::assert_no_new_reader(
                 &original.spec.encrypted_data,
                 &resealed.spec.encrypted_data,
                 &["active"],

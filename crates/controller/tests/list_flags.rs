@@ -4,16 +4,14 @@
 //! 127.0.0.1 that records what the controller asks for.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
+use sealant_stub::{
+    Context, Running, Seen, Stub, answer, api_status, isolated, kubeconfig, quiet_watch,
+};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_seal-controller");
@@ -22,16 +20,11 @@ const SEALED: &str = "/apis/sealant.dev/v1alpha1";
 /// An API server that serves one key Secret, no SealedSecrets and no Secrets, holds watches
 /// open without events, and records every path asked for.
 struct ApiServer {
-    port: u16,
-    paths: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    stub: Stub,
 }
 
 impl ApiServer {
     fn start() -> ApiServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let (mut key, _) =
             sealant_core::keystore::new_key_secret("sealant-system", Timestamp::now());
         key.metadata.name = Some("sealant-key-1".into());
@@ -39,33 +32,15 @@ impl ApiServer {
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
         );
         let key = serde_json::to_value(key).unwrap();
-        let paths = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (paths, stop) = (paths.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let (paths, stop, key) = (paths.clone(), stop.clone(), key.clone());
-                    std::thread::spawn(move || answer(stream, &paths, &stop, &key));
-                }
-            })
-        };
         ApiServer {
-            port,
-            paths,
-            stop,
-            thread: Some(thread),
+            stub: Stub::start(move |req| api_answer(req, &key)),
         }
     }
 
     /// The namespaces whose SealedSecrets were listed or watched; "*" for all namespaces.
     fn sealed_namespaces(&self) -> BTreeSet<String> {
-        let paths = self.paths.lock().unwrap();
-        paths
+        self.stub
+            .paths()
             .iter()
             .map(|t| t.split('?').next().unwrap_or_default())
             .filter_map(|p| p.strip_prefix(SEALED))
@@ -79,8 +54,8 @@ impl ApiServer {
 
     /// The namespaces whose Secrets were listed or watched, but for the controller's own.
     fn secret_namespaces(&self) -> BTreeSet<String> {
-        let paths = self.paths.lock().unwrap();
-        paths
+        self.stub
+            .paths()
             .iter()
             .map(|t| t.split('?').next().unwrap_or_default())
             .filter(|p| p.ends_with("/secrets"))
@@ -92,13 +67,11 @@ impl ApiServer {
             .filter(|ns| ns != "sealant-system")
             .collect()
     }
-}
 
-impl ApiServer {
     /// The query strings of every SealedSecret list and watch.
     fn sealed_queries(&self) -> Vec<String> {
-        let paths = self.paths.lock().unwrap();
-        paths
+        self.stub
+            .paths()
             .iter()
             .filter_map(|t| t.split_once('?'))
             .filter(|(p, _)| p.starts_with(SEALED) && p.ends_with("/sealedsecrets"))
@@ -107,121 +80,37 @@ impl ApiServer {
     }
 }
 
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn answer(stream: TcpStream, paths: &Mutex<Vec<String>>, stop: &AtomicBool, key: &Value) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let target = parts.next().unwrap_or_default().to_owned();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    paths.lock().unwrap().push(target.clone());
-    let mut stream = stream;
+fn api_answer(req: &Seen, key: &Value) -> sealant_stub::Answer {
+    let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
     if query.split('&').any(|q| q == "watch=true") {
-        // A watch with nothing to report: keep it open until the test ends.
-        let _ = stream.write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
-        );
-        while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        return;
+        return quiet_watch();
     }
-    let list = |kind: &str, items: Vec<Value>| json!({"kind": kind, "metadata": {"resourceVersion": "1"}, "items": items});
-    let (status, reply) = match (method.as_str(), path) {
-        ("GET", "/api/v1/namespaces/sealant-system/secrets") => {
-            (200, list("SecretList", vec![key.clone()]))
-        }
-        ("GET", p) if p.ends_with("/sealedsecrets") => (200, list("SealedSecretList", vec![])),
-        ("GET", p) if p.ends_with("/secrets") => (200, list("PartialObjectMetadataList", vec![])),
-        ("POST", _) => (201, serde_json::from_slice(&body).unwrap_or(json!({}))),
-        _ => (
-            404,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                   "message": "not found", "reason": "NotFound", "code": 404}),
-        ),
+    let list = |kind: &str, items: Vec<Value>| {
+        let list = json!({"kind": kind, "metadata": {"resourceVersion": "1"}, "items": items});
+        answer(200, list.to_string())
     };
-    let reply = reply.to_string();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-        reply.len()
-    );
+    match (req.method.as_str(), path) {
+        ("GET", "/api/v1/namespaces/sealant-system/secrets") => {
+            list("SecretList", vec![key.clone()])
+        }
+        ("GET", p) if p.ends_with("/sealedsecrets") => list("SealedSecretList", vec![]),
+        ("GET", p) if p.ends_with("/secrets") => list("PartialObjectMetadataList", vec![]),
+        ("POST", _) => {
+            let created: Value = serde_json::from_str(&req.body).unwrap_or(json!({}));
+            answer(201, created.to_string())
+        }
+        _ => api_status(404, "NotFound", "not found"),
+    }
 }
 
-fn write_kubeconfig(dir: &Path, port: u16) -> std::path::PathBuf {
+fn write_kubeconfig(dir: &Path, stub: &Stub) -> std::path::PathBuf {
     let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1
-kind: Config
-current-context: c
-clusters:
-- name: c
-  cluster:
-    server: http://127.0.0.1:{port}
-contexts:
-- name: c
-  context:
-    cluster: c
-    user: u
-users:
-- name: u
-  user:
-    token: t0ken
-"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&path, kubeconfig("c", &[Context::new("c", &stub.url())])).unwrap();
     path
 }
 
 /// An environment variable and its value.
 type Env<'a> = (&'a str, &'a str);
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Runs the controller (no leader election, no key renewal) with `args` and `env` against a
 /// fresh stub until it has watched at least `expected` namespaces' SealedSecrets and Secrets;
@@ -229,25 +118,13 @@ impl Drop for Running {
 fn watched_with(args: &[&str], env: &[Env], expected: &[&str]) -> ApiServer {
     let dir = tempfile::tempdir().unwrap();
     let api = ApiServer::start();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = isolated(BIN, &write_kubeconfig(dir.path(), &api.stub), "SEALANT_");
     cmd.args([
         "--leader-elect=false",
         "--key-renew-period=0",
         "--listen-addr=127.0.0.1:0",
     ])
-    .args(args)
-    .env("KUBECONFIG", write_kubeconfig(dir.path(), api.port))
-    .env("NO_COLOR", "1")
-    .env_remove("RUST_LOG")
-    .env_remove("KUBERNETES_SERVICE_HOST")
-    .env_remove("KUBERNETES_SERVICE_PORT")
-    .env_remove("POD_NAMESPACE")
-    .env_remove("POD_NAME");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SEALANT_") {
-            cmd.env_remove(k);
-        }
-    }
+    .args(args);
     cmd.envs(env.iter().copied());
     let log = dir.path().join("stderr");
     let child = cmd

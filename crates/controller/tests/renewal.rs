@@ -13,7 +13,6 @@ use kube::client::Body;
 use sealant_controller::fence::Fence;
 use sealant_controller::keys::{ClusterKeys, KeyError, KeyStore, key_set, renew_keys};
 use sealant_controller::reconcile::field_manager;
-use sealant_controller::state::SharedKeys;
 use sealant_core::keystore::{
     KEY_LABEL, KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
     successor_name,
@@ -390,7 +389,6 @@ fn cluster_keys(client: kube::Client) -> ClusterKeys {
     ClusterKeys {
         client,
         namespace: KEYS_NS.into(),
-        shared: SharedKeys::default(),
         field_manager: field_manager("rotate"),
         fence: Fence::unfenced(),
     }

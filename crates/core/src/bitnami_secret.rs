@@ -232,7 +232,7 @@ pub fn status(
     }
     let (synced, message) = match health {
         Health::Ready { .. } => ("True", ""),
-        Health::Retrying { message, .. } | Health::Stalled { message, .. } => ("False", *message),
+        Health::Failed { message, .. } => ("False", *message),
     };
     let old_synced = previous_conditions
         .iter()
@@ -287,6 +287,7 @@ fn without_times(status: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::bitnami::{BitnamiKeyRing, open_items, parse_key_backup};
+    use crate::reason::Reason;
     use crate::reconcile::{Plan, plan_for};
     use openssl::rsa::Rsa;
 
@@ -490,8 +491,8 @@ mod tests {
         let again = status(Some(&first), &ok, Some(2), t1);
         assert_eq!(again, first, "no flip: the times are kept");
         assert!(!status_changed(Some(&first), &again));
-        let failed = Health::Stalled {
-            reason: "NoKeyOpens",
+        let failed = Health::Failed {
+            reason: Reason::NoKeyOpens,
             message: "item 'pw' opens with none",
         };
         let stalled = status(Some(&first), &failed, Some(2), t1);

@@ -16,7 +16,7 @@ use crate::crd::{SealedSecret, SealedSecretSpec, SecretTemplate, TemplateMetadat
 use crate::keys::{KeyRing, Recipient};
 use crate::manifest::SecretManifest;
 use crate::rewrap::{ClusterKeys, rewrap_value};
-use crate::scope::{Binding, BindingError, Scope, Target};
+use crate::scope::{Binding, BindingError, Scope, Target, printable};
 use crate::value::{OpenError, SealError, open_value, seal_value};
 
 /// Kubernetes refuses Secrets larger than this.
@@ -486,10 +486,6 @@ pub fn check_item_key(key: &str) -> Result<(), ConvertError> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     ok.then_some(())
         .ok_or_else(|| ConvertError::BadItemKey(printable(key)))
-}
-
-fn printable(s: &str) -> String {
-    s.chars().take(80).flat_map(char::escape_default).collect()
 }
 
 #[cfg(test)]

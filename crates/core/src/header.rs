@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::value::X25519_TAG;
+use crate::value::X25519_RECIPIENT_TAG;
 
 /// The first line of every age v1 file ("Version line").
 pub(crate) const VERSION_LINE: &[u8] = b"age-encryption.org/v1\n";
@@ -59,7 +59,7 @@ pub(crate) fn split(file: &[u8]) -> Option<SplitFile<'_>> {
 }
 
 pub(crate) fn is_x25519(stanza: &Stanza) -> bool {
-    stanza.tag == X25519_TAG
+    stanza.tag == X25519_RECIPIENT_TAG
 }
 
 /// Writes a stanza as the age spec lays it out: `-> tag args…`, then the body in canonical

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use age::secrecy::ExposeSecret;
+use k8s_openapi::jiff::Timestamp;
 use zeroize::Zeroizing;
 
 pub use age::x25519::{Identity, Recipient};
@@ -93,6 +94,12 @@ pub fn generate_key(created: &str) -> GeneratedKey {
         recipient,
         file_text,
     }
+}
+
+/// `now` as a key's creation time is written (the identity file's `# created:` line, the key
+/// Secret's annotation): RFC 3339 in UTC to the second, as age-keygen writes it.
+pub fn created_stamp(now: Timestamp) -> String {
+    now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The identity file text for an existing identity (for exporting a key as a backup).
@@ -207,6 +214,12 @@ impl fmt::Debug for KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creation_times_are_rfc3339_to_the_second_in_utc() {
+        let t: Timestamp = "2026-01-31T01:02:03.456+01:00".parse().unwrap();
+        assert_eq!(created_stamp(t), "2026-01-31T00:02:03Z");
+    }
 
     #[test]
     fn generated_files_parse_back_and_name_their_recipient() {

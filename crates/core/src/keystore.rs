@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::keys::{Identity, KeyError, KeyRing, generate_key, parse_identity_file};
+use crate::keys::{Identity, KeyError, KeyRing, created_stamp, generate_key, parse_identity_file};
 
 pub const KEY_LABEL: &str = "sealant.dev/key";
 pub const STATE_LABEL: &str = "sealant.dev/key-state";
@@ -139,7 +139,7 @@ pub fn parse_key_secret(secret: &Secret) -> Result<StoredKey, KeyStoreError> {
 
 /// A new active key as a Secret to create (the API server names it from `generateName`).
 pub fn new_key_secret(namespace: &str, now: Timestamp) -> (Secret, String) {
-    let created = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let created = created_stamp(now);
     let key = generate_key(&created);
     let secret = Secret {
         metadata: ObjectMeta {
@@ -261,14 +261,21 @@ impl KeySet {
     }
 }
 
-/// The ConfigMap publishing the active recipients, one per line.
-pub fn recipients_configmap(namespace: &str, recipients: &[String]) -> ConfigMap {
+/// The recipients as the cluster publishes them (the ConfigMap, the controller's
+/// `/v1/recipients`): a comment line, then one recipient per line, as a recipients file.
+pub fn recipients_text(recipients: &[String]) -> String {
     let mut text =
         String::from("# age recipients of this cluster's active Sealant keys; seal to these\n");
     for r in recipients {
         text.push_str(r);
         text.push('\n');
     }
+    text
+}
+
+/// The ConfigMap publishing the active recipients, one per line.
+pub fn recipients_configmap(namespace: &str, recipients: &[String]) -> ConfigMap {
+    let text = recipients_text(recipients);
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(RECIPIENTS_CONFIGMAP.into()),

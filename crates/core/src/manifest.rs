@@ -95,6 +95,12 @@ pub(crate) struct ListItems {
     pub(crate) items: Vec<Spanned<serde_json::Value>>,
 }
 
+/// Whether a manifest file (or one document of a stream) is JSON rather than YAML, as its
+/// first non-blank character shows: files are rewritten in the format they were read in.
+pub fn is_json(text: &str) -> bool {
+    text.trim_start().starts_with(['{', '['])
+}
+
 /// Reads every object in `text` (YAML stream or JSON); Lists are flattened into their items.
 pub fn read_manifests(text: &str) -> Result<Vec<Located<Manifest>>, ParseError> {
     let mut out = Vec::new();

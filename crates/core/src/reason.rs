@@ -3,6 +3,7 @@
 //! `sealant_unseal_errors_total`, and a row of docs/errors.md; whether a person must act
 //! (`Stalled`) or the controller retries (`Reconciling`) goes with it.
 
+use crate::bitnami::{BitnamiOpenError, MigrateError};
 use crate::convert::ConvertError;
 use crate::value::OpenError;
 
@@ -25,6 +26,12 @@ pub enum Reason {
     SecretRejected,
     /// The template's type makes the cluster mint or honour credentials, and is not allowed.
     TypeNotAllowed,
+    /// Bitnami mode: no imported RSA key opens it. Bitnami's format cannot tell a key not
+    /// imported from a move, a scope change or a damaged RSA part: all fail the OAEP label.
+    NoKeyOpens,
+    /// Bitnami mode: a Bitnami feature Sealant does not carry (`spec.template.data`, the
+    /// pre-v0.7 `spec.data`).
+    Unsupported,
     /// The API server forbade writing the Secret (403): an RBAC fix or a webhook ends it.
     SecretForbidden,
     /// Another request about the Secret failed (a 5xx, a conflict, a timeout).
@@ -33,7 +40,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order docs/errors.md lists them.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 12] = [
         Reason::NoKey,
         Reason::KeyCompromised,
         Reason::ScopeMismatch,
@@ -42,6 +49,8 @@ impl Reason {
         Reason::NotOwned,
         Reason::SecretRejected,
         Reason::TypeNotAllowed,
+        Reason::NoKeyOpens,
+        Reason::Unsupported,
         Reason::SecretForbidden,
         Reason::ApiError,
     ];
@@ -58,6 +67,8 @@ impl Reason {
             Reason::NotOwned => "NotOwned",
             Reason::SecretRejected => "SecretRejected",
             Reason::TypeNotAllowed => "TypeNotAllowed",
+            Reason::NoKeyOpens => "NoKeyOpens",
+            Reason::Unsupported => "Unsupported",
             Reason::SecretForbidden => "SecretForbidden",
             Reason::ApiError => "ApiError",
         }
@@ -75,7 +86,9 @@ impl Reason {
             | Reason::Malformed
             | Reason::NotOwned
             | Reason::SecretRejected
-            | Reason::TypeNotAllowed => true,
+            | Reason::TypeNotAllowed
+            | Reason::NoKeyOpens
+            | Reason::Unsupported => true,
         }
     }
 
@@ -96,6 +109,27 @@ impl Reason {
             | ConvertError::Binding(_)
             | ConvertError::Seal(_)
             | ConvertError::NoSuchItem(_) => Reason::Malformed,
+        }
+    }
+
+    /// Why a Bitnami SealedSecret did not open ([`crate::bitnami::open_items`]).
+    pub fn of_bitnami(error: &MigrateError) -> Reason {
+        match error {
+            MigrateError::Open { reason, .. } => match reason {
+                BitnamiOpenError::NoKeys => Reason::NoKey,
+                BitnamiOpenError::NoKeyOpens { .. } => Reason::NoKeyOpens,
+                BitnamiOpenError::Tampered(_) | BitnamiOpenError::BadSessionKey { .. } => {
+                    Reason::Tampered
+                }
+                BitnamiOpenError::NotBase64
+                | BitnamiOpenError::TooShort(_)
+                | BitnamiOpenError::BadLength { .. } => Reason::Malformed,
+            },
+            MigrateError::TemplateData(_) | MigrateError::LegacyData => Reason::Unsupported,
+            MigrateError::NoName
+            | MigrateError::Empty
+            | MigrateError::Binding(_)
+            | MigrateError::Seal(_) => Reason::Malformed,
         }
     }
 
@@ -223,6 +257,46 @@ mod tests {
             (ConvertError::Binding(moved()), Reason::Malformed),
         ] {
             assert_eq!(Reason::of_opening(&error), reason, "{error}");
+        }
+    }
+
+    #[test]
+    fn bitnami_failures_map_to_their_reasons() {
+        let open = |reason| MigrateError::Open {
+            item: "k".into(),
+            reason,
+        };
+        for (error, reason) in [
+            (open(BitnamiOpenError::NoKeys), Reason::NoKey),
+            (
+                open(BitnamiOpenError::NoKeyOpens {
+                    tried: 2,
+                    sealed_for: "prod/db".into(),
+                }),
+                Reason::NoKeyOpens,
+            ),
+            (
+                open(BitnamiOpenError::Tampered("k1".into())),
+                Reason::Tampered,
+            ),
+            (
+                open(BitnamiOpenError::BadSessionKey {
+                    key: "k1".into(),
+                    len: 31,
+                }),
+                Reason::Tampered,
+            ),
+            (open(BitnamiOpenError::NotBase64), Reason::Malformed),
+            (open(BitnamiOpenError::TooShort(3)), Reason::Malformed),
+            (
+                MigrateError::TemplateData("url".into()),
+                Reason::Unsupported,
+            ),
+            (MigrateError::LegacyData, Reason::Unsupported),
+            (MigrateError::NoName, Reason::Malformed),
+            (MigrateError::Empty, Reason::Malformed),
+        ] {
+            assert_eq!(Reason::of_bitnami(&error), reason, "{error}");
         }
     }
 }

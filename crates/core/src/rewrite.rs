@@ -16,7 +16,7 @@ use std::ops::Range;
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
 
 use crate::crd::SealedSecretSpec;
-use crate::manifest::{Document, parse_document, split_documents};
+use crate::manifest::{Document, is_json, parse_document, split_documents};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RewriteError {
@@ -66,7 +66,7 @@ pub fn rewrite_items(
     let mut splices = Vec::new();
     for (index, spec) in wanted {
         let (doc, _, object) = objects.get(*index).ok_or(RewriteError::NoObject(*index))?;
-        let json = docs[*doc].text.trim_start().starts_with(['{', '[']);
+        let json = is_json(docs[*doc].text);
         let editor = Editor { text, json };
         splices.extend(editor.items(object, spec)?);
     }

@@ -181,36 +181,47 @@ pub enum BindingError {
     },
 }
 
-/// RFC 1123 label, as Kubernetes requires of namespaces.
-fn check_namespace(ns: &str) -> Result<(), BindingError> {
-    let ok = !ns.is_empty()
-        && ns.len() <= 63
-        && ns
-            .bytes()
+/// An RFC 1123 label, as Kubernetes requires of namespaces and Service names: 1–63 lowercase
+/// letters, digits and '-', starting and ending with a letter or digit.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !ns.starts_with('-')
-        && !ns.ends_with('-');
-    ok.then_some(())
-        .ok_or_else(|| BindingError::InvalidNamespace(shorten(ns)))
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
-/// RFC 1123 subdomain, as Kubernetes requires of Secret names.
-fn check_name(name: &str) -> Result<(), BindingError> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|part| {
+/// An RFC 1123 subdomain, as Kubernetes requires of Secret names: at most 253 characters of
+/// '.'-separated parts, each made like a label (but for the 63-character cap of a label).
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
             !part.is_empty()
                 && part
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
-        });
-    ok.then_some(())
-        .ok_or_else(|| BindingError::InvalidName(shorten(name)))
+        })
 }
 
-fn shorten(s: &str) -> String {
+fn check_namespace(ns: &str) -> Result<(), BindingError> {
+    is_dns_label(ns)
+        .then_some(())
+        .ok_or_else(|| BindingError::InvalidNamespace(printable(ns)))
+}
+
+fn check_name(name: &str) -> Result<(), BindingError> {
+    is_dns_subdomain(name)
+        .then_some(())
+        .ok_or_else(|| BindingError::InvalidName(printable(name)))
+}
+
+/// A name from the input as an error quotes it: its first 80 characters, escaped, so a
+/// control character or a megabyte of junk cannot garble the one line it is on.
+pub(crate) fn printable(s: &str) -> String {
     s.chars().take(80).flat_map(char::escape_default).collect()
 }
 
@@ -226,6 +237,16 @@ mod tests {
         }
         assert_eq!(Scope::NamespaceWide.to_string(), "namespace-wide");
         assert!("global".parse::<Scope>().is_err());
+    }
+
+    #[test]
+    fn dns_labels_are_rfc_1123() {
+        for ok in ["a", "sealant-system", "0x", &"a".repeat(63)] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a.b", "a_b", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -241,15 +241,18 @@ impl age::Identity for StanzaAt<'_> {
     }
 }
 
-// Sizes and labels of the X25519 recipient stanza (c2sp.org/age, "The X25519 recipient type").
-pub(crate) const X25519_TAG: &str = "X25519";
-const X25519_LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+// The X25519 recipient stanza, named as the `age` crate names it (age/src/native/x25519.rs).
+// Spec: https://c2sp.org/age#x25519-recipient-stanza
+pub(crate) const X25519_RECIPIENT_TAG: &str = "X25519";
+const X25519_RECIPIENT_KEY_LABEL: &[u8] = b"age-encryption.org/v1/X25519";
 /// The ephemeral share: a 32-byte X25519 public key, …
-const EPK_BYTES: usize = 32;
-/// … written as canonical unpadded base64.
-const ENCODED_EPK_LEN: usize = 43;
-/// The stanza body: the 16-byte file key sealed with ChaCha20-Poly1305 (16-byte tag).
-const WRAPPED_FILE_KEY_BYTES: usize = FILE_KEY_BYTES + 16;
+const EPK_LEN_BYTES: usize = 32;
+/// … written as canonical unpadded base64: ⌈32 × 4 / 3⌉ = 43 characters.
+const ENCODED_EPK_LENGTH: usize = 43;
+/// ChaCha20-Poly1305's authentication tag.
+const TAG_BYTES: usize = 16;
+/// The stanza body: the 16-byte file key sealed with ChaCha20-Poly1305.
+const ENCRYPTED_FILE_KEY_BYTES: usize = FILE_KEY_BYTES + TAG_BYTES;
 
 /// The largest value a Secret can hold; a larger one was not sealed by `seal` and is refused
 /// when opened, so it never reaches memory twice or the API server.
@@ -261,18 +264,21 @@ pub(crate) fn unwrap_x25519(
     key: &RingKey,
     stanza: &Stanza,
 ) -> Option<Result<FileKey, age::DecryptError>> {
-    if stanza.tag != X25519_TAG {
+    if stanza.tag != X25519_RECIPIENT_TAG {
         return None;
     }
     let invalid = || Some(Err(age::DecryptError::InvalidHeader));
-    // The share must be canonical unpadded base64 of 32 bytes; the body a wrapped 16-byte key.
+    // The share must be canonical unpadded base64 of a public key; the body an encrypted file key.
     let [share] = &stanza.args[..] else {
         return invalid();
     };
-    let Ok(Ok(epk)) = BASE64_NO_PAD.decode(share).map(<[u8; EPK_BYTES]>::try_from) else {
+    let Ok(Ok(epk)) = BASE64_NO_PAD
+        .decode(share)
+        .map(<[u8; EPK_LEN_BYTES]>::try_from)
+    else {
         return invalid();
     };
-    if share.len() != ENCODED_EPK_LEN || stanza.body.len() != WRAPPED_FILE_KEY_BYTES {
+    if share.len() != ENCODED_EPK_LENGTH || stanza.body.len() != ENCRYPTED_FILE_KEY_BYTES {
         return invalid();
     }
     let shared = key
@@ -281,10 +287,10 @@ pub(crate) fn unwrap_x25519(
     if !shared.was_contributory() {
         return invalid();
     }
-    let mut salt = [0u8; 2 * EPK_BYTES];
-    salt[..EPK_BYTES].copy_from_slice(&epk);
-    salt[EPK_BYTES..].copy_from_slice(&key.public);
-    let wrap_key = Zeroizing::new(hkdf(&salt, X25519_LABEL, shared.as_bytes()));
+    let mut salt = [0u8; 2 * EPK_LEN_BYTES];
+    salt[..EPK_LEN_BYTES].copy_from_slice(&epk);
+    salt[EPK_LEN_BYTES..].copy_from_slice(&key.public);
+    let wrap_key = Zeroizing::new(hkdf(&salt, X25519_RECIPIENT_KEY_LABEL, shared.as_bytes()));
     // Not ours (or not this stanza): the caller tries the next one.
     let mut file_key = aead_decrypt(&wrap_key, FILE_KEY_BYTES, &stanza.body).ok()?;
     Some(Ok(FileKey::init_with_mut(|out| {
@@ -388,7 +394,7 @@ mod tests {
         let key = generate_key("t");
         let foreign = generate_key("t");
         let ring = KeyRing::from_identities([key.identity.clone(), foreign.identity.clone()]);
-        let file_key = FileKey::new(Box::new([7u8; 16]));
+        let file_key = FileKey::new(Box::new([7u8; FILE_KEY_BYTES]));
         let (stanzas, _) = age::Recipient::wrap_file_key(&key.recipient, &file_key).unwrap();
         let ours = |k: &crate::keys::Recipient, s: &Stanza| {
             unwrap_x25519(ring.ring_key(&k.to_string()).unwrap(), s)

@@ -5,7 +5,7 @@
 //! properties are in properties.rs. A finding of the fuzzers becomes a `fuzz_regression_*`
 //! test here.
 
-mod harness;
+mod support;
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -127,7 +127,7 @@ fn edit() -> impl Strategy<Value = Edit> {
 }
 
 fn edit_records(file: &mut Vec<u8>, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
-    if let Some(out) = harness::with_records(file, edit) {
+    if let Some(out) = support::with_records(file, edit) {
         *file = out;
     }
 }
@@ -244,7 +244,7 @@ fn manifest_like() -> impl Strategy<Value = String> {
 fn read_checked(text: &str) {
     let started = Instant::now();
     let _ = serde_json::from_str::<SealedSecret>(text);
-    let lines = harness::yaml_lines(text);
+    let lines = support::yaml_lines(text);
     let findings = check_text(text, None, Policy::default());
     match read_manifests(text) {
         Err(e) => {
@@ -414,7 +414,7 @@ fn fuzz_regression_lone_cr_line_breaks() {
     text.push_str("ata:\n\r\r\r\r\r\r\rata:\n  passwo k':v'}\n");
     let err = read_manifests(&text).unwrap_err();
     assert_eq!(err.line, 38, "{err}");
-    assert!(err.line <= harness::yaml_lines(&text));
+    assert!(err.line <= support::yaml_lines(&text));
     assert_eq!(check_text(&text, None, Policy::default()).len(), 1);
     read_checked(&text);
 }

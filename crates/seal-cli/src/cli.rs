@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sealant_core::Scope;
 use sealant_core::keystore::DEFAULT_NAMESPACE;
+use sealant_core::scope::is_dns_label;
 
 const SEAL_EXAMPLES: &str = "\
 Examples:
@@ -161,13 +162,8 @@ pub struct ClusterArgs {
 
 /// A namespace or Service name: an RFC 1123 label.
 fn dns_label(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    ok.then(|| s.to_owned())
+    is_dns_label(s)
+        .then(|| s.to_owned())
         .ok_or_else(|| "expected lowercase letters, digits and '-', at most 63".into())
 }
 

@@ -265,9 +265,8 @@ impl ControlPlane {
         all
     }
 
-    /// (name, state) of every key Secret in sealant-system; a key without the state label is
-    /// active (keystore.rs).
-    pub fn key_states(&self) -> Vec<(String, String)> {
+    /// Every key Secret in sealant-system (label `sealant.dev/key=true`), in the order listed.
+    pub fn key_secrets(&self) -> Vec<KeySecret> {
         let list = self
             .get_json(&[
                 "secrets",
@@ -281,14 +280,43 @@ impl ControlPlane {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| {
-                let name = s["metadata"]["name"].as_str().unwrap().to_owned();
-                let state = s["metadata"]["labels"]["sealant.dev/key-state"]
+            .map(|s| KeySecret {
+                name: s["metadata"]["name"].as_str().unwrap().to_owned(),
+                state: s["metadata"]["labels"]["sealant.dev/key-state"]
                     .as_str()
                     .unwrap_or("active")
-                    .to_owned();
-                (name, state)
+                    .to_owned(),
+                key_txt: s["data"]["key.txt"].as_str().unwrap_or_default().to_owned(),
             })
+            .collect()
+    }
+
+    /// The first listed key Secret in `state`.
+    pub fn key_in_state(&self, state: &str) -> KeySecret {
+        let keys = self.key_secrets();
+        let states: Vec<_> = keys.iter().map(|k| (&k.name, &k.state)).collect();
+        let found = keys.iter().find(|k| k.state == state).cloned();
+        found.unwrap_or_else(|| panic!("no {state} key among {states:?}"))
+    }
+
+    /// Labels key Secret `name` compromised, as an admin does when a key leaks.
+    pub fn mark_compromised(&self, name: &str) {
+        self.kubectl_ok(&[
+            "label",
+            "secret",
+            name,
+            "-n",
+            "sealant-system",
+            "--overwrite",
+            "sealant.dev/key-state=compromised",
+        ]);
+    }
+
+    /// (name, state) of every key Secret in sealant-system.
+    pub fn key_states(&self) -> Vec<(String, String)> {
+        self.key_secrets()
+            .into_iter()
+            .map(|k| (k.name, k.state))
             .collect()
     }
 
@@ -686,26 +714,29 @@ pub fn decode_base64(s: &str) -> Vec<u8> {
 /// The cluster's key Secrets, written to `dir` as `<state>.txt` identity files (the newest
 /// of each state wins); returns the states written.
 pub fn export_keys(cp: &ControlPlane, dir: &Path) -> Vec<String> {
-    let keys = cp
-        .get_json(&[
-            "secrets",
-            "-n",
-            "sealant-system",
-            "-l",
-            "sealant.dev/key=true",
-        ])
-        .unwrap();
     let mut states = Vec::new();
-    for key in keys["items"].as_array().unwrap() {
-        let state = key["metadata"]["labels"]["sealant.dev/key-state"]
-            .as_str()
-            .unwrap_or("active")
-            .to_owned();
-        let identity = decode_base64(key["data"]["key.txt"].as_str().unwrap());
-        std::fs::write(dir.join(format!("{state}.txt")), identity).unwrap();
-        states.push(state);
+    for key in cp.key_secrets() {
+        std::fs::write(dir.join(format!("{}.txt", key.state)), key.identity_file()).unwrap();
+        states.push(key.state);
     }
     states
+}
+
+/// A key Secret as the tests read it (no Debug: it holds a private key).
+#[derive(Clone)]
+pub struct KeySecret {
+    pub name: String,
+    /// `sealant.dev/key-state`; a key without the label is active (keystore.rs).
+    pub state: String,
+    /// `data.key.txt`, base64 as the API server returns it.
+    key_txt: String,
+}
+
+impl KeySecret {
+    /// The age identity file the Secret holds.
+    pub fn identity_file(&self) -> Vec<u8> {
+        decode_base64(&self.key_txt)
+    }
 }
 
 /// Does the stock `age` CLI open item `item` of the SealedSecret file with `identity`?

@@ -202,33 +202,7 @@ fn a_value_a_compromised_key_also_opens_is_reported_exposed() {
     );
 
     // The old key leaked: an admin marks it compromised.
-    let keys = cp
-        .get_json(&[
-            "secrets",
-            "-n",
-            "sealant-system",
-            "-l",
-            "sealant.dev/key=true",
-        ])
-        .unwrap();
-    let old_key = keys["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["metadata"]["labels"]["sealant.dev/key-state"] == "retired")
-        .unwrap_or_else(|| panic!("no retired key in {keys}"))["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    cp.kubectl_ok(&[
-        "label",
-        "secret",
-        &old_key,
-        "-n",
-        "sealant-system",
-        "--overwrite",
-        "sealant.dev/key-state=compromised",
-    ]);
+    cp.mark_compromised(&cp.key_in_state("retired").name);
     let status = wait_for("status.exposedTo", SECS_30, || {
         let status = cp.get_json(&["sealedsecret", "db", "-n", "prod"])?["status"].clone();
         (status["exposedTo"] == serde_json::json!([old])).then_some(status)

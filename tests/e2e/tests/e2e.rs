@@ -436,25 +436,8 @@ fn rotation_reencrypt_restart_and_break_glass() {
 
     // 11. Break-glass: the key exported from the cluster opens a value with Debian's age, and
     // seal unseal rebuilds the Secret.
-    let keys = cp
-        .get_json(&[
-            "secrets",
-            "-n",
-            "sealant-system",
-            "-l",
-            "sealant.dev/key=true",
-        ])
-        .unwrap();
-    let key_b64 = keys["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["metadata"]["labels"]["sealant.dev/key-state"] == "active")
-        .expect("an active key")["data"]["key.txt"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    std::fs::write(repo.join("key.txt"), sealant_e2e::decode_base64(&key_b64)).unwrap();
+    let key = cp.key_in_state("active").identity_file();
+    std::fs::write(repo.join("key.txt"), key).unwrap();
     let sealed = std::fs::read_to_string(repo.join("apps/app1.yaml")).unwrap();
     let value = sealed
         .lines()

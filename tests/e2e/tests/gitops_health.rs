@@ -178,28 +178,7 @@ fn flux_kubectl_wait_and_argo_cd_read_the_status_the_controller_writes() {
 
     // A key marked compromised: what only it opens is no longer written.
     reported(&cp, "leaked", "True", "Unsealed");
-    let keys = cp
-        .get_json(&[
-            "secrets",
-            "-n",
-            "sealant-system",
-            "-l",
-            "sealant.dev/key-state=retired",
-        ])
-        .unwrap();
-    let retired = keys["items"][0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    cp.kubectl_ok(&[
-        "label",
-        "secret",
-        &retired,
-        "-n",
-        "sealant-system",
-        "--overwrite",
-        "sealant.dev/key-state=compromised",
-    ]);
+    cp.mark_compromised(&cp.key_in_state("retired").name);
     let leaked = reported(&cp, "leaked", "False", "KeyCompromised");
     assert_verdicts(&leaked, Status::Failed, "Degraded");
 

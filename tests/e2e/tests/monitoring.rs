@@ -95,28 +95,7 @@ fn every_metric_named_is_exported() {
         (cp.ready("prod", "ok")?.0 == "True" && cp.ready("prod", "moved")?.0 == "False")
             .then_some(())
     });
-    let keys = cp
-        .get_json(&[
-            "secrets",
-            "-n",
-            "sealant-system",
-            "-l",
-            "sealant.dev/key-state=retired",
-        ])
-        .unwrap();
-    let retired = keys["items"][0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    cp.kubectl_ok(&[
-        "label",
-        "secret",
-        &retired,
-        "-n",
-        "sealant-system",
-        "--overwrite",
-        "sealant.dev/key-state=compromised",
-    ]);
+    cp.mark_compromised(&cp.key_in_state("retired").name);
     wait_for("ok to be exposed", secs_30, || {
         ctl.get("/metrics")?
             .contains("sealant_sealed_secret_exposed{")

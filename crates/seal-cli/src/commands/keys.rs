@@ -5,7 +5,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use clap::CommandFactory;
 use k8s_openapi::jiff::Timestamp;
-use sealant_core::keys::{generate_key, parse_identity_file};
+use sealant_core::keys::{created_stamp, generate_key, parse_identity_file};
 use zeroize::Zeroizing;
 
 use crate::cli::{Cli, CompletionsArgs, KeygenArgs, RecipientArgs};
@@ -13,7 +13,7 @@ use crate::failure::{Failure, Result};
 use crate::files::{emit, read_input};
 
 pub fn keygen(args: &KeygenArgs) -> Result<()> {
-    let created = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let created = created_stamp(Timestamp::now());
     let key = generate_key(&created);
     let path = &args.output;
     // create_new: never overwrite a key; 0600 from the first byte.

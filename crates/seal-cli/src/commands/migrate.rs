@@ -9,7 +9,7 @@ use sealant_core::bitnami::{
     read_objects,
 };
 use sealant_core::crd::SealedSecret;
-use sealant_core::manifest::Located;
+use sealant_core::manifest::{Located, is_json};
 use zeroize::Zeroizing;
 
 use super::render;
@@ -226,7 +226,7 @@ fn migrate_file(
 
 /// A file is rewritten in its own format.
 fn format_of(text: &str) -> Format {
-    if text.trim_start().starts_with('{') {
+    if is_json(text) {
         Format::Json
     } else {
         Format::Yaml

@@ -10,7 +10,7 @@ pub mod seal;
 pub mod unseal;
 pub mod validate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sealant_core::crd::SealedSecret;
 use sealant_core::manifest::{Located, Manifest, read_manifests};
@@ -20,6 +20,15 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::failure::{Failure, Result, display_path};
 use crate::files::read_input;
+
+/// The files named, or stdin (`-`) when none is.
+pub fn inputs_or_stdin(files: &[PathBuf]) -> Vec<PathBuf> {
+    if files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        files.to_vec()
+    }
+}
 
 /// Reads and parses every object in an input, errors pointing at `file:line:column`.
 pub fn read_objects(path: &Path) -> Result<Vec<Located<Manifest>>> {

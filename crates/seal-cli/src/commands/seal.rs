@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,7 +15,7 @@ use sealant_core::value::seal_value;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use super::{kind_of, read_objects, render};
+use super::{inputs_or_stdin, kind_of, read_objects, render};
 use crate::cli::{Cli, ClusterArgs, CreateArgs, ItemArgs, RawArgs};
 use crate::failure::{Failure, Result, is_stdin};
 use crate::files::{emit, read_bytes};
@@ -24,11 +24,7 @@ use crate::recipients::Recipients;
 pub fn run(cli: &Cli) -> Result<()> {
     let args = &cli.sealing;
     let recipients = Recipients::from_args(&args.to)?.or_cluster(&cli.cluster);
-    let inputs = if cli.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        cli.files.clone()
-    };
+    let inputs = inputs_or_stdin(&cli.files);
     let mut sealed = Vec::new();
     let mut context_namespace = ContextNamespace::new(&cli.cluster);
     for input in &inputs {

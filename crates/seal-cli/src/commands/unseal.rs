@@ -1,14 +1,12 @@
 //! `seal unseal`: recovery with a backed-up identity, with the controller's scope checks.
 
-use std::path::PathBuf;
-
 use sealant_core::KeyRing;
 use sealant_core::convert::unseal;
 use sealant_core::keys::parse_identity_file;
 use sealant_core::manifest::{Located, Manifest};
 use zeroize::Zeroizing;
 
-use super::{kind_of, read_objects, render};
+use super::{inputs_or_stdin, kind_of, read_objects, render};
 use crate::cli::UnsealArgs;
 use crate::failure::{Failure, Result};
 use crate::files::{emit, read_input};
@@ -21,11 +19,7 @@ pub fn run(args: &UnsealArgs) -> Result<()> {
             keys.insert(identity);
         }
     }
-    let inputs = if args.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        args.files.clone()
-    };
+    let inputs = inputs_or_stdin(&args.files);
     let mut opened = Vec::new();
     for input in &inputs {
         for Located { line, value } in read_objects(input)? {

@@ -1,12 +1,10 @@
 //! `seal validate`: asks the controller whether SealedSecrets would open in its cluster.
 
-use std::path::PathBuf;
-
 use http::StatusCode;
 use sealant_core::manifest::Located;
 use serde::Deserialize;
 
-use super::{read_objects, sealed_label, sealed_secrets};
+use super::{inputs_or_stdin, read_objects, sealed_label, sealed_secrets};
 use crate::cli::ValidateArgs;
 use crate::cluster::Cluster;
 use crate::failure::{Failure, Result, display_path};
@@ -25,11 +23,7 @@ struct Verdict {
 }
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
-    let inputs = if args.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        args.files.clone()
-    };
+    let inputs = inputs_or_stdin(&args.files);
     // Every input is read first: a bad file fails before the cluster is asked anything.
     let mut objects = Vec::new();
     for input in &inputs {

@@ -1,7 +1,6 @@
 //! A forward proxy for tests: it answers HTTP CONNECT, as kube's client speaks to the proxy a
 //! kubeconfig names in `proxy-url: http://…`, records each tunnel's target, and pipes bytes
-//! both ways. Standard library only; included by path by crates/controller/tests/cli_errors.rs
-//! and crates/seal-cli/tests/cluster.rs, so that both binaries are tested with the same proxy.
+//! both ways, so that both binaries are tested with the same proxy.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
