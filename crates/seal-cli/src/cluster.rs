@@ -18,6 +18,10 @@ use crate::failure::{Failure, Result};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Tries after the first while the controller is busy (see [`Cluster::post_patiently`]).
+const BUSY_RETRIES: u32 = 4;
+/// The longest wait between two tries, whatever `Retry-After` asks.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 /// Longest part of a response body quoted in an error.
 const DETAIL_CHARS: usize = 200;
 
@@ -173,6 +177,36 @@ impl Cluster {
     pub fn post_to_controller(&self, endpoint: &str, json: Vec<u8>) -> Result<Reply> {
         let path = format!("{}{endpoint}", self.controller_prefix);
         self.send(Method::POST, &path, Some(json))
+    }
+
+    /// POSTs like [`Cluster::post_to_controller`], and tries again, a few times, while the
+    /// controller is busy: a 429 (after its `Retry-After`, else doubling from one second),
+    /// or, through the service proxy, the API server's 500 "error trying to reach service"
+    /// when a busy controller refused the request before reading it and hung up while the API
+    /// server was still sending the body (node e2e
+    /// `node::rotation_job_and_the_service_proxy_work_as_a_user_would_use_them`).
+    pub fn post_patiently(&self, endpoint: &str, json: Vec<u8>) -> Result<Reply> {
+        let mut wait = Duration::from_secs(1);
+        let mut retries = 0;
+        loop {
+            let reply = self.post_to_controller(endpoint, json.clone())?;
+            if !self.busy(&reply) || retries == BUSY_RETRIES {
+                return Ok(reply);
+            }
+            let asked = reply.retry_after().map(Duration::from_secs).unwrap_or(wait);
+            std::thread::sleep(asked.min(MAX_RETRY_WAIT));
+            wait *= 2;
+            retries += 1;
+        }
+    }
+
+    fn busy(&self, reply: &Reply) -> bool {
+        reply.status == StatusCode::TOO_MANY_REQUESTS
+            || (!self.direct
+                && reply.status == StatusCode::INTERNAL_SERVER_ERROR
+                && reply
+                    .detail()
+                    .is_some_and(|d| d.starts_with("error trying to reach service")))
     }
 
     /// One line for an answer that is not the one hoped for: who answered, the status, what

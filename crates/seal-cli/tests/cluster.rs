@@ -2,17 +2,11 @@
 //! Kubernetes API server (through a kubeconfig) and the controller (directly, with
 //! --controller-url, or behind the API server's service proxy path).
 
-#[path = "../../controller/tests/harness/connect_proxy.rs"]
-mod connect_proxy;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use sealant_core::SealedSecret;
 use sealant_core::convert::{reencrypt, unseal};
@@ -20,215 +14,21 @@ use sealant_core::keys::{KeyRing, parse_identity_file, parse_recipient};
 use sealant_core::manifest::{Manifest, read_manifests};
 use sealant_core::rewrap::ClusterKeys;
 use sealant_core::scope::Scope;
+use sealant_stub::{
+    Answer, ConnectProxy, Context, Seen, Stub, answer, api_status, closed_port, kubeconfig,
+};
 use serde_json::{Value, json};
 use support::{Run, Sandbox, changed_lines, require_tool, secret_yaml};
-
-// ---------------------------------------------------------------------------------------------
-// The stub server
-
-/// A request the stub received.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct Answer {
-    status: u16,
-    body: String,
-    headers: Vec<(&'static str, String)>,
-}
-
-fn answer(status: u16, body: impl Into<String>) -> Answer {
-    Answer {
-        status,
-        body: body.into(),
-        headers: Vec::new(),
-    }
-}
-
-type Handler = Box<dyn Fn(&Seen) -> Answer + Send>;
-
-/// One thread answering one connection at a time with canned HTTP/1.1 responses
-/// (Content-Length, then close), recording every request. Stops when dropped.
-struct Stub {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Stub {
-    fn start(handler: impl Fn(&Seen) -> Answer + Send + 'static) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let handler: Handler = Box::new(handler);
-        let thread = {
-            let (seen, stop) = (seen.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        serve(stream, &handler, &seen);
-                    }
-                }
-            })
-        };
-        Stub {
-            addr,
-            seen,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn paths(&self) -> Vec<String> {
-        self.seen().into_iter().map(|s| s.path).collect()
-    }
-}
-
-impl Drop for Stub {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    let length = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let request = Seen {
-        method,
-        path,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    let reply = handler(&request);
-    seen.lock().unwrap().push(request);
-    let reason = match reply.status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        409 => "Conflict",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        _ => "Whatever",
-    };
-    let mut head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reply.status,
-        reply.body.len()
-    );
-    for (k, v) in &reply.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut stream = stream;
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(reply.body.as_bytes());
-    let _ = stream.flush();
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A kubeconfig with two contexts: `stub` (at `url`, with a bearer token) and `nowhere`
 /// (a closed port); `current` is the current one.
 fn write_kubeconfig(sb: &Sandbox, url: &str, current: &str) -> PathBuf {
+    let nowhere = format!("http://127.0.0.1:{}", closed_port());
     sb.write(
         "kubeconfig",
-        &format!(
-            "apiVersion: v1
-kind: Config
-current-context: {current}
-clusters:
-- name: stub
-  cluster:
-    server: {url}
-- name: nowhere
-  cluster:
-    server: http://127.0.0.1:{closed}
-contexts:
-- name: stub
-  context:
-    cluster: stub
-    user: tester
-- name: nowhere
-  context:
-    cluster: nowhere
-    user: tester
-users:
-- name: tester
-  user:
-    token: t0ken
-",
-            closed = closed_port()
+        &kubeconfig(
+            current,
+            &[Context::new("stub", url), Context::new("nowhere", &nowhere)],
         ),
     )
 }
@@ -1130,18 +930,24 @@ fn reencrypt_through_the_service_proxy_and_its_failures() {
     let new = sb.keygen("new.txt");
     let db = secret_yaml("db", "prod", &[("pw", "hunter2")]);
     seal_to(&sb, &old, &db, "db.yaml", "yaml");
-    // The first request is rate limited, the next ones are answered.
+    // The first request is rate limited; the second gets the API server's 500 for a busy
+    // controller that hung up before reading the body; the next ones are answered.
     let calls = Arc::new(AtomicUsize::new(0));
     let stub = {
         let inner = controller(&sb, &["old.txt", "new.txt"], &new);
         let calls = calls.clone();
-        Stub::start(move |req| {
-            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+        Stub::start(move |req| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => {
                 let mut a = answer(429, json!({"error": "rate limited"}).to_string());
                 a.headers.push(("Retry-After", "0".into()));
-                return a;
+                a
             }
-            inner(req)
+            1 => api_status(
+                500,
+                "InternalError",
+                "error trying to reach service: write tcp 10.0.0.1:4431->10.0.0.2:8080: write: broken pipe",
+            ),
+            _ => inner(req),
         })
     };
     let kubeconfig = write_kubeconfig(&sb, &stub.url(), "stub");
@@ -1152,9 +958,11 @@ fn reencrypt_through_the_service_proxy_and_its_failures() {
         vec![
             format!("{PROXY}/v1/reencrypt"),
             format!("{PROXY}/v1/reencrypt"),
+            format!("{PROXY}/v1/reencrypt"),
             CONFIGMAP_PATH.to_owned(),
         ],
-        "a 429 is tried again; the answer is checked against the published recipients"
+        "a 429 and the proxy's 'error trying to reach service' are tried again; the answer \
+         is checked against the published recipients"
     );
     assert!(sb.read("db.yaml").contains(&new));
 
@@ -1195,6 +1003,24 @@ fn reencrypt_through_the_service_proxy_and_its_failures() {
     assert_eq!(out.code, 2);
     sb.seal(&["reencrypt", "-", "--controller-url", &stub.url()])
         .fails(2, "<stdin>: reencrypt rewrites files in place");
+
+    // Any other 500 is the answer: reported at once, the file left as it was.
+    seal_to(&sb, &old, &db, "timeout.yaml", "yaml");
+    let before = sb.read("timeout.yaml");
+    let failing =
+        Stub::start(|_| api_status(500, "InternalError", "etcdserver: request timed out"));
+    let failing_config = write_kubeconfig(&sb, &failing.url(), "stub");
+    let out = with_kubeconfig(&sb, &failing_config, &["reencrypt", "timeout.yaml"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "seal: timeout.yaml:1: SealedSecret 'db': the controller (service sealant-system/seal-controller via {}/) answered 500 Internal Server Error: etcdserver: request timed out\nseal: 1 of 1 file left as it was; reencrypted 0\n",
+            failing.url()
+        )
+    );
+    assert_eq!(failing.seen().len(), 1, "not tried again");
+    assert_eq!(sb.read("timeout.yaml"), before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1439,29 +1265,8 @@ fn kubeconfig_of(
     file: &str,
     contexts: &[(&str, &str, Option<&str>, Option<&str>)],
 ) -> PathBuf {
-    let mut clusters = String::new();
-    let mut named = String::new();
-    for (name, server, namespace, proxy) in contexts {
-        clusters.push_str(&format!(
-            "- name: {name}\n  cluster:\n    server: {server}\n"
-        ));
-        if let Some(proxy) = proxy {
-            clusters.push_str(&format!("    proxy-url: {proxy}\n"));
-        }
-        named.push_str(&format!(
-            "- name: {name}\n  context:\n    cluster: {name}\n    user: tester\n"
-        ));
-        if let Some(namespace) = namespace {
-            named.push_str(&format!("    namespace: {namespace}\n"));
-        }
-    }
-    sb.write(
-        file,
-        &format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: {}\nclusters:\n{clusters}contexts:\n{named}users:\n- name: tester\n  user:\n    token: t0ken\n",
-            contexts[0].0
-        ),
-    )
+    let contexts: Vec<Context<'_>> = contexts.iter().map(|&c| c.into()).collect();
+    sb.write(file, &kubeconfig(contexts[0].name, &contexts))
 }
 
 /// `--kubeconfig FILE` (or SEAL_KUBECONFIG) is read instead of $KUBECONFIG, as kubectl's flag
@@ -1652,7 +1457,7 @@ fn a_proxy_url_in_the_kubeconfig_is_used() {
     let sb = Sandbox::new();
     let r = sb.keygen("k.txt");
     let stub = Stub::start(controller(&sb, &["k.txt"], &r));
-    let proxy = connect_proxy::ConnectProxy::start();
+    let proxy = ConnectProxy::start();
     let config = kubeconfig_of(
         &sb,
         "kubeconfig",

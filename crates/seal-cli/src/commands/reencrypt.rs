@@ -4,7 +4,6 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use http::StatusCode;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -18,16 +17,13 @@ use sealant_core::rewrite::rewrite_items;
 
 use super::{kind_of, parse_objects, sealed_label};
 use crate::cli::ReencryptArgs;
-use crate::cluster::{Cluster, Reply};
+use crate::cluster::Cluster;
 use crate::failure::{Failure, Result, display_path, is_stdin};
 use crate::files::{find_config, read_input, write_atomically};
 use crate::walk::manifest_files;
 
 /// Above this many files, a terminal gets a progress bar.
 const PROGRESS_ABOVE: usize = 10;
-/// A rate-limited request is tried again this many times, waiting as the controller asks.
-const RATE_LIMIT_RETRIES: u32 = 4;
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 
 /// Why a file was not rewritten.
 enum Problem {
@@ -203,8 +199,9 @@ fn reencrypt_file(
         let label = sealed_label(&sealed);
         let fail = |message: String| Failure::at_line(path, line, format!("{label}: {message}"));
         let body = serde_json::to_vec(&sealed).map_err(|e| Problem::File(fail(e.to_string())))?;
-        let reply =
-            post_patiently(cluster, body).map_err(|e| Problem::Stop(fail(e.to_string())))?;
+        let reply = cluster
+            .post_patiently("/v1/reencrypt", body)
+            .map_err(|e| Problem::Stop(fail(e.to_string())))?;
         match reply.status {
             StatusCode::OK => {}
             StatusCode::CONFLICT => {
@@ -264,23 +261,6 @@ fn published_recipients(cluster: &Cluster) -> Result<Vec<String>> {
         .iter()
         .map(ToString::to_string)
         .collect())
-}
-
-/// POSTs to `/v1/reencrypt`; a 429 is tried again after the wait the controller asks for
-/// (`Retry-After`, else doubling from one second), a few times.
-fn post_patiently(cluster: &Cluster, body: Vec<u8>) -> Result<Reply> {
-    let mut wait = Duration::from_secs(1);
-    let mut retries = 0;
-    loop {
-        let reply = cluster.post_to_controller("/v1/reencrypt", body.clone())?;
-        if reply.status != StatusCode::TOO_MANY_REQUESTS || retries == RATE_LIMIT_RETRIES {
-            return Ok(reply);
-        }
-        let asked = reply.retry_after().map(Duration::from_secs).unwrap_or(wait);
-        std::thread::sleep(asked.min(MAX_RETRY_WAIT));
-        wait *= 2;
-        retries += 1;
-    }
 }
 
 fn plural(n: usize) -> &'static str {
