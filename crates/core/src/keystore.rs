@@ -395,6 +395,17 @@ mod tests {
         assert!(ring.contains(&old.recipient) && ring.contains(&new.recipient));
         assert!(!ring.contains(&bad.recipient));
         assert_eq!(set.compromised(), BTreeSet::from([bad.recipient.clone()]));
+        // What the controller's key gauges and log lines report.
+        let another = mk("d", "2026-04-01T00:00:00Z", KeyState::Retired);
+        let set = KeySet::new(vec![old, another, bad, new]);
+        assert_eq!(
+            [
+                set.count(KeyState::Active),
+                set.count(KeyState::Retired),
+                set.count(KeyState::Compromised)
+            ],
+            [1, 2, 1]
+        );
     }
 
     #[test]
@@ -422,6 +433,15 @@ mod tests {
                 cutoff
             ),
             Some(at("2026-01-06T00:00:00Z"))
+        );
+        // A key made exactly at the cutoff is not older than it: no renewal forced.
+        assert_eq!(
+            set.renewal_due(
+                at("2026-01-06T00:00:00Z"),
+                day * 30,
+                Some(at("2026-01-01T00:00:00Z"))
+            ),
+            Some(at("2026-01-31T00:00:00Z"))
         );
     }
 

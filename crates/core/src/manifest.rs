@@ -34,13 +34,6 @@ pub struct SecretManifest {
     pub immutable: Option<bool>,
 }
 
-impl SecretManifest {
-    pub fn has_values(&self) -> bool {
-        self.data.as_ref().is_some_and(|d| !d.is_empty())
-            || self.string_data.as_ref().is_some_and(|d| !d.is_empty())
-    }
-}
-
 /// One object read from a file.
 #[derive(Debug)]
 pub enum Manifest {
