@@ -293,6 +293,37 @@ mod tests {
     }
 
     #[test]
+    fn document_ends_and_content_on_the_marker_line() {
+        // After `...` the next document starts on the following line; content after `--- `
+        // belongs to the document it opens.
+        let text = "a: 1\n...\nb: 2\n--- {c: 3}\n";
+        let docs = split_documents(text);
+        let found: Vec<(usize, usize, &str)> = docs
+            .iter()
+            .map(|d| (d.first_line, d.content_line, d.text.trim()))
+            .collect();
+        assert_eq!(found, [(1, 1, "a: 1"), (3, 3, "b: 2"), (4, 4, "{c: 3}")]);
+    }
+
+    #[test]
+    fn only_sealant_sealed_secrets_and_v1_lists_are_read_as_such() {
+        let bitnami = "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: a}\n";
+        let read = read_manifests(bitnami).unwrap();
+        assert!(matches!(&read[0].value, Manifest::Other(k) if k == "SealedSecret"));
+        let other_kind =
+            "apiVersion: sealant.dev/v1alpha1\nkind: SealedThing\nmetadata: {name: a}\n";
+        let read = read_manifests(other_kind).unwrap();
+        assert!(matches!(&read[0].value, Manifest::Other(k) if k == "SealedThing"));
+        // The API's typed lists (`kubectl get --raw`) are flattened like `kind: List`.
+        let typed =
+            "apiVersion: v1\nkind: SecretList\nitems:\n- kind: Secret\n  metadata: {name: a}\n";
+        let read = read_manifests(typed).unwrap();
+        assert_eq!(read.len(), 1);
+        assert!(matches!(read[0].value, Manifest::Secret(_)));
+        assert_eq!(read[0].line, 4);
+    }
+
+    #[test]
     fn reads_kubectl_output_yaml_and_json() {
         let yaml = "apiVersion: v1\ndata:\n  password: czNjcjN0\nkind: Secret\nmetadata:\n  creationTimestamp: null\n  name: db\n  namespace: prod\n";
         let m = read_manifests(yaml).unwrap();
