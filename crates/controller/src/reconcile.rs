@@ -157,14 +157,13 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     };
     // Until this reconcile is through, nothing may be taken as in place.
-    ctx.written.record_reconciled(&sealed, None);
+    let pass = ctx.written.begin(&sealed);
     let opened = open_and_sync(&ctx, &secrets, &sealed, &view).await?;
     let exposed_keys = (!opened.exposed.is_empty()).then(|| opened.exposed.join(", "));
     let changed = report_outcome(&ctx, &sealed, &opened).await?;
     // In place: the next reconcile of this generation needs neither the object nor its keys.
     let in_place = !matches!(opened.outcome, Outcome::Failed { .. });
-    ctx.written
-        .record_reconciled(&sealed, in_place.then_some(view.epoch));
+    pass.finish(in_place.then_some(view.epoch));
     announce(&ctx, &sealed, &opened.outcome, changed).await?;
     if changed && let Some(keys) = exposed_keys {
         announce_exposed(&ctx, &sealed, &keys).await;
