@@ -120,6 +120,22 @@ struct Entry {
     reconciled: Option<u64>,
 }
 
+/// A reconcile in progress (see `Written::begin`).
+#[must_use = "a pass records how the reconcile ended when finished"]
+pub struct Pass<'a> {
+    written: &'a Written,
+    sealed: &'a SealedSecret,
+}
+
+impl Pass<'_> {
+    /// Records how the reconcile ended: `Some(epoch)` when the Secret and the status are as
+    /// they should be under that key epoch, `None` when not.
+    pub fn finish(self, epoch: Option<u64>) {
+        self.written
+            .with_entry(self.sealed, |e| e.reconciled = epoch);
+    }
+}
+
 impl Written {
     /// The entry for this exact object (uid and generation), started afresh if it was for
     /// an older generation or a deleted namesake.
@@ -205,10 +221,15 @@ impl Written {
         self.with_entry(sealed, |e| e.status = Some(digest));
     }
 
-    /// Records how the reconcile of this generation ended: `Some(epoch)` when the Secret and
-    /// the status are as they should be under that key epoch, `None` when not.
-    pub fn record_reconciled(&self, sealed: &SealedSecret, epoch: Option<u64>) {
-        self.with_entry(sealed, |e| e.reconciled = epoch);
+    /// Starts a reconcile of this generation: until the pass is finished with an epoch,
+    /// nothing about the object is taken as in place (a pass dropped unfinished, by an early
+    /// return or a `?`, leaves it so).
+    pub fn begin<'a>(&'a self, sealed: &'a SealedSecret) -> Pass<'a> {
+        self.with_entry(sealed, |e| e.reconciled = None);
+        Pass {
+            written: self,
+            sealed,
+        }
     }
 
     /// Did the last reconcile of this generation leave everything in place?
@@ -372,7 +393,7 @@ mod tests {
             assert!(!w.status_written(&other, 7));
         }
         assert!(!w.is_reconciled(&s));
-        w.record_reconciled(&s, Some(3));
+        w.begin(&s).finish(Some(3));
         assert!(w.is_reconciled(&s));
         let minute = Duration::from_secs(60);
         assert_eq!(
@@ -389,7 +410,7 @@ mod tests {
             "keys withdrawn since"
         );
         assert!(!w.is_reconciled(&sealed("u1", 2)));
-        w.record_reconciled(&s, None);
+        drop(w.begin(&s));
         assert_eq!(
             w.reconciled_secret(&s, 3, minute),
             None,

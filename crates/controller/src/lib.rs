@@ -9,6 +9,7 @@ pub mod conn;
 pub mod fence;
 pub mod http;
 pub mod keys;
+pub mod leadership;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;

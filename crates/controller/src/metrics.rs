@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,6 +16,19 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets_range
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use sealant_core::reason::Reason;
+
+/// See `Metrics::time_reconcile`.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .observe_reconcile(self.started.elapsed().as_secs_f64());
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabel {
@@ -189,6 +203,15 @@ impl Metrics {
 
     pub fn observe_reconcile(&self, seconds: f64) {
         self.reconcile_duration.observe(seconds);
+    }
+
+    /// Times a reconcile: its duration is recorded when the guard drops, so every way out
+    /// (an early return, a `?`) is counted.
+    pub fn time_reconcile(&self) -> ReconcileTimer<'_> {
+        ReconcileTimer {
+            metrics: self,
+            started: Instant::now(),
+        }
     }
 
     pub fn set_keys(&self, active: usize, retired: usize, compromised: usize) {

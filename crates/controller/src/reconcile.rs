@@ -2,7 +2,7 @@
 //! a status (and event) that says what happened. The decisions are sealant_core::reconcile's.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
@@ -22,7 +22,7 @@ use crate::fence::{Fence, Fenced};
 use crate::metrics::Metrics;
 use crate::retry::Retries;
 use crate::sealed_cache::is_hollow;
-use crate::state::SharedKeys;
+use crate::state::{KeysView, SharedKeys};
 
 /// The field manager for everything the controller writes, before its identity.
 pub const MANAGER: &str = "sealant-controller";
@@ -149,71 +149,110 @@ enum Outcome {
 }
 
 pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
+    let _timer = ctx.metrics.time_reconcile();
     let namespace = cached.namespace().ok_or(Error::NoNamespace)?;
-    let name = cached.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let view = ctx.keys.get();
-    let sealed = if is_hollow(&cached) {
-        if still_in_place(&ctx, &secrets, &cached, view.epoch).await? {
-            ctx.metrics
-                .observe_reconcile(started.elapsed().as_secs_f64());
-            return Ok(Action::await_change());
-        }
-        match read_whole(&ctx, &cached).await? {
-            Some(sealed) => Arc::new(sealed),
-            // Deleted: its watch event is on its way.
-            None => return Ok(Action::await_change()),
-        }
-    } else {
-        cached
+    let Some(sealed) = load_whole(&ctx, &secrets, cached, view.epoch).await? else {
+        return Ok(Action::await_change());
     };
-
     // Until this reconcile is through, nothing may be taken as in place.
-    ctx.written.record_reconciled(&sealed, None);
-    let opening = match type_refusal(&sealed, &ctx.allowed_types) {
+    let pass = ctx.written.begin(&sealed);
+    let opened = open_and_sync(&ctx, &secrets, &sealed, &view).await?;
+    let exposed_keys = (!opened.exposed.is_empty()).then(|| opened.exposed.join(", "));
+    let changed = report_outcome(&ctx, &sealed, &opened).await?;
+    // In place: the next reconcile of this generation needs neither the object nor its keys.
+    let in_place = !matches!(opened.outcome, Outcome::Failed { .. });
+    pass.finish(in_place.then_some(view.epoch));
+    announce(&ctx, &sealed, &opened.outcome, changed).await?;
+    if changed && let Some(keys) = exposed_keys {
+        announce_exposed(&ctx, &sealed, &keys).await;
+    }
+    ctx.retries.succeeded(&namespace, &sealed.name_any());
+    Ok(Action::await_change())
+}
+
+/// The whole object to reconcile: the cached copy, or for a hollow one (see `is_hollow`) the
+/// object read from the API. None when there is nothing to do: the Secret is still in place,
+/// or the object is gone (its watch event is on its way).
+async fn load_whole(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    cached: Arc<SealedSecret>,
+    epoch: u64,
+) -> Result<Option<Arc<SealedSecret>>, Error> {
+    if !is_hollow(&cached) {
+        return Ok(Some(cached));
+    }
+    if still_in_place(ctx, secrets, &cached, epoch).await? {
+        return Ok(None);
+    }
+    Ok(read_whole(ctx, &cached).await?.map(Arc::new))
+}
+
+/// What opening the SealedSecret and syncing its Secret came to.
+struct Opened {
+    outcome: Outcome,
+    /// The keys that opened it (empty when it was not opened).
+    opened_with: Vec<String>,
+    /// Compromised keys that open it too.
+    exposed: Vec<String>,
+}
+
+/// Opens the SealedSecret (unless its type is refused) and brings its Secret in line. A
+/// failed request about the Secret is reported (see `retrying`) and returned as the error.
+async fn open_and_sync(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    sealed: &SealedSecret,
+    view: &KeysView,
+) -> Result<Opened, Error> {
+    let opening = match type_refusal(sealed, &ctx.allowed_types) {
         // Refused before anything is opened: the plaintext never leaves the ciphertext.
         Some(message) => Err(Refused::Type(message)),
-        None => unseal_in_cluster(&sealed, &view.ring, &view.compromised).map_err(Refused::Open),
+        None => unseal_in_cluster(sealed, &view.ring, &view.compromised).map_err(Refused::Open),
     };
-    let mut exposed = Vec::new();
-    let (outcome, opened_with) = match opening {
-        Err(Refused::Type(message)) => {
-            let failed = Outcome::Failed {
-                reason: Reason::TypeNotAllowed,
-                message,
+    let unsealed = match opening {
+        Ok(unsealed) => unsealed,
+        Err(refused) => {
+            let (reason, message) = match refused {
+                Refused::Type(message) => (Reason::TypeNotAllowed, message),
+                Refused::Open(error) => (Reason::of_opening(&error), error.to_string()),
             };
-            (failed, Vec::new())
-        }
-        Err(Refused::Open(error)) => (
-            Outcome::Failed {
-                reason: Reason::of_opening(&error),
-                message: error.to_string(),
-            },
-            Vec::new(),
-        ),
-        Ok(unsealed) => {
-            let opened_with = unsealed.opened_with.iter().cloned().collect();
-            // Still opened (the cluster needs it), but reported: the plaintext is leaked.
-            if !view.exposing.is_empty() {
-                exposed = exposed_to(&sealed, &view.exposing).into_iter().collect();
-            }
-            let synced =
-                sync_secret(&ctx, &secrets, &sealed, desired_secret(&sealed, &unsealed)).await;
-            match synced {
-                Ok(outcome) => (outcome, opened_with),
-                Err(error) => {
-                    let error = retrying(&ctx, &sealed, error, opened_with, exposed).await;
-                    ctx.metrics
-                        .observe_reconcile(started.elapsed().as_secs_f64());
-                    return Err(error);
-                }
-            }
+            return Ok(Opened {
+                outcome: Outcome::Failed { reason, message },
+                opened_with: Vec::new(),
+                exposed: Vec::new(),
+            });
         }
     };
+    let opened_with = unsealed.opened_with.iter().cloned().collect();
+    // Still opened (the cluster needs it), but reported: the plaintext is leaked.
+    let exposed = if view.exposing.is_empty() {
+        Vec::new()
+    } else {
+        exposed_to(sealed, &view.exposing).into_iter().collect()
+    };
+    match sync_secret(ctx, secrets, sealed, desired_secret(sealed, &unsealed)).await {
+        Ok(outcome) => Ok(Opened {
+            outcome,
+            opened_with,
+            exposed,
+        }),
+        Err(error) => Err(retrying(ctx, sealed, error, opened_with, exposed).await),
+    }
+}
 
-    let up_to_date = format!("Secret {name} is up to date");
-    let health = match &outcome {
+/// Counts the outcome and says it in the status (see `report`). True when a status was
+/// written, i.e. the state changed.
+async fn report_outcome(
+    ctx: &Context,
+    sealed: &SealedSecret,
+    opened: &Opened,
+) -> Result<bool, Error> {
+    let namespace = sealed.namespace().unwrap_or_default();
+    let up_to_date = format!("Secret {} is up to date", sealed.name_any());
+    let health = match &opened.outcome {
         Outcome::Written(_) | Outcome::Unchanged => Health::Ready {
             message: &up_to_date,
         },
@@ -222,76 +261,57 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
             message,
         },
     };
-    match &outcome {
+    match &opened.outcome {
         Outcome::Failed { reason, .. } => ctx.metrics.unseal_error(&namespace, *reason),
         Outcome::Written(_) | Outcome::Unchanged => ctx.metrics.unseal_ok(&namespace),
     }
-    let exposed_keys = (!exposed.is_empty()).then(|| exposed.join(", "));
-    let changed = report(&ctx, &sealed, &health, opened_with, exposed).await?;
+    let (opened_with, exposed) = (opened.opened_with.clone(), opened.exposed.clone());
+    report(ctx, sealed, &health, opened_with, exposed).await
+}
 
-    // In place: the next reconcile of this generation needs neither the object nor its keys.
-    let in_place = !matches!(outcome, Outcome::Failed { .. });
-    ctx.written
-        .record_reconciled(&sealed, in_place.then_some(view.epoch));
-
-    match &outcome {
+/// Logs the outcome and publishes its event: one per write, and one per change of state
+/// (`changed`) for a failure. A failure that is not permanent becomes the error, so the
+/// error policy retries it with backoff rather than leaving it to the resync.
+async fn announce(
+    ctx: &Context,
+    sealed: &SealedSecret,
+    outcome: &Outcome,
+    changed: bool,
+) -> Result<(), Error> {
+    let namespace = sealed.namespace().unwrap_or_default();
+    let name = sealed.name_any();
+    match outcome {
         Outcome::Written(action) => {
             info!(%namespace, %name, action, "Secret written");
-            publish(
-                &ctx,
-                &sealed,
-                EventType::Normal,
-                "Unsealed",
-                action,
-                format!("Secret {name} {action}"),
-            )
-            .await;
+            let note = format!("Secret {name} {action}");
+            publish(ctx, sealed, EventType::Normal, "Unsealed", action, note).await;
         }
         Outcome::Failed { reason, message } => {
             warn!(%namespace, %name, %reason, %message, "cannot unseal");
-            // One event per change of state, not one per resync.
             if changed {
-                publish(
-                    &ctx,
-                    &sealed,
-                    EventType::Warning,
-                    reason.as_str(),
-                    "Unseal",
-                    message.clone(),
-                )
-                .await;
+                let (type_, note) = (EventType::Warning, message.clone());
+                publish(ctx, sealed, type_, reason.as_str(), "Unseal", note).await;
             }
             if !reason.is_permanent() {
-                ctx.metrics
-                    .observe_reconcile(started.elapsed().as_secs_f64());
-                // Through the error policy: retried with backoff, not left to the resync.
-                return Err(Error::Forbidden {
-                    name,
-                    message: message.clone(),
-                });
+                let message = message.clone();
+                return Err(Error::Forbidden { name, message });
             }
         }
         Outcome::Unchanged => {}
     }
-    if changed && let Some(keys) = exposed_keys {
-        warn!(%namespace, %name, %keys, "opened, but a compromised key opens it too");
-        publish(
-            &ctx,
-            &sealed,
-            EventType::Warning,
-            "Exposed",
-            "Unseal",
-            format!(
-                "compromised key(s) {keys} can also open this SealedSecret: treat its values \
-                 as leaked, change them and seal again"
-            ),
-        )
-        .await;
-    }
-    ctx.metrics
-        .observe_reconcile(started.elapsed().as_secs_f64());
-    ctx.retries.succeeded(&namespace, &name);
-    Ok(Action::await_change())
+    Ok(())
+}
+
+/// Opened, but compromised keys open it too: said once per change of state.
+async fn announce_exposed(ctx: &Context, sealed: &SealedSecret, keys: &str) {
+    let namespace = sealed.namespace().unwrap_or_default();
+    let name = sealed.name_any();
+    warn!(%namespace, %name, %keys, "opened, but a compromised key opens it too");
+    let note = format!(
+        "compromised key(s) {keys} can also open this SealedSecret: treat its values as \
+         leaked, change them and seal again"
+    );
+    publish(ctx, sealed, EventType::Warning, "Exposed", "Unseal", note).await;
 }
 
 /// Writes the status `health` calls for, unless the object (or this controller's memory of

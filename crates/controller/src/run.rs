@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use sealant_core::crd::SealedSecret;
@@ -22,6 +22,7 @@ use crate::cli::RunArgs;
 use crate::fence::Fence;
 use crate::http::{HttpState, router, serve};
 use crate::keys::{ClusterKeys, renew_keys, watch_keys};
+use crate::leadership::{Led, lead_when_elected};
 use crate::lease::{Elector, LeaseTiming};
 use crate::metrics::Metrics;
 use crate::reconcile::{Context, error_policy, field_manager, reconcile};
@@ -85,7 +86,7 @@ pub async fn run(
         field_manager: manager.clone(),
         fence: fence.clone(),
     };
-    if args.leader_elect {
+    let led = if args.leader_elect {
         let elector = Elector::new(
             client.clone(),
             &namespace,
@@ -96,70 +97,16 @@ pub async fn run(
             fence.clone(),
         );
         elector.probe().await?;
-        let (leading_tx, mut is_leader) = watch::channel(false);
-        let (stop_elector, elector_stop) = watch::channel(false);
-        let lease_task = tokio::spawn(elector.run(leading_tx, elector_stop));
-        let mut shutdown = shutdown.clone();
         info!(%identity, lease = args.lease_name, "waiting for leadership");
-        metrics.set_leader(false);
-        ready.set_caches_synced(true); // a standby has nothing to sync
-        loop {
-            if *is_leader.borrow_and_update() {
-                info!(%identity, "became leader");
-                metrics.set_leader(true);
-                let (stop_tx, stop_rx) = watch::channel(false);
-                let mut work = tokio::spawn(leading.clone().lead(stop_rx));
-                let ended = tokio::select! {
-                    _ = is_leader.wait_for(|l| !*l) => {
-                        warn!("leadership lapsed or lost: stopping all leader work");
-                        None
-                    }
-                    _ = shutdown.wait_for(|s| *s) => None,
-                    result = &mut work => Some(result),
-                };
-                let _ = stop_tx.send(true);
-                if ended.is_none() {
-                    let _ = work.await;
-                }
-                // `lead` returning true means it stopped because it was told to.
-                let ended = ended.filter(|r| !matches!(r, Ok(true)));
-                metrics.set_leader(false);
-                ready.set_caches_synced(true);
-                // A leader whose work stopped must not keep the Lease: give it up and exit,
-                // so a standby (or a restarted process) takes over.
-                if let Some(result) = ended {
-                    warn!(
-                        ?result,
-                        "the leader's work ended unexpectedly; releasing the lease"
-                    );
-                    let _ = stop_elector.send(true);
-                    let _ = lease_task.await;
-                    key_watch.abort();
-                    anyhow::bail!("the reconciler stopped unexpectedly");
-                }
-            }
-            if *shutdown.borrow() {
-                break;
-            }
-            tokio::select! {
-                changed = is_leader.changed() => if changed.is_err() { break },
-                _ = shutdown.wait_for(|s| *s) => break,
-            }
-        }
-        // The elector releases the Lease as it stops, so a standby takes over without
-        // waiting for it to expire.
-        let _ = stop_elector.send(true);
-        if let Err(e) = lease_task.await {
-            warn!(error = %e, "lease task failed");
-        }
+        lead_when_elected(elector, leading, metrics, ready, shutdown.clone()).await
     } else {
         metrics.set_leader(true);
-        if !leading.lead(shutdown.clone()).await {
-            key_watch.abort();
-            anyhow::bail!("the reconciler stopped unexpectedly");
-        }
-    }
+        leading.lead(shutdown.clone()).await
+    };
     key_watch.abort();
+    if led == Led::EndedOnItsOwn {
+        anyhow::bail!("the reconciler stopped unexpectedly");
+    }
     http_task.await??;
     Ok(())
 }
@@ -169,14 +116,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the leader runs, until `stop`.
 #[derive(Clone)]
-struct Leading {
+pub struct Leading {
     client: Client,
     args: RunArgs,
     keys: SharedKeys,
     metrics: Arc<Metrics>,
     ready: Arc<Readiness>,
     keys_changed: Arc<Notify>,
-    identity: String,
+    pub identity: String,
     /// `sealant-controller/<identity>`, on every write.
     field_manager: String,
     /// Closed once leadership lapses: every write checks it.
@@ -184,51 +131,19 @@ struct Leading {
 }
 
 impl Leading {
-    /// Returns false if the reconciler ended by itself rather than on `stop`.
-    async fn lead(self, stop: watch::Receiver<bool>) -> bool {
-        let namespace = self.args.common.namespace.clone();
+    /// Runs the leader's work until `stop`, or until the reconciler ends by itself.
+    pub async fn lead(self, stop: watch::Receiver<bool>) -> Led {
         let cluster_keys = Arc::new(ClusterKeys {
             client: self.client.clone(),
-            namespace: namespace.clone(),
+            namespace: self.args.common.namespace.clone(),
             field_manager: self.field_manager.clone(),
             fence: self.fence.clone(),
         });
-        let renewal = {
-            let store = cluster_keys.clone();
-            let wake = self.keys_changed.clone();
-            let period = self.args.key_renew_period;
-            // A cutoff in the future would make every new key "too old": treat it as now.
-            let start = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(1);
-            let cutoff = self.args.key_cutoff_time.map(|c| c.min(start));
-            tokio::spawn(
-                async move { renew_keys(&*store, period, cutoff, Timestamp::now, &wake).await },
-            )
-        };
-        let publisher = {
-            let store = cluster_keys.clone();
-            let keys = self.keys.clone();
-            let wake = self.keys_changed.clone();
-            tokio::spawn(async move {
-                loop {
-                    let notified = wake.notified();
-                    if let Err(e) = store.publish(&keys.get().set).await {
-                        warn!(error = %e, "cannot publish recipients; retrying in 10s");
-                        tokio::time::sleep(Duration::from_secs(10)).await;
-                        continue;
-                    }
-                    notified.await;
-                }
-            })
-        };
+        let renewal = self.spawn_renewal(cluster_keys.clone());
+        let publisher = self.spawn_publisher(cluster_keys);
         // Keys first: reconciling against an empty ring would flip every status to NoKey.
-        let mut waiting = stop.clone();
-        while !self.ready.keys_loaded() && !*waiting.borrow() {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = waiting.changed() => {}
-            }
-        }
-        let reconciling = tokio::spawn({
+        self.wait_for_keys(stop.clone()).await;
+        let mut reconciling = tokio::spawn({
             let this = self.clone();
             let stop = stop.clone();
             async move { this.reconcile_until(stop).await }
@@ -242,17 +157,19 @@ impl Leading {
         // Renewal and publishing stop the moment leadership ends, before in-flight reconciles
         // drain: a former leader must not rotate keys alongside the new one.
         let mut stop = stop;
-        let mut reconciling = reconciling;
-        let ended_early = tokio::select! {
-            _ = stop.wait_for(|s| *s) => false,
-            result = &mut reconciling => { warn!(?result, "the reconciler ended on its own"); true }
+        let led = tokio::select! {
+            _ = stop.wait_for(|s| *s) => Led::Stopped,
+            result = &mut reconciling => {
+                warn!(?result, "the reconciler ended on its own");
+                Led::EndedOnItsOwn
+            }
         };
         renewal.abort();
         publisher.abort();
         if let Some(bitnami) = bitnami {
             bitnami.abort();
         }
-        if !ended_early {
+        if led == Led::Stopped {
             // In-flight reconciles may finish, briefly: with the API server unreachable, the
             // runtime would hold a stop forever (its store never becomes ready).
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut reconciling)
@@ -263,7 +180,45 @@ impl Leading {
                 reconciling.abort();
             }
         }
-        !ended_early
+        led
+    }
+
+    fn spawn_renewal(&self, store: Arc<ClusterKeys>) -> tokio::task::JoinHandle<()> {
+        let wake = self.keys_changed.clone();
+        let period = self.args.key_renew_period;
+        // A cutoff in the future would make every new key "too old": treat it as now.
+        let start = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(1);
+        let cutoff = self.args.key_cutoff_time.map(|c| c.min(start));
+        tokio::spawn(
+            async move { renew_keys(&*store, period, cutoff, Timestamp::now, &wake).await },
+        )
+    }
+
+    /// Publishes the recipients, again whenever the keys change.
+    fn spawn_publisher(&self, store: Arc<ClusterKeys>) -> tokio::task::JoinHandle<()> {
+        let keys = self.keys.clone();
+        let wake = self.keys_changed.clone();
+        tokio::spawn(async move {
+            loop {
+                let notified = wake.notified();
+                if let Err(e) = store.publish(&keys.get().set).await {
+                    warn!(error = %e, "cannot publish recipients; retrying in 10s");
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    continue;
+                }
+                notified.await;
+            }
+        })
+    }
+
+    /// Until the keys are loaded or `stop`.
+    async fn wait_for_keys(&self, mut stop: watch::Receiver<bool>) {
+        while !self.ready.keys_loaded() && !*stop.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stop.changed() => {}
+            }
+        }
     }
 
     fn bitnami_settings(&self) -> crate::bitnami::Settings {
@@ -324,48 +279,14 @@ impl Leading {
                 ctx.written.clone(),
                 ctx.metrics.clone(),
             );
-            // Any change to a Secret (edit, delete, a managed annotation) re-runs the
-            // SealedSecret of the same name: drift is corrected within seconds. Only metadata
-            // is watched, so memory does not grow with Secret sizes; the echo of the
-            // controller's own writes is recognised by its resourceVersion and ignored.
-            let versions = ctx.versions.clone();
-            let written = ctx.written.clone();
-            let remembered = ctx.written.clone();
             // No backoff of its own: the controller's trigger backoff covers both watches.
-            let secret_changes = watcher(secret_api, watcher::Config::default())
-                .map_ok(move |event| {
-                    // A Secret deleted while the watch was down (an API server restart)
-                    // shows up only as missing from the re-list: re-run its SealedSecret too.
-                    let mut vanished = versions.observe(&event);
-                    if matches!(event, watcher::Event::InitDone) {
-                        // Written and deleted within one watch gap: the watch never saw it.
-                        for missing in remembered.missing_from(&versions) {
-                            if !vanished.contains(&missing) {
-                                vanished.push(missing);
-                            }
-                        }
-                    }
-                    let vanished = vanished.into_iter().map(gone);
-                    let touched = match event {
-                        watcher::Event::Apply(s)
-                        | watcher::Event::InitApply(s)
-                        | watcher::Event::Delete(s) => Some(s),
-                        watcher::Event::Init | watcher::Event::InitDone => None,
-                    };
-                    stream::iter(touched.into_iter().chain(vanished).map(Ok))
-                })
-                .try_flatten()
-                .try_filter(move |secret| {
-                    // A stand-in for a vanished Secret has no version: never an echo.
-                    let echo = secret.resource_version().is_some_and(|rv| {
-                        written.is_echo(
-                            &secret.namespace().unwrap_or_default(),
-                            &secret.name_any(),
-                            &rv,
-                        )
-                    });
-                    std::future::ready(!echo)
-                });
+            // Api<PartialObjectMeta<Secret>>: only metadata is watched, so memory does not
+            // grow with Secret sizes.
+            let secret_changes = sealed_cache::secret_triggers(
+                watcher(secret_api, watcher::Config::default()),
+                ctx.versions.clone(),
+                ctx.written.clone(),
+            );
             let keys_changed = self.keys_changed.clone();
             let key_changes = stream::unfold(keys_changed, |n| async move {
                 n.notified().await;
@@ -387,28 +308,10 @@ impl Leading {
                 .reconcile_on(resync)
                 .trigger_backoff(watch_backoff())
                 .graceful_shutdown_on(wait_for(stop.clone()));
-            let store = controller.store();
-            let ready = self.ready.clone();
-            tokio::spawn(async move {
-                // Re-check on a timer: the store's ready notification was seen to be lost
-                // (kube-runtime 5.0), leaving /readyz false until something else polled it.
-                loop {
-                    match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready())
-                        .await
-                    {
-                        Ok(Ok(())) => {
-                            info!(objects = store.state().len(), "SealedSecret cache synced");
-                            ready.set_caches_synced(true);
-                            break;
-                        }
-                        Ok(Err(e)) => {
-                            warn!(error = %e, "SealedSecret cache never synced");
-                            break;
-                        }
-                        Err(_) => {}
-                    }
-                }
-            });
+            tokio::spawn(mark_ready_when_synced(
+                controller.store(),
+                self.ready.clone(),
+            ));
             controllers.push(
                 controller
                     .run(reconcile, error_policy, ctx.clone())
@@ -426,12 +329,24 @@ impl Leading {
     }
 }
 
-/// Stands in for a Secret that is gone: only its namespace and name.
-fn gone((namespace, name): (String, String)) -> PartialObjectMeta<Secret> {
-    let mut meta = PartialObjectMeta::<Secret>::default();
-    meta.metadata.namespace = Some(namespace);
-    meta.metadata.name = Some(name);
-    meta
+/// Sets the readiness once the SealedSecret cache has synced. Re-checks on a timer: the
+/// store's ready notification was seen to be lost (kube-runtime 5.0), leaving /readyz false
+/// until something else polled it.
+async fn mark_ready_when_synced(store: Store<SealedSecret>, ready: Arc<Readiness>) {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+            Ok(Ok(())) => {
+                info!(objects = store.state().len(), "SealedSecret cache synced");
+                ready.set_caches_synced(true);
+                break;
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "SealedSecret cache never synced");
+                break;
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {

@@ -7,13 +7,16 @@
 
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use sealant_core::crd::SealedSecret;
 
-use crate::cache::Written;
+use crate::cache::{SecretVersions, Written};
 use crate::metrics::Metrics;
 
 /// A cached object has no ciphertexts: the reconciler reads the whole object before opening
@@ -138,6 +141,58 @@ impl Cache {
     }
 }
 
+/// Follows the Secret metadata watch into `versions`, and yields the Secrets whose change
+/// should re-run the SealedSecret of the same name: any edit, delete or managed annotation
+/// (drift is corrected within seconds), and Secrets gone while the watch was down. The echo
+/// of this controller's own writes is recognised by its resourceVersion and left out.
+pub fn secret_triggers(
+    watch: impl Stream<Item = Result<Event<PartialObjectMeta<Secret>>, watcher::Error>> + Send + 'static,
+    versions: Arc<SecretVersions>,
+    written: Arc<Written>,
+) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
+    let remembered = written.clone();
+    watch
+        .map_ok(move |event| {
+            // A Secret deleted while the watch was down (an API server restart) shows up only
+            // as missing from the re-list: re-run its SealedSecret too.
+            let mut vanished = versions.observe(&event);
+            if matches!(event, Event::InitDone) {
+                // Written and deleted within one watch gap: the watch never saw it.
+                for missing in remembered.missing_from(&versions) {
+                    if !vanished.contains(&missing) {
+                        vanished.push(missing);
+                    }
+                }
+            }
+            let vanished = vanished.into_iter().map(gone);
+            let touched = match event {
+                Event::Apply(s) | Event::InitApply(s) | Event::Delete(s) => Some(s),
+                Event::Init | Event::InitDone => None,
+            };
+            stream::iter(touched.into_iter().chain(vanished).map(Ok))
+        })
+        .try_flatten()
+        .try_filter(move |secret| {
+            // A stand-in for a vanished Secret has no version: never an echo.
+            let echo = secret.resource_version().is_some_and(|rv| {
+                written.is_echo(
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                    &rv,
+                )
+            });
+            std::future::ready(!echo)
+        })
+}
+
+/// Stands in for a Secret that is gone: only its namespace and name.
+fn gone((namespace, name): (String, String)) -> PartialObjectMeta<Secret> {
+    let mut meta = PartialObjectMeta::<Secret>::default();
+    meta.metadata.namespace = Some(namespace);
+    meta.metadata.name = Some(name);
+    meta
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +256,8 @@ mod tests {
         assert_eq!(cache.apply(Event::Apply(object("u1", 2, "3"))).len(), 1);
 
         // A re-list after a watch gap: what did not change triggers nothing.
-        written.record_reconciled(&object("u1", 2, "3"), Some(0));
+        let reconciled = object("u1", 2, "3");
+        written.begin(&reconciled).finish(Some(0));
         cache.apply(Event::Init);
         assert!(
             cache
