@@ -426,11 +426,15 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
     // The collector learns of a newly installed resource type by its periodic discovery (30 s
     // in 1.20), so on a loaded machine this waits as long as e2e.rs's collection does.
     cp.kubectl_ok(&["delete", "sealedsecrets.bitnami.com", "db", "-n", "prod"]);
-    wait_for("Secret prod/db to be collected", Duration::from_secs(120), || {
-        cp.get_json(&["secret", "db", "-n", "prod"])
-            .is_none()
-            .then_some(())
-    });
+    wait_for(
+        "Secret prod/db to be collected",
+        Duration::from_secs(120),
+        || {
+            cp.get_json(&["secret", "db", "-n", "prod"])
+                .is_none()
+                .then_some(())
+        },
+    );
 
     // What must not happen: imported RSA keys never become Sealant keys or recipients, and no
     // plaintext or private key reaches the log or a status.
