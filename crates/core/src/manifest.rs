@@ -390,6 +390,26 @@ mod tests {
     }
 
     #[test]
+    fn aliases_are_capped_at_max_aliases() {
+        let doc = |n: usize| {
+            // One anchor per alias: no content is multiplied, only counted.
+            let pairs: String = (0..n)
+                .map(|i| format!("  v{i}: &v{i} x\n  r{i}: *v{i}\n"))
+                .collect();
+            format!("kind: ConfigMap\ndata:\n{pairs}")
+        };
+        if let Err(e) = read_manifests(&doc(MAX_ALIASES)) {
+            panic!("{e}");
+        }
+        let err = read_manifests(&doc(MAX_ALIASES + 1)).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("refused: the document exceeds the limits"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn hostile_yaml_is_refused_quickly_and_clearly() {
         let started = std::time::Instant::now();
         let err = read_manifests(&billion_laughs()).unwrap_err();

@@ -43,3 +43,18 @@ pub fn to_json<T: Serialize>(values: &[T]) -> Result<String, OutputError> {
         })
         .map_err(|e| OutputError(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_separates_documents_and_starts_with_the_first() {
+        let values = [
+            serde_json::json!({"kind": "A"}),
+            serde_json::json!({"kind": "B"}),
+        ];
+        assert_eq!(to_yaml_stream(&values).unwrap(), "kind: A\n---\nkind: B\n");
+        assert_eq!(to_yaml_stream(&values[..1]).unwrap(), "kind: A\n");
+    }
+}
