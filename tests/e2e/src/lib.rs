@@ -188,6 +188,11 @@ impl ControlPlane {
     pub fn kubectl_cmd(&self) -> Command {
         let mut cmd = Command::new("kubectl");
         cmd.env("KUBECONFIG", &self.kubeconfig);
+        // Its own discovery cache: control planes reuse ports, and kubectl keeps what a
+        // server served (before a CRD existed, say) per host and port for hours.
+        if let Some(dir) = self.kubeconfig.parent() {
+            cmd.env("KUBECACHEDIR", dir.join("kubectl-cache"));
+        }
         cmd
     }
 
@@ -227,12 +232,17 @@ impl ControlPlane {
             "-k",
             root().join("tests/k8s-1.20").to_str().unwrap(),
         ]);
-        wait_for("the CRD to be established", Duration::from_secs(30), || {
-            self.kubectl(&["get", "sealedsecrets", "-A"])
-                .status
-                .success()
-                .then_some(())
-        });
+        // A hang guard: a loaded CI machine once took over 30 s here.
+        wait_for(
+            "the CRD to be established",
+            Duration::from_secs(120),
+            || {
+                self.kubectl(&["get", "sealedsecrets", "-A"])
+                    .status
+                    .success()
+                    .then_some(())
+            },
+        );
     }
 
     /// `seal-controller rotate` as the deploy/ ServiceAccount; the new active recipient.
@@ -961,12 +971,17 @@ impl NodeCluster {
             "-k",
             root().join("tests/k8s-1.20-node").to_str().unwrap(),
         ]);
-        wait_for("the CRD to be established", Duration::from_secs(30), || {
-            self.kubectl(&["get", "sealedsecrets", "-A"])
-                .status
-                .success()
-                .then_some(())
-        });
+        // A hang guard: a loaded CI machine once took over 30 s here.
+        wait_for(
+            "the CRD to be established",
+            Duration::from_secs(120),
+            || {
+                self.kubectl(&["get", "sealedsecrets", "-A"])
+                    .status
+                    .success()
+                    .then_some(())
+            },
+        );
     }
 
     /// The names of the controller Pods that are Ready (not being deleted), sorted.
