@@ -232,17 +232,7 @@ impl ControlPlane {
             "-k",
             root().join("tests/k8s-1.20").to_str().unwrap(),
         ]);
-        // A hang guard: a loaded CI machine once took over 30 s here.
-        wait_for(
-            "the CRD to be established",
-            Duration::from_secs(120),
-            || {
-                self.kubectl(&["get", "sealedsecrets", "-A"])
-                    .status
-                    .success()
-                    .then_some(())
-            },
-        );
+        wait_for_the_crd(|args| self.kubectl(args));
     }
 
     /// `seal-controller rotate` as the deploy/ ServiceAccount; the new active recipient.
@@ -971,17 +961,7 @@ impl NodeCluster {
             "-k",
             root().join("tests/k8s-1.20-node").to_str().unwrap(),
         ]);
-        // A hang guard: a loaded CI machine once took over 30 s here.
-        wait_for(
-            "the CRD to be established",
-            Duration::from_secs(120),
-            || {
-                self.kubectl(&["get", "sealedsecrets", "-A"])
-                    .status
-                    .success()
-                    .then_some(())
-            },
-        );
+        wait_for_the_crd(|args| self.kubectl(args));
     }
 
     /// The names of the controller Pods that are Ready (not being deleted), sorted.
@@ -1086,4 +1066,19 @@ impl Drop for NodeCluster {
             );
         }
     }
+}
+
+/// Waits until the API server serves SealedSecrets, through `kubectl`. A hang guard: a loaded
+/// CI machine once took over 30 s here.
+fn wait_for_the_crd(kubectl: impl Fn(&[&str]) -> Output) {
+    wait_for(
+        "the CRD to be established",
+        Duration::from_secs(120),
+        || {
+            kubectl(&["get", "sealedsecrets", "-A"])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
 }
