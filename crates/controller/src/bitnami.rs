@@ -17,19 +17,17 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-    Preconditions,
-};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::{Predicate, predicates};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
 use sealant_core::bitnami::{
     BitnamiKey, BitnamiKeyRing, BitnamiOpenError, BitnamiSealedSecret, KeyBackupError,
-    MigrateError, open_items, parse_key_backup,
+    MigrateError, OpenedItems, open_items, parse_key_backup,
 };
 use sealant_core::bitnami_secret::{
     IMPORTED_KEY_LABEL, Owner, claim, desired_secret, imported_key, imported_key_secret,
@@ -37,14 +35,20 @@ use sealant_core::bitnami_secret::{
 };
 use sealant_core::conditions::Health;
 use sealant_core::reason::Reason;
-use sealant_core::reconcile::{Plan, plan_for, refused_type};
+use sealant_core::reconcile::{plan_for, refused_type};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
 use crate::backoff::watch_backoff;
+use crate::controllers;
+use crate::events;
 use crate::fence::{Fence, Fenced};
+use crate::labelled_secrets::watch_labelled;
+use crate::metrics::Metrics;
+use crate::outcome::Outcome;
 use crate::retry::Retries;
+use crate::secret_write::{SecretWriter, Written};
 
 /// Bitnami's SealedSecret resource.
 pub fn api_resource() -> ApiResource {
@@ -87,7 +91,7 @@ pub async fn import_keys(
 ) -> anyhow::Result<Vec<String>> {
     let api: Api<Secret> = Api::namespaced(client, namespace);
     let params = PostParams {
-        field_manager: Some(crate::reconcile::field_manager("import-bitnami-keys")),
+        field_manager: Some(crate::field_manager::field_manager("import-bitnami-keys")),
         ..Default::default()
     };
     let mut lines = Vec::new();
@@ -143,14 +147,30 @@ pub struct Settings {
     pub allowed_types: Vec<String>,
     pub field_manager: String,
     pub fence: Fence,
+    /// Failures are counted as for Sealant objects (`sealant_unseal_errors_total`).
+    pub metrics: Arc<Metrics>,
+    /// Who publishes the events.
+    pub reporter: Reporter,
 }
 
-struct Context {
+/// What every reconcile shares.
+pub struct Context {
     settings: Settings,
     keys: SharedBitnamiKeys,
     /// namespace/name → the key that opened the object last time.
     opened_with: Mutex<HashMap<String, String>>,
     retries: Retries,
+}
+
+impl Context {
+    pub fn new(settings: Settings, keys: SharedBitnamiKeys) -> Context {
+        Context {
+            settings,
+            keys,
+            opened_with: Mutex::default(),
+            retries: Retries::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +181,11 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Fenced(#[from] Fenced),
+    #[error(
+        "the API server refused to write Secret {name}: {message} (check the controller's RBAC); \
+         retrying with backoff"
+    )]
+    Forbidden { name: String, message: String },
 }
 
 /// Runs until `stop`: the imported-key watch and one controller per watched namespace.
@@ -181,80 +206,64 @@ pub async fn reconcile_until(settings: Settings, stop: watch::Receiver<bool>) {
         _ = listed.wait_for(|l| *l) => {}
         _ = waiting.wait_for(|s| *s) => { key_watch.abort(); return; }
     }
-    let ctx = Arc::new(Context {
-        settings: settings.clone(),
-        keys,
-        opened_with: Mutex::default(),
-        retries: Retries::default(),
-    });
-    let namespaces: Vec<Option<String>> = if settings.namespaces.is_empty() {
-        vec![None]
-    } else {
-        settings.namespaces.iter().cloned().map(Some).collect()
-    };
-    let ar = api_resource();
-    let mut controllers = Vec::new();
-    for ns in namespaces {
-        let client = settings.client.clone();
-        let (objects, secrets): (Api<DynamicObject>, Api<PartialObjectMeta<Secret>>) = match &ns {
-            Some(ns) => (
-                Api::namespaced_with(client.clone(), ns, &ar),
-                Api::namespaced(client, ns),
-            ),
-            None => (Api::all_with(client.clone(), &ar), Api::all(client)),
-        };
-        let writer = Writer::<DynamicObject>::new(ar.clone());
-        let reader = writer.as_reader();
-        // Spec (generation) and annotation (scope) changes; not the echo of status writes.
-        let changes = watcher(objects, watcher::Config::default())
-            .backoff(watch_backoff())
-            .reflect(writer)
-            .applied_objects()
-            .predicate_filter(
-                predicates::generation.combine(predicates::annotations),
-                Default::default(),
-            );
-        // Api<PartialObjectMeta<Secret>>: a metadata-only watch.
-        let secret_changes = watcher(secrets, watcher::Config::default())
-            .backoff(watch_backoff())
-            .touched_objects();
-        let key_changes = futures::stream::unfold(keys_changed.clone(), |n| async move {
-            n.notified().await;
-            Some(((), n))
-        });
-        let mapped = ar.clone();
-        let controller = Controller::for_stream_with(changes, reader, ar.clone())
-            .with_config(controller::Config::default().concurrency(settings.workers))
-            .watches_stream_with(
-                secret_changes,
-                move |secret| {
-                    let name = secret.name_any();
-                    secret.namespace().map(|ns| {
-                        ObjectRef::<DynamicObject>::new_with(&name, mapped.clone()).within(&ns)
-                    })
-                },
-                (),
-            )
-            .reconcile_all_on(key_changes)
-            .graceful_shutdown_on(wait_for(stop.clone()));
-        controllers.push(
-            controller
-                .run(reconcile, error_policy, ctx.clone())
-                .for_each(|result| async move {
-                    match result {
-                        Ok(_) | Err(controller::Error::ObjectNotFound(_)) => {}
-                        Err(e) => warn!(error = %e, "Bitnami controller"),
-                    }
-                }),
-        );
-    }
+    let ctx = Arc::new(Context::new(settings.clone(), keys));
     info!("Bitnami mode: reconciling bitnami.com/v1alpha1 SealedSecrets");
-    futures::future::join_all(controllers).await;
+    controllers::per_namespace(&settings.namespaces, |ns| {
+        reconcile_in(ns, ctx.clone(), keys_changed.clone(), stop.clone())
+    })
+    .await;
     key_watch.abort();
 }
 
-async fn wait_for(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+/// One controller: the Bitnami SealedSecrets of `namespace` (None: all), until `stop`.
+async fn reconcile_in(
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    keys_changed: Arc<Notify>,
+    stop: watch::Receiver<bool>,
+) {
+    let ar = api_resource();
+    let client = ctx.settings.client.clone();
+    let (objects, secrets): (Api<DynamicObject>, Api<PartialObjectMeta<Secret>>) = match &namespace
+    {
+        Some(ns) => (
+            Api::namespaced_with(client.clone(), ns, &ar),
+            Api::namespaced(client, ns),
+        ),
+        None => (Api::all_with(client.clone(), &ar), Api::all(client)),
+    };
+    let writer = Writer::<DynamicObject>::new(ar.clone());
+    let reader = writer.as_reader();
+    // Spec (generation) and annotation (scope) changes; not the echo of status writes.
+    let changes = watcher(objects, watcher::Config::default())
+        .backoff(watch_backoff())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::annotations),
+            Default::default(),
+        );
+    // Api<PartialObjectMeta<Secret>>: a metadata-only watch.
+    let secret_changes = watcher(secrets, watcher::Config::default())
+        .backoff(watch_backoff())
+        .touched_objects();
+    let mapped = ar.clone();
+    let controller = Controller::for_stream_with(changes, reader, ar)
+        .with_config(controller::Config::default().concurrency(ctx.settings.workers))
+        .watches_stream_with(
+            secret_changes,
+            move |secret| {
+                let name = secret.name_any();
+                secret.namespace().map(|ns| {
+                    ObjectRef::<DynamicObject>::new_with(&name, mapped.clone()).within(&ns)
+                })
+            },
+            (),
+        )
+        .reconcile_all_on(controllers::notifications(keys_changed))
+        .graceful_shutdown_on(controllers::stopped(stop));
+    let results = controller.run(reconcile, error_policy, ctx);
+    controllers::drain(results, "Bitnami controller").await;
 }
 
 /// Keeps `shared` equal to the imported key Secrets in `namespace`.
@@ -265,27 +274,17 @@ async fn watch_imported_keys(
     changed: Arc<Notify>,
     listed: watch::Sender<bool>,
 ) {
-    let api: Api<Secret> = Api::namespaced(client, &namespace);
-    let (store, writer) = reflector::store();
-    let config = watcher::Config::default().labels(&format!("{IMPORTED_KEY_LABEL}=true"));
-    let mut stream =
-        std::pin::pin!(reflector(writer, watcher(api, config)).backoff(watch_backoff()));
-    let mut is_listed = false;
+    let selector = format!("{IMPORTED_KEY_LABEL}=true");
+    let mut watched = std::pin::pin!(watch_labelled(client, &namespace, &selector));
     let mut last: Option<Vec<String>> = None;
-    while let Some(event) = stream.next().await {
-        match event {
+    while let Some(secrets) = watched.next().await {
+        let mut secrets = match secrets {
+            Ok(secrets) => secrets,
             Err(e) => {
                 warn!(error = %e, "Bitnami key watch error; retrying");
                 continue;
             }
-            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
-            Ok(watcher::Event::InitDone) => is_listed = true,
-            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {}
-        }
-        if !is_listed {
-            continue;
-        }
-        let mut secrets = store.state();
+        };
         secrets.sort_by_key(|s| s.name_any());
         let keys: Vec<BitnamiKey> = secrets
             .iter()
@@ -308,56 +307,99 @@ async fn watch_imported_keys(
     }
 }
 
-/// What a reconcile came to.
-enum Outcome {
-    Written(&'static str),
-    Unchanged,
-    Failed { reason: Reason, message: String },
-}
-
-async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// Opens the object, brings its Secret in line, and says how that went: in the status, the
+/// log, an event (one per write, and a Warning per change of state) and the metrics.
+pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
-    let key = format!("{namespace}/{name}");
-    let (outcome, opened_with) = match open(&obj, &ctx, &key) {
+    let (outcome, opened_with) = match open(&obj, &ctx, &format!("{namespace}/{name}")) {
         Err(failed) => (failed, Vec::new()),
-        Ok((bitnami, opened)) => {
-            let owner = Owner {
-                name: name.clone(),
-                uid: obj.uid().unwrap_or_default(),
-            };
-            let desired = desired_secret(&bitnami, &owner, &opened);
-            let secrets: Api<Secret> = Api::namespaced(ctx.settings.client.clone(), &namespace);
-            let existing = secrets.get_opt(&name).await?;
-            let outcome = write(&ctx, &secrets, &owner, existing.as_ref(), desired).await?;
-            (outcome, opened.opened_with.clone())
-        }
+        Ok((bitnami, opened)) => match sync(&ctx, &obj, &bitnami, &opened).await {
+            Ok(outcome) => (outcome, opened.opened_with.clone()),
+            Err(e) => {
+                if matches!(e, Error::Kube(_)) {
+                    ctx.settings
+                        .metrics
+                        .unseal_error(&namespace, Reason::ApiError);
+                }
+                return Err(e);
+            }
+        },
     };
+    outcome.count(&ctx.settings.metrics, &namespace);
+    let changed = report_outcome(&ctx, &obj, &outcome, &opened_with).await?;
+    announce(&ctx, &obj, &outcome, changed, &opened_with).await?;
+    ctx.retries.succeeded(&namespace, &name);
+    Ok(Action::await_change())
+}
+
+/// Brings the object's Secret in line with what opened.
+async fn sync(
+    ctx: &Context,
+    obj: &DynamicObject,
+    bitnami: &BitnamiSealedSecret,
+    opened: &OpenedItems,
+) -> Result<Outcome, Error> {
+    let owner = Owner {
+        name: obj.name_any(),
+        uid: obj.uid().unwrap_or_default(),
+    };
+    let desired = desired_secret(bitnami, &owner, opened);
+    let namespace = obj.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.settings.client.clone(), &namespace);
+    let existing = secrets.get_opt(&owner.name).await?;
+    write(ctx, &secrets, &owner, existing.as_ref(), desired).await
+}
+
+/// Says the outcome in the status (see `report`). True when the state changed.
+async fn report_outcome(
+    ctx: &Context,
+    obj: &DynamicObject,
+    outcome: &Outcome,
+    opened_with: &[String],
+) -> Result<bool, Error> {
     let up_to_date = format!(
-        "Secret {name} is up to date; opened with Bitnami key {}",
+        "Secret {} is up to date; opened with Bitnami key {}",
+        obj.name_any(),
         opened_with.join(", ")
     );
-    let health = match &outcome {
-        Outcome::Written(_) | Outcome::Unchanged => Health::Ready {
-            message: &up_to_date,
-        },
-        Outcome::Failed { reason, message } => Health::Failed {
-            reason: *reason,
-            message,
-        },
-    };
-    report(&ctx, &obj, &health).await?;
-    match &outcome {
+    report(ctx, obj, &outcome.health(&up_to_date)).await
+}
+
+/// Logs the outcome and publishes its event (see `Outcome::event`). A failure that is not
+/// permanent becomes the error, so the error policy retries it with backoff.
+async fn announce(
+    ctx: &Context,
+    obj: &DynamicObject,
+    outcome: &Outcome,
+    changed: bool,
+    opened_with: &[String],
+) -> Result<(), Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    match outcome {
         Outcome::Written(action) => {
-            info!(%namespace, %name, action, opened_with = %opened_with.join(","), "Secret written for a Bitnami SealedSecret");
+            let opened_with = opened_with.join(",");
+            info!(%namespace, %name, action, %opened_with, "Secret written for a Bitnami SealedSecret");
         }
         Outcome::Failed { reason, message } => {
             warn!(%namespace, %name, %reason, %message, "cannot unseal a Bitnami SealedSecret");
         }
         Outcome::Unchanged => {}
     }
-    ctx.retries.succeeded(&namespace, &name);
-    Ok(Action::await_change())
+    if let Some(event) = outcome.event(&name, changed) {
+        let regarding = obj.object_ref(&api_resource());
+        let settings = &ctx.settings;
+        let (client, reporter, fence) = (&settings.client, &settings.reporter, &settings.fence);
+        events::publish(client, reporter, fence, event, &regarding).await;
+    }
+    match outcome.retried() {
+        Some(message) => Err(Error::Forbidden {
+            name,
+            message: message.to_owned(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Reads and opens the object with the imported keys, the one that opened it last first.
@@ -365,7 +407,7 @@ fn open(
     obj: &DynamicObject,
     ctx: &Context,
     key: &str,
-) -> Result<(BitnamiSealedSecret, sealant_core::bitnami::OpenedItems), Outcome> {
+) -> Result<(BitnamiSealedSecret, OpenedItems), Outcome> {
     let value = serde_json::to_value(obj).expect("an object serializes");
     let bitnami: BitnamiSealedSecret =
         serde_json::from_value(value).map_err(|e| Outcome::Failed {
@@ -414,7 +456,7 @@ fn open(
     }
 }
 
-/// Writes what `plan_for` decides.
+/// Writes what `plan_for` decides (see `SecretWriter::write`).
 async fn write(
     ctx: &Context,
     secrets: &Api<Secret>,
@@ -422,86 +464,33 @@ async fn write(
     existing: Option<&Secret>,
     desired: Secret,
 ) -> Result<Outcome, Error> {
-    let name = &owner.name;
-    let params = PostParams {
-        field_manager: Some(ctx.settings.field_manager.clone()),
-        ..Default::default()
+    let writer = SecretWriter {
+        secrets,
+        field_manager: &ctx.settings.field_manager,
+        fence: &ctx.settings.fence,
     };
     let planned = plan_for(claim(owner), existing, desired);
-    if matches!(
-        planned,
-        Plan::Create(_) | Plan::Update(_) | Plan::Recreate(_)
-    ) {
-        ctx.settings.fence.check()?;
-    }
-    let written = match planned {
-        Plan::UpToDate => return Ok(Outcome::Unchanged),
-        Plan::NotOwned => {
-            return Ok(Outcome::Failed {
-                reason: Reason::NotOwned,
-                message: format!(
-                    "Secret {name} exists and is not managed by this SealedSecret: annotate it sealedsecrets.bitnami.com/managed=true to let it be taken over"
-                ),
-            });
-        }
-        Plan::Create(secret) => secrets.create(&params, &secret).await.map(|_| "created"),
-        Plan::Update(secret) => secrets
-            .replace(name, &params, &secret)
-            .await
-            .map(|_| "updated"),
-        Plan::Recreate(secret) => recreate(ctx, secrets, existing, &secret, &params).await?,
-    };
-    match written {
-        Ok(action) => Ok(Outcome::Written(action)),
-        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => Ok(Outcome::Failed {
-            reason: Reason::SecretRejected,
-            message: format!("the API server refused Secret {name}: {}", status.message),
-        }),
-        Err(e) => Err(e.into()),
-    }
+    Ok(match writer.write::<Error>(planned, existing).await? {
+        Written::Done { action, .. } => Outcome::Written(action),
+        Written::UpToDate => Outcome::Unchanged,
+        Written::NotOwned => Outcome::Failed {
+            reason: Reason::NotOwned,
+            message: format!(
+                "Secret {} exists and is not managed by this SealedSecret: annotate it sealedsecrets.bitnami.com/managed=true to let it be taken over",
+                owner.name
+            ),
+        },
+        Written::Refused { reason, message } => Outcome::Failed { reason, message },
+    })
 }
 
-/// Deletes and creates a Secret that cannot change in place (type, immutable data), after a
-/// dry run of the create, and only the exact version that was planned against.
-async fn recreate(
-    ctx: &Context,
-    secrets: &Api<Secret>,
-    existing: Option<&Secret>,
-    secret: &Secret,
-    params: &PostParams,
-) -> Result<Result<&'static str, kube::Error>, Fenced> {
-    let name = secret.name_any();
-    let mut probe = secret.clone();
-    probe.metadata.name = None;
-    probe.metadata.generate_name = Some(format!("{name}-"));
-    let dry_run = PostParams {
-        dry_run: true,
-        ..params.clone()
-    };
-    if let Err(e) = secrets.create(&dry_run, &probe).await {
-        return Ok(Err(e));
-    }
-    let delete = DeleteParams {
-        preconditions: existing.map(|e| Preconditions {
-            uid: e.metadata.uid.clone(),
-            resource_version: e.metadata.resource_version.clone(),
-        }),
-        ..Default::default()
-    };
-    ctx.settings.fence.check()?;
-    if let Err(e) = secrets.delete(&name, &delete).await {
-        return Ok(Err(e));
-    }
-    ctx.settings.fence.check()?;
-    Ok(secrets.create(params, secret).await.map(|_| "recreated"))
-}
-
-/// Writes the status `health` calls for, unless the object already says it.
-async fn report(ctx: &Context, obj: &DynamicObject, health: &Health<'_>) -> Result<(), Error> {
+/// Writes the status `health` calls for, unless the object already says it. True when a
+/// status was written, i.e. the state changed.
+async fn report(ctx: &Context, obj: &DynamicObject, health: &Health<'_>) -> Result<bool, Error> {
     let previous = obj.data.get("status");
     let new = status(previous, health, obj.metadata.generation, Timestamp::now());
     if !status_changed(previous, &new) {
-        return Ok(());
+        return Ok(false);
     }
     let api: Api<DynamicObject> = Api::namespaced_with(
         ctx.settings.client.clone(),
@@ -519,10 +508,10 @@ async fn report(ctx: &Context, obj: &DynamicObject, health: &Health<'_>) -> Resu
         &Patch::Merge(serde_json::json!({ "status": new })),
     )
     .await?;
-    Ok(())
+    Ok(true)
 }
 
-fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let delay: Duration = ctx.retries.failed(&namespace, &name);

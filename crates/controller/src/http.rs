@@ -221,12 +221,26 @@ fn rate_limited(wait: Duration) -> Response {
 }
 
 async fn verify(State(state): State<Shared>, request: Request) -> Response {
-    let (body, permit) = match admit(&state, request).await {
+    answer_body(&state, request, verify_body).await
+}
+
+async fn reencrypt_handler(State(state): State<Shared>, request: Request) -> Response {
+    answer_body(&state, request, reencrypt_body).await
+}
+
+/// Admits the request's body (see `admit`), then answers it with `answer` under the keys
+/// held now, off the async runtime.
+async fn answer_body(
+    state: &HttpState,
+    request: Request,
+    answer: fn(&[u8], &KeysView) -> Response,
+) -> Response {
+    let (body, permit) = match admit(state, request).await {
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };
     let view = state.keys.get();
-    off_runtime(permit, move || verify_body(&body, &view)).await
+    off_runtime(permit, move || answer(&body, &view)).await
 }
 
 /// A permit for one body, then the whole body within [`BODY_READ_DEADLINE`]; or the answer
@@ -295,15 +309,6 @@ pub fn verify_body(body: &[u8], view: &KeysView) -> Response {
         )
             .into_response(),
     }
-}
-
-async fn reencrypt_handler(State(state): State<Shared>, request: Request) -> Response {
-    let (body, permit) = match admit(&state, request).await {
-        Ok(admitted) => admitted,
-        Err(refused) => return refused,
-    };
-    let view = state.keys.get();
-    off_runtime(permit, move || reencrypt_body(&body, &view)).await
 }
 
 /// The body of `/v1/reencrypt`: 200 with the SealedSecret re-wrapped for the active keys

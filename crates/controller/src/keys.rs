@@ -9,7 +9,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use sealant_core::keystore::{
     KEY_LABEL, KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
@@ -19,8 +18,8 @@ use sealant_core::reconcile::MANAGED_BY_LABEL;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::backoff::watch_backoff;
 use crate::fence::{Fence, Fenced};
+use crate::labelled_secrets::watch_labelled;
 use crate::metrics::Metrics;
 use crate::state::{KeysView, Readiness, SharedKeys};
 
@@ -71,45 +70,18 @@ pub async fn watch_keys(
     ready: Arc<Readiness>,
     changed: Arc<Notify>,
 ) {
-    let api: Api<Secret> = Api::namespaced(client, &namespace);
-    let (store, writer) = reflector::store();
-    let config = watcher::Config::default().labels(&key_selector());
-    let mut stream =
-        std::pin::pin!(reflector(writer, watcher(api, config)).backoff(watch_backoff()));
+    let mut secrets = std::pin::pin!(watch_labelled(client, &namespace, &key_selector()));
     let mut last: Option<Vec<(String, KeyState)>> = None;
-    let mut listed = false;
-    while let Some(event) = stream.next().await {
-        match event {
+    while let Some(listed) = secrets.next().await {
+        let listed = match listed {
+            Ok(listed) => listed,
             Err(e) => {
                 warn!(error = %e, "key watch error; retrying");
                 continue;
             }
-            // Until the first full list is in, the store holds only part of the keys.
-            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
-            Ok(watcher::Event::InitDone) => listed = true,
-            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {}
-        }
-        if !listed {
-            continue;
-        }
-        let set = key_set(store.state());
-        metrics.set_keys(
-            set.count(KeyState::Active),
-            set.count(KeyState::Retired),
-            set.count(KeyState::Compromised),
-        );
-        let ages: Vec<(String, String, i64)> = set
-            .keys()
-            .iter()
-            .map(|k| {
-                (
-                    k.recipient.clone(),
-                    k.state.to_string(),
-                    k.created.as_second(),
-                )
-            })
-            .collect();
-        metrics.set_key_ages(&ages);
+        };
+        let set = key_set(listed);
+        count_keys(&metrics, &set);
         let summary: Vec<(String, KeyState)> = set
             .keys()
             .iter()
@@ -131,6 +103,27 @@ pub async fn watch_keys(
             changed.notify_waiters();
         }
     }
+}
+
+/// The key gauges: keys held by state, and when each was created.
+fn count_keys(metrics: &Metrics, set: &KeySet) {
+    metrics.set_keys(
+        set.count(KeyState::Active),
+        set.count(KeyState::Retired),
+        set.count(KeyState::Compromised),
+    );
+    let ages: Vec<(String, String, i64)> = set
+        .keys()
+        .iter()
+        .map(|k| {
+            (
+                k.recipient.clone(),
+                k.state.to_string(),
+                k.created.as_second(),
+            )
+        })
+        .collect();
+    metrics.set_key_ages(&ages);
 }
 
 /// Why no key was made.

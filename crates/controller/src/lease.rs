@@ -309,10 +309,21 @@ impl Elector {
         ) else {
             return Ok(());
         };
-        let params = PostParams {
-            field_manager: Some(self.field_manager.clone()),
-            ..Default::default()
-        };
+        self.write(decision, lease, current, observed, last).await
+    }
+
+    /// Creates or updates the Lease as claimed, bounded by the retry period. The fence is
+    /// renewed only by a write the API server took; a 409 (someone wrote the Lease since our
+    /// read) is no error: the next attempt reads again.
+    async fn write(
+        &self,
+        decision: Decision,
+        lease: Lease,
+        current: Option<Lease>,
+        observed: &mut Option<Observed>,
+        last: &mut Option<Lease>,
+    ) -> Result<(), kube::Error> {
+        let params = self.post_params();
         // The deadline counts from when the renewal was sent: the API server may have
         // applied it any time after that, and a standby's lease duration starts from then.
         let sent = Instant::now();
@@ -326,7 +337,7 @@ impl Elector {
                 _ => self.api.replace(&self.name, &params, &lease).await,
             }
         };
-        match tokio::time::timeout(bound, write).await {
+        match tokio::time::timeout(self.timing.retry_period, write).await {
             Ok(Ok(written)) => {
                 if self.fence.check().is_err() {
                     info!(identity = self.identity, ?decision, "leading: Lease held");
@@ -345,6 +356,13 @@ impl Elector {
         Ok(())
     }
 
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..Default::default()
+        }
+    }
+
     /// Gives the Lease up (no holder, 1 s), conditionally on the version we last wrote.
     async fn release(&self, mut lease: Lease) {
         if let Some(spec) = lease.spec.as_mut() {
@@ -352,10 +370,7 @@ impl Elector {
             spec.lease_duration_seconds = Some(1);
             spec.renew_time = Some(MicroTime(Timestamp::now()));
         }
-        let params = PostParams {
-            field_manager: Some(self.field_manager.clone()),
-            ..Default::default()
-        };
+        let params = self.post_params();
         let released = tokio::time::timeout(
             self.timing.retry_period,
             self.api.replace(&self.name, &params, &lease),

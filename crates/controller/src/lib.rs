@@ -3,18 +3,24 @@
 
 pub mod backoff;
 pub mod bitnami;
-pub mod cache;
 pub mod cli;
 pub mod conn;
+pub mod controllers;
+pub mod events;
 pub mod fence;
+pub mod field_manager;
 pub mod http;
 pub mod keys;
+pub mod labelled_secrets;
 pub mod leadership;
 pub mod lease;
+pub mod memory;
 pub mod metrics;
+pub mod outcome;
 pub mod reconcile;
 pub mod resync;
 pub mod retry;
 pub mod run;
-pub mod sealed_cache;
+pub mod secret_write;
 pub mod state;
+pub mod triggers;

@@ -90,80 +90,77 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("sealant");
-        let unseal_requests = Counter::default();
-        let unseal_errors = Family::<ErrorLabel, Counter>::default();
-        // 1 ms … 10 s: an unseal is milliseconds, a reconcile waiting on a slow API server is seconds.
-        let reconcile_duration = Histogram::new(exponential_buckets_range(0.001, 10.0, 14));
-        let keys = Family::<StateLabel, Gauge>::default();
-        let key_created = Family::<KeyLabel, Gauge>::default();
-        let is_leader = Gauge::default();
-        let exposed = Family::<ObjectLabel, Gauge>::default();
-        let conditions = Family::<ConditionLabel, Gauge>::default();
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("sealant"),
+            unseal_requests: Counter::default(),
+            unseal_errors: Family::default(),
+            // 1 ms … 10 s: an unseal is milliseconds, a reconcile waiting on a slow API server
+            // is seconds.
+            reconcile_duration: Histogram::new(exponential_buckets_range(0.001, 10.0, 14)),
+            keys: Family::default(),
+            key_created: Family::default(),
+            is_leader: Gauge::default(),
+            exposed: Family::default(),
+            conditions: Family::default(),
+            objects: Mutex::default(),
+            namespaces: Mutex::default(),
+        };
+        metrics.register();
+        // Known series are exported from the start, at 0, so that dashboards show 0 rather
+        // than no data.
+        metrics.set_keys(0, 0, 0);
+        metrics
+    }
 
+    /// Puts every metric, with its help text, in the registry.
+    fn register(&mut self) {
+        let registry = &mut self.registry;
         // Counter names get their `_total` suffix, and the unit its `_seconds`, when encoded.
         registry.register(
             "unseal_requests",
             "SealedSecrets the reconciler tried to unseal",
-            unseal_requests.clone(),
+            self.unseal_requests.clone(),
         );
         registry.register(
             "unseal_errors",
             "SealedSecrets the reconciler could not turn into their Secret, by namespace and \
              reason (the Ready condition's reason, or ApiError)",
-            unseal_errors.clone(),
+            self.unseal_errors.clone(),
         );
         registry.register_with_unit(
             "reconcile_duration",
             "Time taken by one reconcile of a SealedSecret",
             Unit::Seconds,
-            reconcile_duration.clone(),
+            self.reconcile_duration.clone(),
         );
-        registry.register("keys", "Keys held, by state", keys.clone());
+        registry.register("keys", "Keys held, by state", self.keys.clone());
         registry.register_with_unit(
             "key_created_timestamp",
             "When each key held was created (Unix time), by recipient and state",
             Unit::Seconds,
-            key_created.clone(),
+            self.key_created.clone(),
         );
         registry.register(
             "is_leader",
             "1 when this replica holds the leader lease and reconciles",
-            is_leader.clone(),
+            self.is_leader.clone(),
         );
         registry.register(
             "sealed_secret_exposed",
             "1 for each SealedSecret that opens and that a compromised key can also open: \
              its values must be treated as leaked (status.exposedTo names the keys)",
-            exposed.clone(),
+            self.exposed.clone(),
         );
         registry.register(
             "sealed_secret_condition_info",
             "1 for each SealedSecret's condition, with its status and reason",
-            conditions.clone(),
+            self.conditions.clone(),
         );
         registry.register(
             "build",
             "The controller's version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
-        let metrics = Metrics {
-            registry,
-            unseal_requests,
-            unseal_errors,
-            reconcile_duration,
-            keys,
-            key_created,
-            is_leader,
-            exposed,
-            conditions,
-            objects: Mutex::default(),
-            namespaces: Mutex::default(),
-        };
-        // Known series are exported from the start, at 0, so that dashboards show 0 rather
-        // than no data.
-        metrics.set_keys(0, 0, 0);
-        metrics
     }
 
     /// The error series of `namespace`, one per [`Reason`], at 0 until they count: each
@@ -406,30 +403,32 @@ mod tests {
         }
     }
 
+    /// `Ready=False` for `reason`, and `abnormal` (`Stalled` or `Reconciling`) True with it.
+    fn failing(abnormal: &str, reason: &str) -> [Condition; 2] {
+        [
+            condition("Ready", "False", reason),
+            condition(abnormal, "True", reason),
+        ]
+    }
+
+    fn condition_series(name: &str, condition: &str, status: &str, reason: &str) -> String {
+        format!(
+            "sealant_sealed_secret_condition_info{{namespace=\"prod\",name=\"{name}\",condition=\"{condition}\",status=\"{status}\",reason=\"{reason}\"}} 1"
+        )
+    }
+
     #[test]
     fn an_object_has_a_series_per_condition_and_its_exposure_until_it_is_deleted() {
         let m = Metrics::new();
-        let series = |ns: &str, name: &str, condition: &str, status: &str, reason: &str| {
-            format!(
-                "sealant_sealed_secret_condition_info{{namespace=\"{ns}\",name=\"{name}\",condition=\"{condition}\",status=\"{status}\",reason=\"{reason}\"}} 1"
-            )
-        };
-        let exposed = |ns: &str, name: &str| {
-            format!("sealant_sealed_secret_exposed{{namespace=\"{ns}\",name=\"{name}\"}} 1")
-        };
         let ready = [condition("Ready", "True", "Unsealed")];
-        let no_key = [
-            condition("Ready", "False", "NoKey"),
-            condition("Stalled", "True", "NoKey"),
-        ];
-        m.set_object("prod", "db", &no_key, false);
+        m.set_object("prod", "db", &failing("Stalled", "NoKey"), false);
         m.set_object("prod", "api", &ready, true);
         let text = m.encode();
         for line in [
-            series("prod", "db", "Ready", "False", "NoKey"),
-            series("prod", "db", "Stalled", "True", "NoKey"),
-            series("prod", "api", "Ready", "True", "Unsealed"),
-            exposed("prod", "api"),
+            condition_series("db", "Ready", "False", "NoKey"),
+            condition_series("db", "Stalled", "True", "NoKey"),
+            condition_series("api", "Ready", "True", "Unsealed"),
+            "sealant_sealed_secret_exposed{namespace=\"prod\",name=\"api\"} 1".into(),
         ] {
             assert!(has(&text, &line), "no {line} in {text}");
         }
@@ -437,28 +436,17 @@ mod tests {
 
         // A new state replaces the old series (Stalled goes with it); exposure fixed, its
         // series goes.
-        let retrying = [
-            condition("Ready", "False", "ApiError"),
-            condition("Reconciling", "True", "ApiError"),
-        ];
-        m.set_object("prod", "db", &retrying, false);
+        m.set_object("prod", "db", &failing("Reconciling", "ApiError"), false);
         m.set_object("prod", "api", &ready, false);
         let text = m.encode();
-        assert!(
-            has(
-                &text,
-                &series("prod", "db", "Reconciling", "True", "ApiError")
-            ),
-            "{text}"
-        );
+        let retrying = condition_series("db", "Reconciling", "True", "ApiError");
+        assert!(has(&text, &retrying), "{text}");
         assert!(!text.contains("reason=\"NoKey\"}"), "{text}");
         assert!(!text.contains("sealant_sealed_secret_exposed{"), "{text}");
         m.set_object("prod", "db", &ready, false);
         let text = m.encode();
-        assert!(
-            has(&text, &series("prod", "db", "Ready", "True", "Unsealed")),
-            "{text}"
-        );
+        let up = condition_series("db", "Ready", "True", "Unsealed");
+        assert!(has(&text, &up), "{text}");
         assert!(!text.contains("condition=\"Reconciling\""), "{text}");
 
         // Deleted (one by one, or missed while the watch was down): no series left.
@@ -466,10 +454,8 @@ mod tests {
         m.forget_object("prod", "api");
         m.retain_objects(|_, name| name != "db");
         let text = m.encode();
-        assert!(
-            !text.contains("sealant_sealed_secret_condition_info{"),
-            "{text}"
-        );
+        let any_condition = "sealant_sealed_secret_condition_info{";
+        assert!(!text.contains(any_condition), "{text}");
         assert!(!text.contains("sealant_sealed_secret_exposed{"), "{text}");
     }
 }

@@ -6,40 +6,27 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, GetParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{GetParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use sealant_core::conditions::{Health, conditions, status_changed, status_digest};
 use sealant_core::convert::{ConvertError, exposed_to, unseal_in_cluster};
 use sealant_core::crd::{SealedSecret, SealedSecretStatus};
 use sealant_core::reason::Reason;
-use sealant_core::reconcile::{Plan, desired_secret, plan, type_refusal};
+use sealant_core::reconcile::{desired_secret, plan, type_refusal};
 use tracing::{info, warn};
 
-use crate::cache::{SecretVersions, Seen, Written};
+use crate::events;
 use crate::fence::{Fence, Fenced};
+use crate::field_manager::MANAGER;
+use crate::memory::{LastWrites, SecretVersions, Seen};
 use crate::metrics::Metrics;
+use crate::outcome::Outcome;
 use crate::retry::Retries;
-use crate::sealed_cache::is_hollow;
+use crate::secret_write::{SecretWriter, Written};
 use crate::state::{KeysView, SharedKeys};
-
-/// The field manager for everything the controller writes, before its identity.
-pub const MANAGER: &str = "sealant-controller";
-
-/// `sealant-controller/<identity>`: every write names the replica that made it, so
-/// `metadata.managedFields` tells which one wrote. The API server allows 128 characters.
-pub fn field_manager(identity: &str) -> String {
-    let mut manager = format!("{MANAGER}/{identity}");
-    if manager.len() > 128 {
-        let mut end = 128;
-        while !manager.is_char_boundary(end) {
-            end -= 1;
-        }
-        manager.truncate(end);
-    }
-    manager
-}
+use crate::triggers::is_hollow;
 
 pub struct Context {
     pub client: Client,
@@ -50,7 +37,7 @@ pub struct Context {
     pub resync: Duration,
     /// Fed by the Secret metadata watch.
     pub versions: Arc<SecretVersions>,
-    pub written: Arc<Written>,
+    pub last_writes: Arc<LastWrites>,
     /// Restricted Secret types an admin allows templates to use (`--allow-secret-type`).
     pub allowed_types: Vec<String>,
     /// The field manager of every write (see `field_manager`).
@@ -86,7 +73,7 @@ impl Context {
             reporter,
             resync,
             versions: Arc::default(),
-            written: Arc::default(),
+            last_writes: Arc::default(),
             allowed_types: Vec::new(),
             field_manager: MANAGER.into(),
             fence: Fence::unfenced(),
@@ -99,13 +86,6 @@ impl Context {
         self.field_manager = field_manager;
         self.fence = fence;
         self
-    }
-
-    fn post_params(&self) -> PostParams {
-        PostParams {
-            field_manager: Some(self.field_manager.clone()),
-            ..Default::default()
-        }
     }
 
     /// Lets templates use these restricted Secret types (see `RESTRICTED_SECRET_TYPES`).
@@ -136,18 +116,6 @@ enum Refused {
     Open(ConvertError),
 }
 
-/// What happened to the Secret.
-enum Outcome {
-    Written(&'static str),
-    Unchanged,
-    /// Retried soon when `reason` is not permanent (a 403 that an RBAC fix ends), else
-    /// only at the next resync.
-    Failed {
-        reason: Reason,
-        message: String,
-    },
-}
-
 pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.time_reconcile();
     let namespace = cached.namespace().ok_or(Error::NoNamespace)?;
@@ -157,7 +125,7 @@ pub async fn reconcile(cached: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     };
     // Until this reconcile is through, nothing may be taken as in place.
-    let pass = ctx.written.begin(&sealed);
+    let pass = ctx.last_writes.begin(&sealed);
     let opened = open_and_sync(&ctx, &secrets, &sealed, &view).await?;
     let exposed_keys = (!opened.exposed.is_empty()).then(|| opened.exposed.join(", "));
     let changed = report_outcome(&ctx, &sealed, &opened).await?;
@@ -250,28 +218,17 @@ async fn report_outcome(
     sealed: &SealedSecret,
     opened: &Opened,
 ) -> Result<bool, Error> {
-    let namespace = sealed.namespace().unwrap_or_default();
     let up_to_date = format!("Secret {} is up to date", sealed.name_any());
-    let health = match &opened.outcome {
-        Outcome::Written(_) | Outcome::Unchanged => Health::Ready {
-            message: &up_to_date,
-        },
-        Outcome::Failed { reason, message } => Health::Failed {
-            reason: *reason,
-            message,
-        },
-    };
-    match &opened.outcome {
-        Outcome::Failed { reason, .. } => ctx.metrics.unseal_error(&namespace, *reason),
-        Outcome::Written(_) | Outcome::Unchanged => ctx.metrics.unseal_ok(&namespace),
-    }
+    let health = opened.outcome.health(&up_to_date);
+    let namespace = sealed.namespace().unwrap_or_default();
+    opened.outcome.count(&ctx.metrics, &namespace);
     let (opened_with, exposed) = (opened.opened_with.clone(), opened.exposed.clone());
     report(ctx, sealed, &health, opened_with, exposed).await
 }
 
-/// Logs the outcome and publishes its event: one per write, and one per change of state
-/// (`changed`) for a failure. A failure that is not permanent becomes the error, so the
-/// error policy retries it with backoff rather than leaving it to the resync.
+/// Logs the outcome and publishes its event (see `Outcome::event`). A failure that is not
+/// permanent becomes the error, so the error policy retries it with backoff rather than
+/// leaving it to the resync.
 async fn announce(
     ctx: &Context,
     sealed: &SealedSecret,
@@ -281,25 +238,22 @@ async fn announce(
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
     match outcome {
-        Outcome::Written(action) => {
-            info!(%namespace, %name, action, "Secret written");
-            let note = format!("Secret {name} {action}");
-            publish(ctx, sealed, EventType::Normal, "Unsealed", action, note).await;
-        }
+        Outcome::Written(action) => info!(%namespace, %name, action, "Secret written"),
         Outcome::Failed { reason, message } => {
             warn!(%namespace, %name, %reason, %message, "cannot unseal");
-            if changed {
-                let (type_, note) = (EventType::Warning, message.clone());
-                publish(ctx, sealed, type_, reason.as_str(), "Unseal", note).await;
-            }
-            if !reason.is_permanent() {
-                let message = message.clone();
-                return Err(Error::Forbidden { name, message });
-            }
         }
         Outcome::Unchanged => {}
     }
-    Ok(())
+    if let Some(event) = outcome.event(&name, changed) {
+        publish(ctx, sealed, event).await;
+    }
+    match outcome.retried() {
+        Some(message) => Err(Error::Forbidden {
+            name,
+            message: message.to_owned(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Opened, but compromised keys open it too: said once per change of state.
@@ -311,7 +265,14 @@ async fn announce_exposed(ctx: &Context, sealed: &SealedSecret, keys: &str) {
         "compromised key(s) {keys} can also open this SealedSecret: treat its values as \
          leaked, change them and seal again"
     );
-    publish(ctx, sealed, EventType::Warning, "Exposed", "Unseal", note).await;
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "Exposed".into(),
+        note: Some(note),
+        action: "Unseal".into(),
+        secondary: None,
+    };
+    publish(ctx, sealed, event).await;
 }
 
 /// Writes the status `health` calls for, unless the object (or this controller's memory of
@@ -343,7 +304,7 @@ async fn report(
     // is still on its way): what was written is remembered, so it is not written twice.
     let digest = status_digest(&status);
     if !status_changed(sealed.status.as_ref(), &status)
-        || ctx.written.status_written(sealed, digest)
+        || ctx.last_writes.status_written(sealed, digest)
     {
         return Ok(false);
     }
@@ -356,7 +317,7 @@ async fn report(
     ctx.fence.check()?;
     api.patch_status(&name, &params, &Patch::Merge(&patch))
         .await?;
-    ctx.written.record_status(sealed, digest);
+    ctx.last_writes.record_status(sealed, digest);
     Ok(true)
 }
 
@@ -428,7 +389,7 @@ async fn still_in_place(
     epoch: u64,
 ) -> Result<bool, Error> {
     let Some((version, fresh)) =
-        ctx.written
+        ctx.last_writes
             .reconciled_secret(sealed, epoch, ctx.trust_memory_for())
     else {
         return Ok(false);
@@ -447,7 +408,7 @@ async fn still_in_place(
     if current.and_then(|s| s.metadata.resource_version).as_ref() != Some(&version) {
         return Ok(false);
     }
-    ctx.written.record_secret(sealed, version);
+    ctx.last_writes.record_secret(sealed, version);
     Ok(true)
 }
 
@@ -464,7 +425,7 @@ async fn sync_secret(
     let seen = ctx.versions.get(&namespace, &name);
     if let Seen::At(version) = &seen
         && ctx
-            .written
+            .last_writes
             .secret_version(sealed, ctx.trust_memory_for())
             .as_ref()
             == Some(version)
@@ -472,7 +433,7 @@ async fn sync_secret(
         // Nothing touched it since this generation was written or confirmed.
         return Ok(Outcome::Unchanged);
     }
-    if seen == Seen::Absent && !ctx.written.knows_secret(&namespace, &name) {
+    if seen == Seen::Absent && !ctx.last_writes.knows_secret(&namespace, &name) {
         // New: create it without reading first. If it exists after all (the watch lags),
         // the create fails with 409 and the usual read-then-plan follows.
         match write(ctx, secrets, sealed, None, desired.clone()).await {
@@ -492,12 +453,15 @@ fn record(
 ) -> Result<Outcome, Error> {
     let (outcome, version) = written?;
     if let Some(version) = version {
-        ctx.written.record_secret(sealed, version);
+        ctx.last_writes.record_secret(sealed, version);
     }
     Ok(outcome)
 }
 
 /// Writes what `plan` decides; with the Secret's resourceVersion afterwards when it is ours.
+/// The API server refusing the Secret (400/422: retrying will not help) or the write (403:
+/// an RBAC fix or a webhook coming back ends it; `announce` has it retried with backoff) is
+/// said in the status; other errors are retried.
 async fn write(
     ctx: &Context,
     secrets: &Api<Secret>,
@@ -505,148 +469,42 @@ async fn write(
     existing: Option<&Secret>,
     desired: Secret,
 ) -> Result<(Outcome, Option<String>), Error> {
-    let name = sealed.name_any();
-    let params = ctx.post_params();
-    let planned = plan(sealed, existing, desired);
-    if matches!(
-        planned,
-        Plan::Create(_) | Plan::Update(_) | Plan::Recreate(_)
-    ) {
-        ctx.fence.check()?;
-    }
-    let written = match planned {
-        Plan::UpToDate => {
+    let writer = SecretWriter {
+        secrets,
+        field_manager: &ctx.field_manager,
+        fence: &ctx.fence,
+    };
+    let written = match writer
+        .write::<Error>(plan(sealed, existing, desired), existing)
+        .await?
+    {
+        Written::Done { action, version } => (Outcome::Written(action), version),
+        Written::UpToDate => {
             let version = existing.and_then(|e| e.metadata.resource_version.clone());
-            return Ok((Outcome::Unchanged, version));
+            (Outcome::Unchanged, version)
         }
-        Plan::NotOwned => {
-            let failed = Outcome::Failed {
-                reason: Reason::NotOwned,
-                message: format!(
-                    "Secret {name} exists and is not managed by this SealedSecret: annotate it sealant.dev/managed=true to let Sealant take it over"
-                ),
-            };
-            return Ok((failed, None));
+        Written::NotOwned => {
+            let name = sealed.name_any();
+            let message = format!(
+                "Secret {name} exists and is not managed by this SealedSecret: annotate it sealant.dev/managed=true to let Sealant take it over"
+            );
+            (
+                Outcome::Failed {
+                    reason: Reason::NotOwned,
+                    message,
+                },
+                None,
+            )
         }
-        Plan::Create(secret) => secrets
-            .create(&params, &secret)
-            .await
-            .map(|s| ("created", s)),
-        Plan::Update(secret) => secrets
-            .replace(&name, &params, &secret)
-            .await
-            .map(|s| ("updated", s)),
-        Plan::Recreate(secret) => recreate(ctx, secrets, existing, &secret, &params).await?,
+        Written::Refused { reason, message } => (Outcome::Failed { reason, message }, None),
     };
-    match written {
-        Ok((action, secret)) => Ok((Outcome::Written(action), secret.metadata.resource_version)),
-        // The API server refused the Secret itself (invalid for its type, say): retrying will
-        // not help, so say so in the status; other errors are retried.
-        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => {
-            let failed = Outcome::Failed {
-                reason: Reason::SecretRejected,
-                message: format!("the API server refused Secret {name}: {}", status.message),
-            };
-            Ok((failed, None))
-        }
-        // Forbidden is about the controller's rights, not the Secret: an RBAC fix (or an
-        // admission webhook coming back) ends it, so it is said in the status and retried
-        // with backoff rather than left to the next resync.
-        Err(kube::Error::Api(status)) if status.code == 403 => {
-            let failed = Outcome::Failed {
-                reason: Reason::SecretForbidden,
-                message: format!(
-                    "the API server forbade writing Secret {name}: {}",
-                    status.message
-                ),
-            };
-            Ok((failed, None))
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(written)
 }
 
-/// Replaces a Secret that cannot be changed in place (its type, or immutable data). The new
-/// Secret is validated with a dry run first, so a working Secret is never deleted for one the
-/// API server would refuse; the delete is conditional on the exact object that was checked.
-async fn recreate(
-    ctx: &Context,
-    secrets: &Api<Secret>,
-    existing: Option<&Secret>,
-    secret: &Secret,
-    params: &PostParams,
-) -> Result<Result<(&'static str, Secret), kube::Error>, Fenced> {
-    let attempt = async {
-        let name = secret.name_any();
-        let mut probe = secret.clone();
-        probe.metadata.name = None;
-        probe.metadata.generate_name = Some(format!("{name}-"));
-        let dry_run = PostParams {
-            dry_run: true,
-            ..params.clone()
-        };
-        secrets.create(&dry_run, &probe).await?;
-        let preconditions = existing.map(|e| Preconditions {
-            uid: e.metadata.uid.clone(),
-            resource_version: e.metadata.resource_version.clone(),
-        });
-        let delete = DeleteParams {
-            preconditions,
-            ..Default::default()
-        };
-        ctx.fence.check().map_err(Refusal::Fenced)?;
-        secrets.delete(&name, &delete).await?;
-        ctx.fence.check().map_err(Refusal::Fenced)?;
-        let created = secrets.create(params, secret).await?;
-        Ok(("recreated (its type or immutability required it)", created))
-    };
-    match attempt.await {
-        Ok(done) => Ok(Ok(done)),
-        Err(Refusal::Fenced(f)) => Err(f),
-        Err(Refusal::Kube(e)) => Ok(Err(e)),
-    }
-}
-
-/// Why a recreate stopped: the fence (the reconcile ends, writing nothing more) or the API
-/// (whose status code `write` turns into an outcome, as for any other write).
-enum Refusal {
-    Fenced(Fenced),
-    Kube(kube::Error),
-}
-
-impl From<kube::Error> for Refusal {
-    fn from(e: kube::Error) -> Refusal {
-        Refusal::Kube(e)
-    }
-}
-
-/// Events are grouped into series by reason and action, so each outcome gets its own action
-/// (a "created" series must not go on to count later updates).
-async fn publish(
-    ctx: &Context,
-    sealed: &SealedSecret,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    // A Recorder per event: a long-lived one keeps every event it sent for six minutes (to
-    // aggregate repeats into series), so a bulk apply of 20,000 objects holds 20,000 events.
-    // Sealant sends one event per write or change of state: there is little to aggregate.
-    if ctx.fence.check().is_err() {
-        return;
-    }
-    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
-    if let Err(e) = recorder.publish(&event, &sealed.object_ref(&())).await {
-        warn!(error = %e, "cannot publish event");
-    }
+/// Publishes `event` about `sealed` (see `events::publish`).
+async fn publish(ctx: &Context, sealed: &SealedSecret, event: Event) {
+    let regarding = sealed.object_ref(&());
+    events::publish(&ctx.client, &ctx.reporter, &ctx.fence, event, &regarding).await;
 }
 
 /// Kubernetes API errors: try again, sooner the first times (see retry.rs); the next
@@ -657,17 +515,4 @@ pub fn error_policy(sealed: Arc<SealedSecret>, error: &Error, ctx: Arc<Context>)
     let delay = ctx.retries.failed(&namespace, &name);
     warn!(%namespace, %name, %error, retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn field_managers_name_the_replica_within_the_api_limit() {
-        assert_eq!(field_manager("replica-a"), "sealant-controller/replica-a");
-        let long = field_manager(&"é".repeat(100));
-        assert!(long.len() <= 128, "{}", long.len());
-        assert!(long.starts_with("sealant-controller/é"));
-    }
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
@@ -19,96 +18,69 @@ use tracing::{info, warn};
 
 use crate::backoff::watch_backoff;
 use crate::cli::RunArgs;
+use crate::controllers;
 use crate::fence::Fence;
+use crate::field_manager::field_manager;
 use crate::http::{HttpState, router, serve};
 use crate::keys::{ClusterKeys, renew_keys, watch_keys};
 use crate::leadership::{Led, lead_when_elected};
 use crate::lease::{Elector, LeaseTiming};
 use crate::metrics::Metrics;
-use crate::reconcile::{Context, error_policy, field_manager, reconcile};
+use crate::reconcile::{Context, error_policy, reconcile};
 use crate::resync;
-use crate::sealed_cache;
 use crate::state::{Readiness, SharedKeys};
+use crate::triggers;
 
 pub async fn run(
     client: Client,
     args: RunArgs,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let namespace = args.common.namespace.clone();
     // Checked before anything starts: a bad combination must not half-run.
     let timing = LeaseTiming::new(
         args.lease_duration,
         args.lease_renew_deadline,
         args.lease_retry_period,
     )?;
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let manager = field_manager(&identity);
-    let fence = if args.leader_elect {
-        Fence::elected(timing.renew_deadline)
-    } else {
-        Fence::unfenced()
-    };
-    let keys = SharedKeys::default();
-    let metrics = Arc::new(Metrics::new());
-    let ready = Arc::new(Readiness::default());
-    let keys_changed = Arc::new(Notify::new());
-
-    let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
-    info!(addr = %args.listen_addr, "HTTP server listening");
+    let leading = Leading::new(client, args, &timing);
     let http = HttpState::new(
-        keys.clone(),
-        metrics.clone(),
-        ready.clone(),
-        args.verify_rate,
+        leading.keys.clone(),
+        leading.metrics.clone(),
+        leading.ready.clone(),
+        leading.args.verify_rate,
     )
-    .with_reencrypt_rate(args.reencrypt_rate)
-    .with_max_bodies_in_flight(args.max_bodies_in_flight);
-    let http_task = tokio::spawn(serve(listener, router(http), wait_for(shutdown.clone())));
+    .with_reencrypt_rate(leading.args.reencrypt_rate)
+    .with_max_bodies_in_flight(leading.args.max_bodies_in_flight);
+    let http_task = spawn_http(&leading.args, http, shutdown.clone()).await?;
 
     let key_watch = tokio::spawn(watch_keys(
-        client.clone(),
-        namespace.clone(),
-        keys.clone(),
-        metrics.clone(),
-        ready.clone(),
-        keys_changed.clone(),
+        leading.client.clone(),
+        leading.args.common.namespace.clone(),
+        leading.keys.clone(),
+        leading.metrics.clone(),
+        leading.ready.clone(),
+        leading.keys_changed.clone(),
     ));
-
-    let leading = Leading {
-        client: client.clone(),
-        args: args.clone(),
-        keys: keys.clone(),
-        metrics: metrics.clone(),
-        ready: ready.clone(),
-        keys_changed: keys_changed.clone(),
-        identity: identity.clone(),
-        field_manager: manager.clone(),
-        fence: fence.clone(),
-    };
-    let led = if args.leader_elect {
-        let elector = Elector::new(
-            client.clone(),
-            &namespace,
-            &args.lease_name,
-            &identity,
-            &manager,
-            timing,
-            fence.clone(),
-        );
-        elector.probe().await?;
-        info!(%identity, lease = args.lease_name, "waiting for leadership");
-        lead_when_elected(elector, leading, metrics, ready, shutdown.clone()).await
-    } else {
-        metrics.set_leader(true);
-        leading.lead(shutdown.clone()).await
-    };
+    let led = leading.elect_and_lead(timing, shutdown).await?;
     key_watch.abort();
     if led == Led::EndedOnItsOwn {
         anyhow::bail!("the reconciler stopped unexpectedly");
     }
     http_task.await??;
     Ok(())
+}
+
+/// Serves the HTTP endpoints on `--listen-addr` until `shutdown`. Binding fails before anything
+/// else starts.
+async fn spawn_http(
+    args: &RunArgs,
+    http: HttpState,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
+    info!(addr = %args.listen_addr, "HTTP server listening");
+    let stopped = controllers::stopped(shutdown);
+    Ok(tokio::spawn(serve(listener, router(http), stopped)))
 }
 
 /// How long a stop waits for reconciles in flight.
@@ -131,6 +103,53 @@ pub struct Leading {
 }
 
 impl Leading {
+    /// Nothing started yet: the keys, metrics and readiness every replica shares, and who it is.
+    fn new(client: Client, args: RunArgs, timing: &LeaseTiming) -> Leading {
+        let identity = args.identity.clone().unwrap_or_else(default_identity);
+        let fence = if args.leader_elect {
+            Fence::elected(timing.renew_deadline)
+        } else {
+            Fence::unfenced()
+        };
+        Leading {
+            client,
+            keys: SharedKeys::default(),
+            metrics: Arc::new(Metrics::new()),
+            ready: Arc::new(Readiness::default()),
+            keys_changed: Arc::new(Notify::new()),
+            field_manager: field_manager(&identity),
+            identity,
+            fence,
+            args,
+        }
+    }
+
+    /// With `--leader-elect`, leads while this replica holds the Lease, until `shutdown`;
+    /// otherwise leads at once.
+    async fn elect_and_lead(
+        self,
+        timing: LeaseTiming,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Led> {
+        if !self.args.leader_elect {
+            self.metrics.set_leader(true);
+            return Ok(self.lead(shutdown).await);
+        }
+        let elector = Elector::new(
+            self.client.clone(),
+            &self.args.common.namespace,
+            &self.args.lease_name,
+            &self.identity,
+            &self.field_manager,
+            timing,
+            self.fence.clone(),
+        );
+        elector.probe().await?;
+        info!(identity = %self.identity, lease = self.args.lease_name, "waiting for leadership");
+        let (metrics, ready) = (self.metrics.clone(), self.ready.clone());
+        Ok(lead_when_elected(elector, self, metrics, ready, shutdown).await)
+    }
+
     /// Runs the leader's work until `stop`, or until the reconciler ends by itself.
     pub async fn lead(self, stop: watch::Receiver<bool>) -> Led {
         let cluster_keys = Arc::new(ClusterKeys {
@@ -230,102 +249,96 @@ impl Leading {
             allowed_types: self.args.allow_secret_types.clone(),
             field_manager: self.field_manager.clone(),
             fence: self.fence.clone(),
+            metrics: self.metrics.clone(),
+            reporter: self.reporter(),
+        }
+    }
+
+    /// Who publishes the events: this replica.
+    fn reporter(&self) -> Reporter {
+        Reporter {
+            controller: "sealant-controller".into(),
+            instance: Some(self.identity.clone()),
         }
     }
 
     async fn reconcile_until(&self, stop: watch::Receiver<bool>) {
         self.ready.set_caches_synced(false);
-        let reporter = Reporter {
-            controller: "sealant-controller".into(),
-            instance: Some(self.identity.clone()),
-        };
-        let namespaces: Vec<Option<String>> = if self.args.namespaces.is_empty() {
-            vec![None]
-        } else {
-            self.args.namespaces.iter().cloned().map(Some).collect()
-        };
-        let mut controllers = Vec::new();
-        for ns in namespaces {
-            let (sealed_api, secret_api): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) =
-                match &ns {
-                    Some(ns) => (
-                        Api::namespaced(self.client.clone(), ns),
-                        Api::namespaced(self.client.clone(), ns),
-                    ),
-                    None => (Api::all(self.client.clone()), Api::all(self.client.clone())),
-                };
-            let ctx = Arc::new(
-                Context::new(
-                    self.client.clone(),
-                    self.keys.clone(),
-                    self.metrics.clone(),
-                    reporter.clone(),
-                    self.args.resync_period,
-                )
-                .allowing_types(self.args.allow_secret_types.clone())
-                .writing_as(self.field_manager.clone(), self.fence.clone()),
-            );
-            let mut config = watcher::Config::default();
-            if let Some(selector) = &self.args.label_selector {
-                config = config.labels(selector);
-            }
-            // SealedSecrets are reconciled when their generation changes (spec edits), not on
-            // the echo of this controller's own status writes; the cache is hollow (see
-            // sealed_cache).
-            let (reader, writer) = reflector::store();
-            let sealed_changes = sealed_cache::follow(
-                watcher(sealed_api, config),
-                writer,
-                ctx.written.clone(),
-                ctx.metrics.clone(),
-            );
-            // No backoff of its own: the controller's trigger backoff covers both watches.
-            // Api<PartialObjectMeta<Secret>>: only metadata is watched, so memory does not
-            // grow with Secret sizes.
-            let secret_changes = sealed_cache::secret_triggers(
-                watcher(secret_api, watcher::Config::default()),
-                ctx.versions.clone(),
-                ctx.written.clone(),
-            );
-            let keys_changed = self.keys_changed.clone();
-            let key_changes = stream::unfold(keys_changed, |n| async move {
-                n.notified().await;
-                Some(((), n))
-            });
-            // Unbounded, a bulk apply started one reconcile per object at once, and each opened
-            // its own TLS connection: 9,500 connections after 1,000 creates, most of the API
-            // server's CPU and of the controller's memory.
-            let resync = resync::due(reader.clone(), self.args.resync_period);
-            let controller = Controller::for_stream(sealed_changes, reader)
-                .with_config(controller::Config::default().concurrency(self.args.workers))
-                .watches_stream(secret_changes, |secret| {
-                    let name = secret.name_any();
-                    secret
-                        .namespace()
-                        .map(|ns| ObjectRef::<SealedSecret>::new(&name).within(&ns))
-                })
-                .reconcile_all_on(key_changes)
-                .reconcile_on(resync)
-                .trigger_backoff(watch_backoff())
-                .graceful_shutdown_on(wait_for(stop.clone()));
-            tokio::spawn(mark_ready_when_synced(
-                controller.store(),
-                self.ready.clone(),
-            ));
-            controllers.push(
-                controller
-                    .run(reconcile, error_policy, ctx.clone())
-                    .for_each(|result| async move {
-                        match result {
-                            Ok(_) => {}
-                            // A Secret with no SealedSecret of its name: nothing to do.
-                            Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
-                            Err(e) => warn!(error = %e, "controller"),
-                        }
-                    }),
-            );
+        let this = self;
+        controllers::per_namespace(&self.args.namespaces, |ns| {
+            this.reconcile_in(ns, stop.clone())
+        })
+        .await;
+    }
+
+    /// One controller: the SealedSecrets of `namespace` (None: all), until `stop`.
+    async fn reconcile_in(&self, namespace: Option<String>, stop: watch::Receiver<bool>) {
+        let (sealed_api, secret_api): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) =
+            match &namespace {
+                Some(ns) => (
+                    Api::namespaced(self.client.clone(), ns),
+                    Api::namespaced(self.client.clone(), ns),
+                ),
+                None => (Api::all(self.client.clone()), Api::all(self.client.clone())),
+            };
+        let ctx = Arc::new(self.context());
+        let mut config = watcher::Config::default();
+        if let Some(selector) = &self.args.label_selector {
+            config = config.labels(selector);
         }
-        futures::future::join_all(controllers).await;
+        // SealedSecrets are reconciled when their generation changes (spec edits), not on
+        // the echo of this controller's own status writes; the store is hollow (see
+        // triggers).
+        let (reader, writer) = reflector::store();
+        let sealed_changes = triggers::follow(
+            watcher(sealed_api, config),
+            writer,
+            ctx.last_writes.clone(),
+            ctx.metrics.clone(),
+        );
+        // No backoff of its own: the controller's trigger backoff covers both watches.
+        // Api<PartialObjectMeta<Secret>>: only metadata is watched, so memory does not
+        // grow with Secret sizes.
+        let secret_changes = triggers::secret_triggers(
+            watcher(secret_api, watcher::Config::default()),
+            ctx.versions.clone(),
+            ctx.last_writes.clone(),
+        );
+        let resync = resync::due(reader.clone(), self.args.resync_period);
+        // Unbounded, a bulk apply started one reconcile per object at once, and each opened
+        // its own TLS connection: 9,500 connections after 1,000 creates, most of the API
+        // server's CPU and of the controller's memory.
+        let controller = Controller::for_stream(sealed_changes, reader)
+            .with_config(controller::Config::default().concurrency(self.args.workers))
+            .watches_stream(secret_changes, |secret| {
+                let name = secret.name_any();
+                secret
+                    .namespace()
+                    .map(|ns| ObjectRef::<SealedSecret>::new(&name).within(&ns))
+            })
+            .reconcile_all_on(controllers::notifications(self.keys_changed.clone()))
+            .reconcile_on(resync)
+            .trigger_backoff(watch_backoff())
+            .graceful_shutdown_on(controllers::stopped(stop));
+        tokio::spawn(mark_ready_when_synced(
+            controller.store(),
+            self.ready.clone(),
+        ));
+        let results = controller.run(reconcile, error_policy, ctx);
+        controllers::drain(results, "controller").await;
+    }
+
+    /// What every reconcile of the SealedSecrets of one namespace shares.
+    fn context(&self) -> Context {
+        Context::new(
+            self.client.clone(),
+            self.keys.clone(),
+            self.metrics.clone(),
+            self.reporter(),
+            self.args.resync_period,
+        )
+        .allowing_types(self.args.allow_secret_types.clone())
+        .writing_as(self.field_manager.clone(), self.fence.clone())
     }
 }
 
@@ -347,10 +360,6 @@ async fn mark_ready_when_synced(store: Store<SealedSecret>, ready: Arc<Readiness
             Err(_) => {}
         }
     }
-}
-
-async fn wait_for(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 fn default_identity() -> String {

@@ -757,13 +757,13 @@ async fn the_echo_of_its_own_writes_costs_no_request() {
     );
     // The watch reports the Secret it wrote, and the cached SealedSecret still lacks the
     // status it wrote: a reconcile now (the trigger, or a stale cache) makes no request.
-    assert!(ctx.written.is_echo("prod", "db", "7"));
+    assert!(ctx.last_writes.is_echo("prod", "db", "7"));
     ctx.versions.observe(&Event::Apply(secret_meta("7")));
     reconcile(sealed.clone(), ctx.clone()).await.unwrap();
     assert_eq!(calls(&recorded).len(), 3, "{:?}", calls(&recorded));
 
     // Someone else changed the Secret: it is read and put right.
-    assert!(!ctx.written.is_echo("prod", "db", "8"));
+    assert!(!ctx.last_writes.is_echo("prod", "db", "8"));
     ctx.versions.observe(&Event::Apply(secret_meta("8")));
     reconcile(sealed, ctx.clone()).await.unwrap();
     assert_eq!(
@@ -807,7 +807,7 @@ async fn a_create_that_finds_the_secret_there_reads_it_and_writes_nothing_more()
             (Method::PATCH, STATUS.into()),
         ]
     );
-    assert!(ctx.written.is_echo("prod", "db", "5"));
+    assert!(ctx.last_writes.is_echo("prod", "db", "5"));
 }
 
 const SEALED: &str = "/apis/sealant.dev/v1alpha1/namespaces/prod/sealedsecrets/db";
@@ -815,7 +815,7 @@ const SEALED: &str = "/apis/sealant.dev/v1alpha1/namespaces/prod/sealedsecrets/d
 #[tokio::test]
 async fn a_hollow_copy_is_read_whole_only_when_it_must_be_opened() {
     use kube::runtime::watcher::Event;
-    use sealant_controller::sealed_cache::hollow;
+    use sealant_controller::triggers::hollow;
     let f = fixture();
     let full = serde_json::to_value(&f.sealed).unwrap();
     let secret_at = Arc::new(Mutex::new(f.desired.clone()));
@@ -896,7 +896,7 @@ async fn a_hollow_copy_is_read_whole_only_when_it_must_be_opened() {
 #[tokio::test]
 async fn an_object_in_place_costs_no_request_until_a_key_is_compromised() {
     use kube::runtime::watcher::Event;
-    use sealant_controller::sealed_cache::hollow;
+    use sealant_controller::triggers::hollow;
     use sealant_core::keystore::KeyState;
     let f = fixture();
     let full = serde_json::to_value(&f.sealed).unwrap();
@@ -1306,5 +1306,209 @@ mod kstatus_reads_the_status {
                 Status::Current
             );
         }
+    }
+}
+
+/// The Bitnami mode's reconciler (`--bitnami`) against the same mocked API server: its
+/// failures are said as a Sealant object's are, in the status, one Warning event per change
+/// of state, and `sealant_unseal_errors_total`.
+mod bitnami_mode {
+    use super::*;
+    use kube::api::DynamicObject;
+    use sealant_controller::bitnami::{self, Settings, SharedBitnamiKeys, error_policy, reconcile};
+
+    const STATUS: &str = "/apis/bitnami.com/v1alpha1/namespaces/prod/sealedsecrets/db/status";
+
+    /// A Bitnami SealedSecret `prod/db` with these sealed items.
+    fn object(encrypted_data: Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "bitnami.com/v1alpha1",
+            "kind": "SealedSecret",
+            "metadata": {"name": "db", "namespace": "prod", "uid": "b-uid", "generation": 1},
+            "spec": {"encryptedData": encrypted_data, "template": {"metadata": {"name": "db"}}},
+        }))
+        .unwrap()
+    }
+
+    /// Answers the status patch and event posts; `handler` the rest.
+    fn mock_api(
+        handler: impl Fn(&Method, &str) -> (StatusCode, Value) + Send + Sync + 'static,
+    ) -> (Client, Recorded) {
+        mock_client(move |method, path, body| match (method.as_str(), path) {
+            ("PATCH", STATUS) | ("POST", EVENTS) => echo(body),
+            _ => handler(method, path),
+        })
+    }
+
+    fn context(client: Client, metrics: Arc<Metrics>) -> Arc<bitnami::Context> {
+        let settings = Settings {
+            client,
+            namespace: "sealant-system".into(),
+            namespaces: Vec::new(),
+            workers: 1,
+            allowed_types: Vec::new(),
+            field_manager: "sealant-controller/test".into(),
+            fence: Fence::unfenced(),
+            metrics,
+            reporter: Reporter {
+                controller: "sealant-test".into(),
+                instance: None,
+            },
+        };
+        Arc::new(bitnami::Context::new(
+            settings,
+            SharedBitnamiKeys::default(),
+        ))
+    }
+
+    fn ready_condition(status: &Value) -> &Value {
+        let conditions = status["conditions"].as_array().unwrap();
+        conditions.iter().find(|c| c["type"] == "Ready").unwrap()
+    }
+
+    fn counted(metrics: &Metrics, reason: &str, count: u32) {
+        let line = format!(
+            "sealant_unseal_errors_total{{namespace=\"prod\",reason=\"{reason}\"}} {count}"
+        );
+        let text = metrics.encode();
+        assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_said_with_one_warning_event_per_change_of_state_and_counted() {
+        // No Bitnami key imported: nothing opens, and no Secret is read or written.
+        let (client, recorded) = mock_api(|method, path| panic!("unexpected {method} {path}"));
+        let metrics = Arc::new(Metrics::new());
+        let ctx = context(client, metrics.clone());
+        // A 2-byte RSA part and a 16-byte tag: well formed, but no key to try.
+        let obj = object(json!({"password": "AAIBAgMEBQYHCAkKCwwNDg8QERITFA=="}));
+        reconcile(Arc::new(obj.clone()), ctx.clone()).await.unwrap();
+        assert_eq!(
+            calls(&recorded),
+            [
+                (Method::PATCH, STATUS.into()),
+                (Method::POST, EVENTS.into())
+            ]
+        );
+        let first = recorded.lock().unwrap().clone();
+        let status = first[0].2["status"].clone();
+        assert_eq!(ready_condition(&status)["reason"], "NoKey");
+        let event = &first[1].2;
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(event["reason"], "NoKey");
+        assert_eq!(event["regarding"]["kind"], "SealedSecret");
+        assert_eq!(event["regarding"]["apiVersion"], "bitnami.com/v1alpha1");
+        assert!(
+            event["note"]
+                .as_str()
+                .unwrap()
+                .contains("no Bitnami key imported"),
+            "{event}"
+        );
+        counted(&metrics, "NoKey", 1);
+
+        // The next trigger: the object carries that status. Still counted; nothing written.
+        let mut reported = obj;
+        reported.data["status"] = status;
+        reconcile(Arc::new(reported), ctx).await.unwrap();
+        assert_eq!(recorded.lock().unwrap().len(), 2, "same state: no event");
+        counted(&metrics, "NoKey", 2);
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_secret_write_is_said_counted_and_retried_with_backoff() {
+        let (client, recorded) = mock_api(|method, path| match (method.as_str(), path) {
+            ("GET", SECRET) => not_found("secrets \"db\""),
+            ("POST", SECRETS) => (
+                StatusCode::FORBIDDEN,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 403, "reason": "Forbidden", "message": "secrets is forbidden: cannot create resource \"secrets\""}),
+            ),
+            other => panic!("unexpected request {other:?}"),
+        });
+        let metrics = Arc::new(Metrics::new());
+        let ctx = context(client, metrics.clone());
+        // No items: it opens with no key, so the write is tried.
+        let obj = Arc::new(object(json!({})));
+        let err = reconcile(obj.clone(), ctx.clone()).await.unwrap_err();
+        assert!(matches!(err, bitnami::Error::Forbidden { .. }), "{err}");
+        assert_eq!(
+            calls(&recorded),
+            [
+                (Method::GET, SECRET.into()),
+                (Method::POST, SECRETS.into()),
+                (Method::PATCH, STATUS.into()),
+                (Method::POST, EVENTS.into())
+            ]
+        );
+        let log = recorded.lock().unwrap().clone();
+        let ready = ready_condition(&log[2].2["status"]).clone();
+        assert_eq!(ready["reason"], "SecretForbidden");
+        assert!(
+            ready["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("the API server forbade writing Secret db: secrets is forbidden"),
+            "{ready}"
+        );
+        assert_eq!(log[3].2["type"], "Warning");
+        assert_eq!(log[3].2["reason"], "SecretForbidden");
+        counted(&metrics, "SecretForbidden", 1);
+        // Retried sooner the first times, then backing off.
+        assert_eq!(
+            error_policy(obj.clone(), &err, ctx.clone()),
+            Action::requeue(Duration::from_secs(1))
+        );
+        assert_eq!(
+            error_policy(obj, &err, ctx),
+            Action::requeue(Duration::from_secs(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_api_error_about_the_secret_is_counted_and_retried() {
+        let (client, recorded) = mock_api(|_, _| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 500, "message": "etcd unavailable", "reason": "InternalError"}),
+            )
+        });
+        let metrics = Arc::new(Metrics::new());
+        let ctx = context(client, metrics.clone());
+        let err = reconcile(Arc::new(object(json!({}))), ctx)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("etcd unavailable"), "{err}");
+        assert_eq!(calls(&recorded), [(Method::GET, SECRET.into())]);
+        counted(&metrics, "ApiError", 1);
+    }
+
+    #[tokio::test]
+    async fn a_written_secret_gets_a_normal_event() {
+        let (client, recorded) = mock_api(|method, path| match (method.as_str(), path) {
+            ("GET", SECRET) => not_found("secrets \"db\""),
+            ("POST", SECRETS) => (StatusCode::CREATED, json!({"metadata": {"name": "db"}})),
+            other => panic!("unexpected request {other:?}"),
+        });
+        let metrics = Arc::new(Metrics::new());
+        let ctx = context(client, metrics.clone());
+        reconcile(Arc::new(object(json!({}))), ctx).await.unwrap();
+        assert_eq!(
+            calls(&recorded),
+            [
+                (Method::GET, SECRET.into()),
+                (Method::POST, SECRETS.into()),
+                (Method::PATCH, STATUS.into()),
+                (Method::POST, EVENTS.into())
+            ]
+        );
+        let log = recorded.lock().unwrap();
+        assert_eq!(ready_condition(&log[2].2["status"])["status"], "True");
+        assert_eq!(log[3].2["type"], "Normal");
+        assert_eq!(log[3].2["note"], "Secret db created");
+        let text = metrics.encode();
+        assert!(
+            text.lines().any(|l| l == "sealant_unseal_requests_total 1"),
+            "{text}"
+        );
     }
 }

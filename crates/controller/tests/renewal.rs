@@ -11,8 +11,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::client::Body;
 use sealant_controller::fence::Fence;
+use sealant_controller::field_manager::field_manager;
 use sealant_controller::keys::{ClusterKeys, KeyError, KeyStore, key_set, renew_keys};
-use sealant_controller::reconcile::field_manager;
 use sealant_core::keystore::{
     KEY_LABEL, KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
     successor_name,

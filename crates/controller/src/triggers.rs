@@ -1,5 +1,6 @@
-//! The SealedSecret cache the reconciler is triggered from. It holds hollow copies: namespace,
-//! name, uid, generation and resourceVersion, no ciphertexts, template or status. The
+//! What triggers a reconcile: the SealedSecret watch, kept as a store of hollow copies
+//! (`HollowStore`: namespace, name, uid, generation and resourceVersion, no ciphertexts,
+//! template or status), and the Secret metadata watch ([`secret_triggers`]). The
 //! reconciler confirms an object it has put in place from its own memory and the Secret watch,
 //! and reads the whole object from the API server's watch cache (at the version the watch
 //! delivered) only when it must open it, so a burst of creates or a restart queues nothing big
@@ -16,7 +17,7 @@ use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use sealant_core::crd::SealedSecret;
 
-use crate::cache::{SecretVersions, Written};
+use crate::memory::{LastWrites, SecretVersions};
 use crate::metrics::Metrics;
 
 /// A cached object has no ciphertexts: the reconciler reads the whole object before opening
@@ -48,29 +49,29 @@ pub fn hollow(sealed: &SealedSecret) -> SealedSecret {
 pub fn follow(
     watch: impl Stream<Item = Result<Event<SealedSecret>, watcher::Error>> + Send + 'static,
     writer: Writer<SealedSecret>,
-    written: Arc<Written>,
+    last_writes: Arc<LastWrites>,
     metrics: Arc<Metrics>,
 ) -> impl Stream<Item = Result<SealedSecret, watcher::Error>> + Send + 'static {
-    let mut cache = Cache {
+    let mut store = HollowStore {
         reader: writer.as_reader(),
         writer,
-        written,
+        last_writes,
         metrics,
         listed: false,
         relisted: Vec::new(),
     };
     watch.flat_map(move |item| {
         stream::iter(match item {
-            Ok(event) => cache.apply(event).into_iter().map(Ok).collect(),
+            Ok(event) => store.apply(event).into_iter().map(Ok).collect(),
             Err(e) => vec![Err(e)],
         })
     })
 }
 
-struct Cache {
+struct HollowStore {
     writer: Writer<SealedSecret>,
     reader: Store<SealedSecret>,
-    written: Arc<Written>,
+    last_writes: Arc<LastWrites>,
     /// Its per-object series go with the object.
     metrics: Arc<Metrics>,
     /// The first list is done: the store is ready and reconciles run.
@@ -80,14 +81,14 @@ struct Cache {
     relisted: Vec<SealedSecret>,
 }
 
-impl Cache {
+impl HollowStore {
     /// Applies one watch event; returns the objects whose generation is new to the cache.
     fn apply(&mut self, event: Event<SealedSecret>) -> Vec<SealedSecret> {
         let (sealed, listing) = match event {
             Event::Apply(sealed) => (sealed, false),
             Event::InitApply(sealed) => (sealed, true),
             Event::Delete(sealed) => {
-                self.written.forget(&sealed);
+                self.last_writes.forget(&sealed);
                 self.metrics.forget_object(
                     sealed.metadata.namespace.as_deref().unwrap_or_default(),
                     sealed.metadata.name.as_deref().unwrap_or_default(),
@@ -106,7 +107,7 @@ impl Cache {
                 self.listed = true;
                 // Deletions missed while the watch was down are only seen here.
                 let reader = &self.reader;
-                self.written
+                self.last_writes
                     .retain(|ns, name| reader.get(&ObjectRef::new(name).within(ns)).is_some());
                 self.metrics.retain_objects(|ns, name| {
                     reader.get(&ObjectRef::new(name).within(ns)).is_some()
@@ -148,9 +149,9 @@ impl Cache {
 pub fn secret_triggers(
     watch: impl Stream<Item = Result<Event<PartialObjectMeta<Secret>>, watcher::Error>> + Send + 'static,
     versions: Arc<SecretVersions>,
-    written: Arc<Written>,
+    last_writes: Arc<LastWrites>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
-    let remembered = written.clone();
+    let remembered = last_writes.clone();
     watch
         .map_ok(move |event| {
             // A Secret deleted while the watch was down (an API server restart) shows up only
@@ -175,7 +176,7 @@ pub fn secret_triggers(
         .try_filter(move |secret| {
             // A stand-in for a vanished Secret has no version: never an echo.
             let echo = secret.resource_version().is_some_and(|rv| {
-                written.is_echo(
+                last_writes.is_echo(
                     &secret.namespace().unwrap_or_default(),
                     &secret.name_any(),
                     &rv,
@@ -218,72 +219,91 @@ mod tests {
         sealed
     }
 
-    #[test]
-    fn the_cache_is_hollow_and_only_new_generations_trigger() {
+    /// An empty store, its reader, and the memory it forgets deleted objects in.
+    fn empty() -> (HollowStore, Store<SealedSecret>, Arc<LastWrites>) {
         let (reader, writer) = reflector::store();
-        let written = Arc::new(Written::default());
-        let mut cache = Cache {
+        let last_writes = Arc::new(LastWrites::default());
+        let store = HollowStore {
             writer,
             reader: reader.clone(),
-            written: written.clone(),
+            last_writes: last_writes.clone(),
             metrics: Arc::default(),
             listed: false,
             relisted: Vec::new(),
         };
-        let key = ObjectRef::new("db").within("prod");
-        let cached = || reader.get(&key).expect("cached");
-        cache.apply(Event::Init);
-        let new = cache.apply(Event::InitApply(object("u1", 1, "1")));
+        (store, reader, last_writes)
+    }
+
+    fn cached(reader: &Store<SealedSecret>) -> Arc<SealedSecret> {
+        reader
+            .get(&ObjectRef::new("db").within("prod"))
+            .expect("cached")
+    }
+
+    #[test]
+    fn the_store_is_hollow_and_only_new_generations_trigger() {
+        let (mut store, reader, _) = empty();
+        store.apply(Event::Init);
+        let new = store.apply(Event::InitApply(object("u1", 1, "1")));
         assert_eq!(
             new,
             [hollow(&object("u1", 1, "1"))],
             "the first list triggers"
         );
-        assert!(cache.apply(Event::InitDone).is_empty());
-        assert_eq!(*cached(), hollow(&object("u1", 1, "1")));
-        assert!(is_hollow(&cached()));
-        assert_eq!(cached().metadata.uid.as_deref(), Some("u1"));
-        assert_eq!(cached().metadata.generation, Some(1));
-        assert_eq!(cached().metadata.resource_version.as_deref(), Some("1"));
-        assert_eq!(cached().metadata.labels, None);
-        assert_eq!(cached().status, None);
+        assert!(store.apply(Event::InitDone).is_empty());
+        assert_eq!(*cached(&reader), hollow(&object("u1", 1, "1")));
+        assert!(is_hollow(&cached(&reader)));
+        assert_eq!(cached(&reader).metadata.uid.as_deref(), Some("u1"));
+        assert_eq!(cached(&reader).metadata.generation, Some(1));
+        assert_eq!(
+            cached(&reader).metadata.resource_version.as_deref(),
+            Some("1")
+        );
+        assert_eq!(cached(&reader).metadata.labels, None);
+        assert_eq!(cached(&reader).status, None);
 
         // The echo of a status write: the same generation triggers nothing.
-        assert!(cache.apply(Event::Apply(object("u1", 1, "2"))).is_empty());
-        assert_eq!(cached().metadata.resource_version.as_deref(), Some("2"));
+        assert!(store.apply(Event::Apply(object("u1", 1, "2"))).is_empty());
+        assert_eq!(
+            cached(&reader).metadata.resource_version.as_deref(),
+            Some("2")
+        );
 
         // A spec edit triggers.
-        assert_eq!(cache.apply(Event::Apply(object("u1", 2, "3"))).len(), 1);
+        assert_eq!(store.apply(Event::Apply(object("u1", 2, "3"))).len(), 1);
+
+        // A namesake recreated under a new uid is new.
+        assert_eq!(store.apply(Event::Apply(object("u2", 1, "5"))).len(), 1);
+
+        store.apply(Event::Delete(object("u2", 1, "6")));
+        assert!(reader.get(&ObjectRef::new("db").within("prod")).is_none());
+    }
+
+    #[test]
+    fn a_relist_triggers_only_what_changed_and_once_it_is_in_the_store() {
+        let (mut store, reader, last_writes) = empty();
+        store.apply(Event::Init);
+        store.apply(Event::InitApply(object("u1", 2, "3")));
+        store.apply(Event::InitDone);
 
         // A re-list after a watch gap: what did not change triggers nothing.
         let reconciled = object("u1", 2, "3");
-        written.begin(&reconciled).finish(Some(0));
-        cache.apply(Event::Init);
-        assert!(
-            cache
-                .apply(Event::InitApply(object("u1", 2, "4")))
-                .is_empty()
-        );
-        assert!(cache.apply(Event::InitDone).is_empty());
-        assert!(written.is_reconciled(&object("u1", 2, "4")), "still listed");
+        last_writes.begin(&reconciled).finish(Some(0));
+        store.apply(Event::Init);
+        let unchanged = store.apply(Event::InitApply(object("u1", 2, "4")));
+        assert!(unchanged.is_empty());
+        assert!(store.apply(Event::InitDone).is_empty());
+        let still = object("u1", 2, "4");
+        assert!(last_writes.is_reconciled(&still), "still listed");
 
         // What changed in the gap triggers once the re-list is in the store, not before:
         // until then the store still holds generation 2, and a reconcile would read that.
-        cache.apply(Event::Init);
-        assert!(
-            cache
-                .apply(Event::InitApply(object("u1", 3, "7")))
-                .is_empty()
-        );
-        assert_eq!(cached().metadata.generation, Some(2));
-        let relisted = cache.apply(Event::InitDone);
+        store.apply(Event::Init);
+        let edited = store.apply(Event::InitApply(object("u1", 3, "7")));
+        assert!(edited.is_empty());
+        assert_eq!(cached(&reader).metadata.generation, Some(2));
+        let relisted = store.apply(Event::InitDone);
         assert_eq!(relisted, [hollow(&object("u1", 3, "7"))]);
-        assert_eq!(cached().metadata.generation, Some(3));
-
-        // A namesake recreated under a new uid is new.
-        assert_eq!(cache.apply(Event::Apply(object("u2", 1, "5"))).len(), 1);
-
-        cache.apply(Event::Delete(object("u2", 1, "6")));
-        assert!(reader.get(&key).is_none());
+        assert_eq!(cached(&reader).metadata.generation, Some(3));
     }
 }

@@ -1,8 +1,9 @@
 //! What the reconciler remembers so that it does not ask the API server what it already
-//! knows: the resourceVersion of every Secret (from the metadata watch), and what it last wrote
-//! or confirmed for each SealedSecret (and under which key epoch). They save requests, and
-//! spare re-reading and re-opening a SealedSecret whose Secret is untouched: whenever they are
-//! missing, disagree or are old, the reconciler reads and opens everything as before.
+//! knows: the resourceVersion of every Secret (from the metadata watch: [`SecretVersions`]),
+//! and what it last wrote or confirmed for each SealedSecret, under which key epoch
+//! ([`LastWrites`]). They save requests, and spare re-reading and re-opening a SealedSecret
+//! whose Secret is untouched: whenever they are missing, disagree or are old, the reconciler
+//! reads and opens everything as before.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -106,7 +107,7 @@ impl SecretVersions {
 /// up to date, the status it last wrote, and whether its last reconcile ended with both in
 /// place, for one uid and generation.
 #[derive(Debug, Default)]
-pub struct Written {
+pub struct LastWrites {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
@@ -120,10 +121,10 @@ struct Entry {
     reconciled: Option<u64>,
 }
 
-/// A reconcile in progress (see `Written::begin`).
+/// A reconcile in progress (see `LastWrites::begin`).
 #[must_use = "a pass records how the reconcile ended when finished"]
 pub struct Pass<'a> {
-    written: &'a Written,
+    last_writes: &'a LastWrites,
     sealed: &'a SealedSecret,
 }
 
@@ -131,18 +132,18 @@ impl Pass<'_> {
     /// Records how the reconcile ended: `Some(epoch)` when the Secret and the status are as
     /// they should be under that key epoch, `None` when not.
     pub fn finish(self, epoch: Option<u64>) {
-        self.written
+        self.last_writes
             .with_entry(self.sealed, |e| e.reconciled = epoch);
     }
 }
 
-impl Written {
+impl LastWrites {
     /// The entry for this exact object (uid and generation), started afresh if it was for
     /// an older generation or a deleted namesake.
     fn with_entry<T>(&self, sealed: &SealedSecret, f: impl FnOnce(&mut Entry) -> T) -> T {
         let uid = sealed.metadata.uid.clone().unwrap_or_default();
         let generation = sealed.metadata.generation;
-        let mut entries = self.entries.lock().expect("written lock");
+        let mut entries = self.entries.lock().expect("last writes lock");
         let entry = entries
             .entry(key(
                 &sealed.namespace().unwrap_or_default(),
@@ -168,7 +169,7 @@ impl Written {
     }
 
     fn find<T>(&self, sealed: &SealedSecret, f: impl FnOnce(&Entry) -> Option<T>) -> Option<T> {
-        let entries = self.entries.lock().expect("written lock");
+        let entries = self.entries.lock().expect("last writes lock");
         let entry = entries.get(&key(
             &sealed.namespace().unwrap_or_default(),
             &sealed.name_any(),
@@ -192,7 +193,7 @@ impl Written {
 
     /// Has a Secret version been recorded for this SealedSecret, of any generation?
     pub fn knows_secret(&self, namespace: &str, name: &str) -> bool {
-        let entries = self.entries.lock().expect("written lock");
+        let entries = self.entries.lock().expect("last writes lock");
         entries
             .get(&key(namespace, name))
             .is_some_and(|e| e.secret.is_some())
@@ -205,7 +206,7 @@ impl Written {
     /// Is `version` of Secret namespace/name one this controller wrote itself? Its watch
     /// event is then only the echo of that write.
     pub fn is_echo(&self, namespace: &str, name: &str, version: &str) -> bool {
-        let entries = self.entries.lock().expect("written lock");
+        let entries = self.entries.lock().expect("last writes lock");
         entries
             .get(&key(namespace, name))
             .and_then(|e| e.secret.as_ref())
@@ -227,7 +228,7 @@ impl Written {
     pub fn begin<'a>(&'a self, sealed: &'a SealedSecret) -> Pass<'a> {
         self.with_entry(sealed, |e| e.reconciled = None);
         Pass {
-            written: self,
+            last_writes: self,
             sealed,
         }
     }
@@ -252,7 +253,7 @@ impl Written {
     }
 
     pub fn forget(&self, sealed: &SealedSecret) {
-        let mut entries = self.entries.lock().expect("written lock");
+        let mut entries = self.entries.lock().expect("last writes lock");
         entries.remove(&key(
             &sealed.namespace().unwrap_or_default(),
             &sealed.name_any(),
@@ -263,7 +264,7 @@ impl Written {
     /// without: a Secret written and then deleted while the watch was down was never in the
     /// watch's view, so the re-list cannot report it as gone; only this memory knows it.
     pub fn missing_from(&self, versions: &SecretVersions) -> Vec<(String, String)> {
-        let entries = self.entries.lock().expect("written lock");
+        let entries = self.entries.lock().expect("last writes lock");
         entries
             .iter()
             .filter(|(_, e)| e.secret.is_some())
@@ -276,7 +277,7 @@ impl Written {
     /// Drops entries for objects no longer present (after a re-list, when deletions may have
     /// been missed).
     pub fn retain(&self, mut present: impl FnMut(&str, &str) -> bool) {
-        let mut entries = self.entries.lock().expect("written lock");
+        let mut entries = self.entries.lock().expect("last writes lock");
         entries.retain(|k, _| {
             let (ns, name) = k.split_once('/').unwrap_or(("", k));
             present(ns, name)
@@ -351,10 +352,10 @@ mod tests {
     #[test]
     fn a_secret_written_and_deleted_while_the_watch_was_down_is_missing() {
         let v = SecretVersions::default();
-        let w = Written::default();
+        let w = LastWrites::default();
         v.observe(&Event::Init);
         v.observe(&Event::InitDone);
-        // Written during the gap: the watch never saw it, so its re-list cannot report it
+        // LastWrites during the gap: the watch never saw it, so its re-list cannot report it
         // as vanished.
         w.record_secret(&sealed("u1", 1), "7".into());
         v.observe(&Event::Init);
@@ -373,8 +374,8 @@ mod tests {
     }
 
     #[test]
-    fn written_is_per_uid_and_generation_and_ages() {
-        let w = Written::default();
+    fn last_writes_are_per_uid_and_generation_and_ages() {
+        let w = LastWrites::default();
         let s = sealed("u1", 1);
         w.record_secret(&s, "10".into());
         w.record_status(&s, 7);
