@@ -43,10 +43,10 @@ use zeroize::Zeroizing;
 use crate::backoff::watch_backoff;
 use crate::controllers;
 use crate::events;
-use crate::fence::{Fence, Fenced};
+use crate::fence::Fence;
 use crate::labelled_secrets::watch_labelled;
 use crate::metrics::Metrics;
-use crate::outcome::Outcome;
+use crate::outcome::{Error, Outcome};
 use crate::retry::Retries;
 use crate::secret_write::{SecretWriter, Written};
 
@@ -171,21 +171,6 @@ impl Context {
             retries: Retries::default(),
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Bitnami SealedSecret has no namespace")]
-    NoNamespace,
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error(transparent)]
-    Fenced(#[from] Fenced),
-    #[error(
-        "the API server refused to write Secret {name}: {message} (check the controller's RBAC); \
-         retrying with backoff"
-    )]
-    Forbidden { name: String, message: String },
 }
 
 /// Runs until `stop`: the imported-key watch and one controller per watched namespace.
@@ -393,13 +378,7 @@ async fn announce(
         let (client, reporter, fence) = (&settings.client, &settings.reporter, &settings.fence);
         events::publish(client, reporter, fence, event, &regarding).await;
     }
-    match outcome.retried() {
-        Some(message) => Err(Error::Forbidden {
-            name,
-            message: message.to_owned(),
-        }),
-        None => Ok(()),
-    }
+    outcome.retried(&name)
 }
 
 /// Reads and opens the object with the imported keys, the one that opened it last first.
@@ -470,7 +449,7 @@ async fn write(
         fence: &ctx.settings.fence,
     };
     let planned = plan_for(claim(owner), existing, desired);
-    Ok(match writer.write::<Error>(planned, existing).await? {
+    Ok(match writer.write(planned, existing).await? {
         Written::Done { action, .. } => Outcome::Written(action),
         Written::UpToDate => Outcome::Unchanged,
         Written::NotOwned => Outcome::Failed {

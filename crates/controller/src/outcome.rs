@@ -1,11 +1,29 @@
 //! What a reconcile came to, for Sealant's and Bitnami's SealedSecrets alike, and what it
-//! calls for: the health the status says, the count, the event.
+//! calls for: the health the status says, the count, the event; and the errors that end a
+//! reconcile for the error policy to retry.
 
 use kube::runtime::events::{Event, EventType};
 use sealant_core::conditions::Health;
 use sealant_core::reason::Reason;
 
+use crate::fence::Fenced;
 use crate::metrics::Metrics;
+
+/// Why a reconcile ended early: retried with backoff by the error policy.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("SealedSecret has no namespace")]
+    NoNamespace,
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+    #[error(
+        "the API server refused to write Secret {name}: {message} (check the controller's RBAC); \
+         retrying with backoff"
+    )]
+    Forbidden { name: String, message: String },
+}
 
 /// What happened to the Secret.
 pub enum Outcome {
@@ -71,12 +89,17 @@ impl Outcome {
         })
     }
 
-    /// The message of a failure the controller retries with backoff rather than leaving it
-    /// to the next resync: one that is not permanent.
-    pub fn retried(&self) -> Option<&str> {
+    /// A failure the controller retries with backoff rather than leaving it to the next
+    /// resync (one that is not permanent) as the error, for the Secret `name`.
+    pub fn retried(&self, name: &str) -> Result<(), Error> {
         match self {
-            Outcome::Failed { reason, message } if !reason.is_permanent() => Some(message),
-            Outcome::Failed { .. } | Outcome::Written(_) | Outcome::Unchanged => None,
+            Outcome::Failed { reason, message } if !reason.is_permanent() => {
+                Err(Error::Forbidden {
+                    name: name.to_owned(),
+                    message: message.clone(),
+                })
+            }
+            Outcome::Failed { .. } | Outcome::Written(_) | Outcome::Unchanged => Ok(()),
         }
     }
 }

@@ -18,11 +18,11 @@ use sealant_core::reconcile::{desired_secret, plan, type_refusal};
 use tracing::{info, warn};
 
 use crate::events;
-use crate::fence::{Fence, Fenced};
+use crate::fence::Fence;
 use crate::field_manager::MANAGER;
 use crate::memory::{LastWrites, SecretVersions, Seen};
 use crate::metrics::Metrics;
-use crate::outcome::Outcome;
+use crate::outcome::{Error, Outcome};
 use crate::retry::Retries;
 use crate::secret_write::{SecretWriter, Written};
 use crate::state::{KeysView, SharedKeys};
@@ -93,21 +93,6 @@ impl Context {
         self.allowed_types = types;
         self
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("SealedSecret has no namespace")]
-    NoNamespace,
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error(transparent)]
-    Fenced(#[from] Fenced),
-    #[error(
-        "the API server refused to write Secret {name}: {message} (check the controller's RBAC); \
-         retrying with backoff"
-    )]
-    Forbidden { name: String, message: String },
 }
 
 /// Why a SealedSecret is not turned into a Secret.
@@ -247,13 +232,7 @@ async fn announce(
     if let Some(event) = outcome.event(&name, changed) {
         publish(ctx, sealed, event).await;
     }
-    match outcome.retried() {
-        Some(message) => Err(Error::Forbidden {
-            name,
-            message: message.to_owned(),
-        }),
-        None => Ok(()),
-    }
+    outcome.retried(&name)
 }
 
 /// Opened, but compromised keys open it too: said once per change of state.
@@ -475,7 +454,7 @@ async fn write(
         fence: &ctx.fence,
     };
     let written = match writer
-        .write::<Error>(plan(sealed, existing, desired), existing)
+        .write(plan(sealed, existing, desired), existing)
         .await?
     {
         Written::Done { action, version } => (Outcome::Written(action), version),

@@ -10,6 +10,7 @@ use sealant_core::reason::Reason;
 use sealant_core::reconcile::Plan;
 
 use crate::fence::{Fence, Fenced};
+use crate::outcome::Error;
 
 /// Where and as whom Secrets are written.
 pub struct SecretWriter<'a> {
@@ -48,10 +49,7 @@ impl SecretWriter<'_> {
 
     /// Writes what `planned` says, made against `existing`. Other API errors (a 5xx, a
     /// conflict, a timeout) and a closed fence are the error.
-    pub async fn write<E>(&self, planned: Plan, existing: Option<&Secret>) -> Result<Written, E>
-    where
-        E: From<kube::Error> + From<Fenced>,
-    {
+    pub async fn write(&self, planned: Plan, existing: Option<&Secret>) -> Result<Written, Error> {
         let params = self.post_params();
         let (secret, written) = match planned {
             Plan::UpToDate => return Ok(Written::UpToDate),
@@ -78,7 +76,7 @@ impl SecretWriter<'_> {
                 action,
                 version: secret.metadata.resource_version,
             }),
-            Err(e) => refusal(&secret.name_any(), e).map_err(E::from),
+            Err(e) => Ok(refusal(&secret.name_any(), e)?),
         }
     }
 

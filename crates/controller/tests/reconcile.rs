@@ -12,7 +12,8 @@ use kube::runtime::events::Reporter;
 use kube::{Client, Resource};
 use sealant_controller::fence::Fence;
 use sealant_controller::metrics::Metrics;
-use sealant_controller::reconcile::{Context, Error, error_policy, reconcile};
+use sealant_controller::outcome::Error;
+use sealant_controller::reconcile::{Context, error_policy, reconcile};
 use sealant_controller::state::{KeysView, SharedKeys};
 use sealant_core::convert::{SealOptions, seal_secret, unseal};
 use sealant_core::crd::SealedSecret;
@@ -1430,7 +1431,7 @@ mod bitnami_mode {
         // No items: it opens with no key, so the write is tried.
         let obj = Arc::new(object(json!({})));
         let err = reconcile(obj.clone(), ctx.clone()).await.unwrap_err();
-        assert!(matches!(err, bitnami::Error::Forbidden { .. }), "{err}");
+        assert!(matches!(err, Error::Forbidden { .. }), "{err}");
         assert_eq!(
             calls(&recorded),
             [
