@@ -1451,6 +1451,13 @@ mod bitnami_mode {
                 .starts_with("the API server forbade writing Secret db: secrets is forbidden"),
             "{ready}"
         );
+        let conditions = log[2].2["status"]["conditions"].as_array().unwrap();
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c["type"] == "Reconciling" && c["status"] == "True"),
+            "retried, not stalled: {conditions:?}"
+        );
         assert_eq!(log[3].2["type"], "Warning");
         assert_eq!(log[3].2["reason"], "SecretForbidden");
         counted(&metrics, "SecretForbidden", 1);
