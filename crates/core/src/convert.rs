@@ -698,8 +698,7 @@ mod tests {
 
     #[test]
     fn reencrypt_moves_every_item_to_the_new_key() {
-        let old = generate_key("t");
-        let new = generate_key("t");
+        let [old, new] = std::array::from_fn(|_| generate_key("t"));
         let r = [old.recipient.clone()];
         let sealed = seal_db(Scope::NamespaceWide, &r);
         let both = KeyRing::from_identities([old.identity.clone(), new.identity.clone()]);
@@ -733,9 +732,7 @@ mod tests {
 
     #[test]
     fn reencrypt_keeps_break_glass_and_other_clusters() {
-        let old = generate_key("t");
-        let new = generate_key("t");
-        let glass = generate_key("t");
+        let [old, new, glass] = std::array::from_fn(|_| generate_key("t"));
         let r = [old.recipient.clone(), glass.recipient.clone()];
         let sealed = seal_db(Scope::Strict, &r);
         let ring = KeyRing::from_identities([old.identity, new.identity]);
@@ -755,9 +752,7 @@ mod tests {
 
     #[test]
     fn reencrypt_replaces_compromised_stanzas_too() {
-        let bad = generate_key("t");
-        let good = generate_key("t");
-        let new = generate_key("t");
+        let [bad, good, new] = std::array::from_fn(|_| generate_key("t"));
         let sealed = seal_db(
             Scope::Strict,
             &[bad.recipient.clone(), good.recipient.clone()],
@@ -784,9 +779,7 @@ mod tests {
 
     #[test]
     fn exposure_names_compromised_keys_that_really_open_a_value() {
-        let bad = generate_key("t");
-        let good = generate_key("t");
-        let other_bad = generate_key("t");
+        let [bad, good, other_bad] = std::array::from_fn(|_| generate_key("t"));
         let compromised = KeyRing::from_identities([bad.identity, other_bad.identity]);
         let exposed = seal_db(
             Scope::Strict,
@@ -817,8 +810,7 @@ mod tests {
 
     #[test]
     fn a_reencrypt_reply_must_be_the_same_secret_rewrapped() {
-        let old = generate_key("t");
-        let new = generate_key("t");
+        let [old, new] = std::array::from_fn(|_| generate_key("t"));
         let sealed = seal_db(Scope::Strict, std::slice::from_ref(&old.recipient));
         let usable = KeyRing::from_identities([old.identity.clone()]);
         let keys = ClusterKeys {
