@@ -338,18 +338,15 @@ mod tests {
         assert!(moved.is_ok(), "{:?}", moved.err());
     }
 
-    // One re-wrapped value and its forgeries, case by case: kept as one table of cases.
     #[test]
     fn a_rewrapped_value_passes_the_keyless_check_and_forgeries_do_not() {
         let target = Target::new("a", "b");
         let binding = Binding::new(Scope::Strict, &target).unwrap();
         let [old, new, glass, attacker] = std::array::from_fn(|_| generate_key("t"));
-        let sealed = seal_value(
-            b"v",
-            &binding,
-            &[old.recipient.clone(), glass.recipient.clone()],
-        )
-        .unwrap();
+        let seal_to = |a: &Recipient, b: &Recipient| {
+            seal_value(b"v", &binding, &[a.clone(), b.clone()]).unwrap()
+        };
+        let sealed = seal_to(&old.recipient, &glass.recipient);
         let usable = KeyRing::from_identities([old.identity.clone()]);
         let moved = rewrap_strict(&sealed, &target, &usable, &new.recipient)
             .unwrap()
@@ -368,12 +365,7 @@ mod tests {
         assert_eq!(check(&sealed.ciphertext, &sealed.recipients), Ok(()));
 
         // Another value, even to the same readers: its payload differs.
-        let other = seal_value(
-            b"v",
-            &binding,
-            &[new.recipient.clone(), glass.recipient.clone()],
-        )
-        .unwrap();
+        let other = seal_to(&new.recipient, &glass.recipient);
         assert_eq!(
             check(&other.ciphertext, &other.recipients),
             Err(RewrapCheck::PayloadChanged)
