@@ -29,7 +29,9 @@ use zeroize::Zeroizing;
 use crate::convert::{ConvertError, Items, seal_items};
 use crate::crd::{SealedSecret, SealedSecretSpec, SecretTemplate, TemplateMetadata};
 use crate::keys::Recipient;
-use crate::manifest::{Head, ListItems, Located, ParseError, parse_document, split_documents};
+use crate::manifest::{
+    Head, ListItems, Located, ParseError, non_empty, parse_document, split_documents,
+};
 use crate::scope::{Binding, BindingError, Scope, Target};
 
 /// The API group of Bitnami's SealedSecret resource.
@@ -527,13 +529,7 @@ pub struct OpenedBitnami {
 
 impl fmt::Debug for OpenedBitnami {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenedBitnami")
-            .field(
-                "plaintext",
-                &format_args!("<{} bytes>", self.plaintext.len()),
-            )
-            .field("opened_with", &self.opened_with)
-            .finish()
+        crate::value::debug_opened(f, "OpenedBitnami", &self.plaintext, &self.opened_with)
     }
 }
 
@@ -783,12 +779,9 @@ pub fn open_items(
     ring: &BitnamiKeyRing,
     preferred: Option<&str>,
 ) -> Result<OpenedItems, MigrateError> {
-    let name = bitnami
-        .metadata
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or(MigrateError::NoName)?;
+    let name = non_empty(&bitnami.metadata.name)
+        .ok_or(MigrateError::NoName)?
+        .to_owned();
     if bitnami.spec.data.as_ref().is_some_and(|d| !d.is_null()) {
         return Err(MigrateError::LegacyData);
     }

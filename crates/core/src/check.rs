@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::RepoConfig;
+use crate::config::{RepoConfig, Rule};
 use crate::convert::target_of_sealed;
 use crate::crd::SealedSecret;
 use crate::keys::parse_recipient;
@@ -72,6 +72,50 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
 }
 
+impl Report {
+    /// Checks one object of a readable document. `sops`: the document has a `sops:` block.
+    fn add_object(
+        &mut self,
+        Located { line, value }: Located<Manifest>,
+        sops: bool,
+        path: Option<&str>,
+        policy: Policy<'_>,
+    ) {
+        match value {
+            Manifest::Secret(secret) => match classify_secret(&secret, sops) {
+                SecretVerdict::Empty => {}
+                SecretVerdict::Leak(message) => self.findings.push(Finding {
+                    line,
+                    message,
+                    kind: FindingKind::PlaintextSecret,
+                }),
+                SecretVerdict::Skipped(reason) => self.skipped.push(Skipped { line, reason }),
+            },
+            Manifest::SealedSecret(sealed) => {
+                for message in check_sealed(&sealed, path, policy) {
+                    self.findings.push(Finding {
+                        line,
+                        message,
+                        kind: FindingKind::SealedSecret,
+                    });
+                }
+            }
+            Manifest::Other(kind) if sops => self.skipped.push(Skipped {
+                line,
+                reason: format!(
+                    "SOPS-encrypted {}",
+                    if kind.is_empty() || kind.starts_with("ENC[") {
+                        "document".to_owned()
+                    } else {
+                        kind
+                    }
+                ),
+            }),
+            Manifest::Other(_) => {}
+        }
+    }
+}
+
 /// What a file is checked against.
 #[derive(Clone, Copy, Default)]
 pub struct Policy<'a> {
@@ -116,39 +160,8 @@ pub fn check_file(text: &str, path: Option<&str>, policy: Policy<'_>) -> Report 
             }
         };
         let sops = doc.text.contains("sops") && has_sops_block(&doc);
-        for Located { line, value } in objects {
-            match value {
-                Manifest::Secret(secret) => match classify_secret(&secret, sops) {
-                    SecretVerdict::Empty => {}
-                    SecretVerdict::Leak(message) => report.findings.push(Finding {
-                        line,
-                        message,
-                        kind: FindingKind::PlaintextSecret,
-                    }),
-                    SecretVerdict::Skipped(reason) => report.skipped.push(Skipped { line, reason }),
-                },
-                Manifest::SealedSecret(sealed) => {
-                    for message in check_sealed(&sealed, path, policy) {
-                        report.findings.push(Finding {
-                            line,
-                            message,
-                            kind: FindingKind::SealedSecret,
-                        });
-                    }
-                }
-                Manifest::Other(kind) if sops => report.skipped.push(Skipped {
-                    line,
-                    reason: format!(
-                        "SOPS-encrypted {}",
-                        if kind.is_empty() || kind.starts_with("ENC[") {
-                            "document".to_owned()
-                        } else {
-                            kind
-                        }
-                    ),
-                }),
-                Manifest::Other(_) => {}
-            }
+        for object in objects {
+            report.add_object(object, sops, path, policy);
         }
     }
     report
@@ -252,45 +265,38 @@ pub fn is_sops_value(value: &str) -> bool {
 /// One or more `${NAME}` placeholders and nothing else (Flux postBuild, envsubst). A
 /// default (`${NAME:=x}`, `${NAME:-x}`) is plaintext in Git, so it is not a placeholder.
 pub fn is_placeholder_only(value: &str) -> bool {
-    let mut rest = value.trim();
-    if rest.is_empty() {
-        return false;
-    }
-    while !rest.is_empty() {
-        let Some(inner) = rest.strip_prefix("${") else {
-            return false;
-        };
-        let Some(end) = inner.find('}') else {
-            return false;
-        };
-        let name = &inner[..end];
+    only_delimited(value, "${", "}", |name| {
         let mut chars = name.chars();
-        let valid = chars
+        chars
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return false;
-        }
-        rest = inner[end + 1..].trim_start();
-    }
-    true
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// One or more `{{ … }}` template actions and nothing else.
 pub fn is_template_only(value: &str) -> bool {
+    only_delimited(value, "{{", "}}", |_| true)
+}
+
+/// Whether `value` is one or more `open`…`close` spans (blanks between them), each holding
+/// what `inner_ok` accepts, and nothing else.
+fn only_delimited(value: &str, open: &str, close: &str, inner_ok: impl Fn(&str) -> bool) -> bool {
     let mut rest = value.trim();
     if rest.is_empty() {
         return false;
     }
     while !rest.is_empty() {
-        let Some(inner) = rest.strip_prefix("{{") else {
+        let Some(inner) = rest.strip_prefix(open) else {
             return false;
         };
-        let Some(end) = inner.find("}}") else {
+        let Some(end) = inner.find(close) else {
             return false;
         };
-        rest = inner[end + 2..].trim_start();
+        if !inner_ok(&inner[..end]) {
+            return false;
+        }
+        rest = inner[end + close.len()..].trim_start();
     }
     true
 }
@@ -374,41 +380,8 @@ pub fn check_sealed(sealed: &SealedSecret, path: Option<&str>, policy: Policy<'_
         say("has no encryptedData".into());
     }
     for (item, ciphertext) in &sealed.spec.encrypted_data {
-        let stanzas = inspect_value(ciphertext);
-        if let Err(e) = &stanzas {
-            say(format!("item '{item}' {e}"));
-        }
-        match sealed.spec.recipients.get(item).filter(|r| !r.is_empty()) {
-            None => say(format!(
-                "item '{item}' records no recipients in spec.recipients: re-seal it"
-            )),
-            Some(recorded) => {
-                if let Some(bad) = recorded.iter().find(|r| parse_recipient(r).is_err()) {
-                    say(format!(
-                        "item '{item}' lists '{bad}', which is not an age recipient"
-                    ));
-                }
-                if let Some(stanzas) = stanzas
-                    .as_ref()
-                    .ok()
-                    .copied()
-                    .filter(|n| *n != recorded.len())
-                {
-                    say(format!(
-                        "item '{item}' {}",
-                        OpenError::RecordMismatch {
-                            recorded: recorded.len(),
-                            stanzas
-                        }
-                    ));
-                }
-                for bad in recorded.iter().filter(|r| policy.compromised.contains(*r)) {
-                    say(format!(
-                        "item '{item}' is sealed to compromised key {bad}: whoever holds it can read this value; re-seal it from plaintext and change the credential"
-                    ));
-                }
-            }
-        }
+        let recorded = sealed.spec.recipients.get(item).filter(|r| !r.is_empty());
+        check_item(item, ciphertext, recorded, policy, &mut say);
     }
     for item in sealed.spec.recipients.keys() {
         if !sealed.spec.encrypted_data.contains_key(item) {
@@ -421,27 +394,76 @@ pub fn check_sealed(sealed: &SealedSecret, path: Option<&str>, policy: Policy<'_
         .config
         .and_then(|c| c.rule_for(path, sealed.metadata.namespace.as_deref()));
     if let Some(rule) = rule {
-        let wanted: Vec<String> = rule.recipients.iter().map(|r| r.to_string()).collect();
-        for (item, recorded) in &sealed.spec.recipients {
-            if !recorded.iter().any(|r| wanted.contains(r)) {
-                say(format!(
-                    "item '{item}' is sealed to none of the recipients .sealant.yaml rule {} lists ({}): stale after a rotation? re-seal it",
-                    rule.number,
-                    rule.names.join(", ")
-                ));
-                continue;
-            }
-            // A recipient only the file names: added by hand or by a pull request that
-            // looked like metadata. Tools that trusted records would seal later values to it.
-            for extra in recorded.iter().filter(|r| !wanted.contains(r)) {
-                say(format!(
-                    "item '{item}' records {extra}, which .sealant.yaml rule {} does not list: remove it from spec.recipients (and re-seal) or add it to the rule",
-                    rule.number
-                ));
-            }
-        }
+        check_against_rule(sealed, rule, &mut say);
     }
     problems
+}
+
+/// One item's problems: its ciphertext, its record, compromised keys it is sealed to.
+fn check_item(
+    item: &str,
+    ciphertext: &str,
+    recorded: Option<&Vec<String>>,
+    policy: Policy<'_>,
+    say: &mut impl FnMut(String),
+) {
+    let stanzas = inspect_value(ciphertext);
+    if let Err(e) = &stanzas {
+        say(format!("item '{item}' {e}"));
+    }
+    let Some(recorded) = recorded else {
+        say(format!(
+            "item '{item}' records no recipients in spec.recipients: re-seal it"
+        ));
+        return;
+    };
+    if let Some(bad) = recorded.iter().find(|r| parse_recipient(r).is_err()) {
+        say(format!(
+            "item '{item}' lists '{bad}', which is not an age recipient"
+        ));
+    }
+    if let Some(stanzas) = stanzas
+        .as_ref()
+        .ok()
+        .copied()
+        .filter(|n| *n != recorded.len())
+    {
+        say(format!(
+            "item '{item}' {}",
+            OpenError::RecordMismatch {
+                recorded: recorded.len(),
+                stanzas
+            }
+        ));
+    }
+    for bad in recorded.iter().filter(|r| policy.compromised.contains(*r)) {
+        say(format!(
+            "item '{item}' is sealed to compromised key {bad}: whoever holds it can read this value; re-seal it from plaintext and change the credential"
+        ));
+    }
+}
+
+/// The records the repo config's rule for this file disagrees with.
+fn check_against_rule(sealed: &SealedSecret, rule: &Rule, say: &mut impl FnMut(String)) {
+    let wanted: Vec<String> = rule.recipients.iter().map(|r| r.to_string()).collect();
+    for (item, recorded) in &sealed.spec.recipients {
+        if !recorded.iter().any(|r| wanted.contains(r)) {
+            say(format!(
+                "item '{item}' is sealed to none of the recipients .sealant.yaml rule {} lists ({}): stale after a rotation? re-seal it",
+                rule.number,
+                rule.names.join(", ")
+            ));
+            continue;
+        }
+        // A recipient only the file names: added by hand or by a pull request that
+        // looked like metadata. Tools that trusted records would seal later values to it.
+        for extra in recorded.iter().filter(|r| !wanted.contains(r)) {
+            say(format!(
+                "item '{item}' records {extra}, which .sealant.yaml rule {} does not list: remove it from spec.recipients (and re-seal) or add it to the rule",
+                rule.number
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -111,52 +111,13 @@ impl RepoConfig {
             text,
         };
         let file: ConfigFile = parse_document(&doc)?;
-        let mut named: BTreeMap<String, Vec<Recipient>> = BTreeMap::new();
-        for (name, value) in file.recipients {
-            let list = match value {
-                OneOrMany::One(r) => vec![r],
-                OneOrMany::Many(rs) => rs,
-            };
-            let parsed = list
-                .iter()
-                .map(|r| parse_recipient(r))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| ConfigError::BadRecipient {
-                    name: name.clone(),
-                    error,
-                })?;
-            named.insert(name, parsed);
-        }
-        let mut rules = Vec::new();
-        for (i, rule) in file.rules.into_iter().enumerate() {
-            let number = i + 1;
-            if rule.recipients.is_empty() {
-                return Err(ConfigError::EmptyRule(number));
-            }
-            let mut recipients = Vec::new();
-            for name in &rule.recipients {
-                let found = named.get(name).ok_or_else(|| ConfigError::UnknownName {
-                    rule: number,
-                    name: name.clone(),
-                })?;
-                recipients.extend(found.iter().cloned());
-            }
-            rules.push(Rule {
-                number,
-                path: rule
-                    .path
-                    .as_deref()
-                    .map(|g| glob(number, g, true))
-                    .transpose()?,
-                namespace: rule
-                    .namespace
-                    .as_deref()
-                    .map(|g| glob(number, g, false))
-                    .transpose()?,
-                names: rule.recipients,
-                recipients,
-            });
-        }
+        let named = named_recipients(file.recipients)?;
+        let rules = file
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| Rule::resolve(i + 1, rule, &named))
+            .collect::<Result<Vec<_>, _>>()?;
         for (i, pattern) in file.check.exclude.iter().enumerate() {
             crate::exclude::Excludes::new(std::path::Path::new(""), std::slice::from_ref(pattern))
                 .map_err(|error| ConfigError::BadExclude {
@@ -185,6 +146,65 @@ impl RepoConfig {
                 (Some(_), None) => false,
             };
             path_ok && ns_ok
+        })
+    }
+}
+
+/// The `recipients:` map, each name's recipients parsed.
+fn named_recipients(
+    file: BTreeMap<String, OneOrMany>,
+) -> Result<BTreeMap<String, Vec<Recipient>>, ConfigError> {
+    let mut named = BTreeMap::new();
+    for (name, value) in file {
+        let list = match value {
+            OneOrMany::One(r) => vec![r],
+            OneOrMany::Many(rs) => rs,
+        };
+        let parsed = list
+            .iter()
+            .map(|r| parse_recipient(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| ConfigError::BadRecipient {
+                name: name.clone(),
+                error,
+            })?;
+        named.insert(name, parsed);
+    }
+    Ok(named)
+}
+
+impl Rule {
+    /// Rule `number` (1-based) as written, its names resolved against `named`.
+    fn resolve(
+        number: usize,
+        rule: RuleFile,
+        named: &BTreeMap<String, Vec<Recipient>>,
+    ) -> Result<Rule, ConfigError> {
+        if rule.recipients.is_empty() {
+            return Err(ConfigError::EmptyRule(number));
+        }
+        let mut recipients = Vec::new();
+        for name in &rule.recipients {
+            let found = named.get(name).ok_or_else(|| ConfigError::UnknownName {
+                rule: number,
+                name: name.clone(),
+            })?;
+            recipients.extend(found.iter().cloned());
+        }
+        Ok(Rule {
+            number,
+            path: rule
+                .path
+                .as_deref()
+                .map(|g| glob(number, g, true))
+                .transpose()?,
+            namespace: rule
+                .namespace
+                .as_deref()
+                .map(|g| glob(number, g, false))
+                .transpose()?,
+            names: rule.recipients,
+            recipients,
         })
     }
 }

@@ -14,7 +14,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::crd::{SealedSecret, SealedSecretSpec, SecretTemplate, TemplateMetadata};
 use crate::keys::{KeyRing, Recipient};
-use crate::manifest::SecretManifest;
+use crate::manifest::{SecretManifest, non_empty};
 use crate::rewrap::{ClusterKeys, rewrap_value};
 use crate::scope::{Binding, BindingError, Scope, Target, printable};
 use crate::value::{OpenError, SealError, open_value, seal_value};
@@ -78,20 +78,10 @@ pub struct SealOptions<'a> {
 
 /// Where a Secret manifest will live, after `-n` is applied.
 pub fn target_of(secret: &SecretManifest, namespace: Option<&str>) -> Result<Target, ConvertError> {
-    let name = secret
-        .metadata
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or(ConvertError::NoName)?;
-    let namespace = match (
-        secret
-            .metadata
-            .namespace
-            .as_deref()
-            .filter(|n| !n.is_empty()),
-        namespace,
-    ) {
+    let name = non_empty(&secret.metadata.name)
+        .ok_or(ConvertError::NoName)?
+        .to_owned();
+    let namespace = match (non_empty(&secret.metadata.namespace), namespace) {
         (Some(found), Some(given)) if found != given => {
             return Err(ConvertError::NamespaceConflict {
                 found: found.to_owned(),
@@ -224,14 +214,11 @@ pub fn remove_items(sealed: &mut SealedSecret, keys: &[String]) -> Result<(), Co
 
 /// Where a SealedSecret lives.
 pub fn target_of_sealed(sealed: &SealedSecret) -> Result<Target, ConvertError> {
-    let name = sealed
-        .metadata
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or(ConvertError::NoName)?;
+    let name = non_empty(&sealed.metadata.name)
+        .ok_or(ConvertError::NoName)?
+        .to_owned();
     Ok(Target {
-        namespace: sealed.metadata.namespace.clone().filter(|n| !n.is_empty()),
+        namespace: non_empty(&sealed.metadata.namespace).map(str::to_owned),
         name,
     })
 }
@@ -590,6 +577,7 @@ mod tests {
         seal_items(&mut sealed, items("password", room), &r).unwrap();
     }
 
+    // A table of bad Secrets, then the size limit and `-n`: kept as one table of cases.
     #[test]
     fn bad_secrets_are_refused() {
         let r = [generate_key("t").recipient];
@@ -638,14 +626,6 @@ mod tests {
                 "{yaml}"
             );
         }
-        let big = format!(
-            "kind: Secret\nmetadata: {{name: a, namespace: b}}\nstringData: {{k: {}}}\n",
-            "x".repeat(MAX_SECRET_BYTES)
-        );
-        assert!(matches!(
-            seal_secret(&secret(&big), &opts),
-            Err(ConvertError::TooLarge(_))
-        ));
         // Kubernetes' limit counts keys and values: exactly 1 MiB still fits, a byte more does not.
         let at_limit = |value_len: usize| {
             format!(
@@ -693,6 +673,21 @@ mod tests {
         ));
     }
 
+    /// Whether every item records exactly these recipients, in this order.
+    fn every_item_records(sealed: &SealedSecret, expect: &[&Recipient]) -> bool {
+        let expect: Vec<String> = expect.iter().map(|r| r.to_string()).collect();
+        sealed.spec.recipients.values().all(|r| r == &expect)
+    }
+
+    /// A copy whose record names only `recipient` for every item: a record claiming a key.
+    fn claiming(sealed: &SealedSecret, recipient: &Recipient) -> SealedSecret {
+        let mut claims = sealed.clone();
+        for r in claims.spec.recipients.values_mut() {
+            *r = vec![recipient.to_string()];
+        }
+        claims
+    }
+
     fn cluster<'a>(usable: &'a KeyRing, active: &'a [Recipient]) -> ClusterKeys<'a> {
         ClusterKeys {
             usable,
@@ -703,8 +698,7 @@ mod tests {
 
     #[test]
     fn reencrypt_moves_every_item_to_the_new_key() {
-        let old = generate_key("t");
-        let new = generate_key("t");
+        let [old, new] = std::array::from_fn(|_| generate_key("t"));
         let r = [old.recipient.clone()];
         let sealed = seal_db(Scope::NamespaceWide, &r);
         let both = KeyRing::from_identities([old.identity.clone(), new.identity.clone()]);
@@ -712,13 +706,7 @@ mod tests {
         let moved = reencrypt(&sealed, &cluster(&both, &active), &BTreeSet::new()).unwrap();
         assert_eq!(moved.spec.scope, Scope::NamespaceWide);
         assert_eq!(moved.spec.template, sealed.spec.template);
-        assert!(
-            moved
-                .spec
-                .recipients
-                .values()
-                .all(|r| r == &vec![new.recipient.to_string()])
-        );
+        assert!(every_item_records(&moved, &[&new.recipient]));
         let only_new = KeyRing::from_identities([new.identity]);
         let data = unseal(&moved, &only_new)
             .unwrap()
@@ -729,10 +717,7 @@ mod tests {
         assert_eq!(data["password"].0, b"hunter2");
         // The old key no longer has a stanza: it does not open the result.
         let only_old = KeyRing::from_identities([old.identity]);
-        let mut claims_old = moved.clone();
-        for r in claims_old.spec.recipients.values_mut() {
-            *r = vec![old.recipient.to_string()];
-        }
+        let claims_old = claiming(&moved, &old.recipient);
         assert!(matches!(
             unseal(&claims_old, &only_old),
             Err(ConvertError::Open {
@@ -747,17 +732,14 @@ mod tests {
 
     #[test]
     fn reencrypt_keeps_break_glass_and_other_clusters() {
-        let old = generate_key("t");
-        let new = generate_key("t");
-        let glass = generate_key("t");
+        let [old, new, glass] = std::array::from_fn(|_| generate_key("t"));
         let r = [old.recipient.clone(), glass.recipient.clone()];
         let sealed = seal_db(Scope::Strict, &r);
         let ring = KeyRing::from_identities([old.identity, new.identity]);
         let active = [new.recipient.clone()];
         let moved = reencrypt(&sealed, &cluster(&ring, &active), &BTreeSet::new()).unwrap();
-        let expect = vec![new.recipient.to_string(), glass.recipient.to_string()];
         assert!(
-            moved.spec.recipients.values().all(|r| r == &expect),
+            every_item_records(&moved, &[&new.recipient, &glass.recipient]),
             "{:?}",
             moved.spec.recipients
         );
@@ -770,9 +752,7 @@ mod tests {
 
     #[test]
     fn reencrypt_replaces_compromised_stanzas_too() {
-        let bad = generate_key("t");
-        let good = generate_key("t");
-        let new = generate_key("t");
+        let [bad, good, new] = std::array::from_fn(|_| generate_key("t"));
         let sealed = seal_db(
             Scope::Strict,
             &[bad.recipient.clone(), good.recipient.clone()],
@@ -789,17 +769,8 @@ mod tests {
         };
         let compromised = BTreeSet::from([bad.recipient.to_string()]);
         let moved = reencrypt(&sealed, &keys, &compromised).unwrap();
-        assert!(
-            moved
-                .spec
-                .recipients
-                .values()
-                .all(|r| r == &vec![new.recipient.to_string()])
-        );
-        let mut claims_bad = moved.clone();
-        for r in claims_bad.spec.recipients.values_mut() {
-            *r = vec![bad.recipient.to_string()];
-        }
+        assert!(every_item_records(&moved, &[&new.recipient]));
+        let claims_bad = claiming(&moved, &bad.recipient);
         assert!(
             unseal(&claims_bad, &held).is_err(),
             "the compromised key lost its stanza"
@@ -808,9 +779,7 @@ mod tests {
 
     #[test]
     fn exposure_names_compromised_keys_that_really_open_a_value() {
-        let bad = generate_key("t");
-        let good = generate_key("t");
-        let other_bad = generate_key("t");
+        let [bad, good, other_bad] = std::array::from_fn(|_| generate_key("t"));
         let compromised = KeyRing::from_identities([bad.identity, other_bad.identity]);
         let exposed = seal_db(
             Scope::Strict,
@@ -841,8 +810,7 @@ mod tests {
 
     #[test]
     fn a_reencrypt_reply_must_be_the_same_secret_rewrapped() {
-        let old = generate_key("t");
-        let new = generate_key("t");
+        let [old, new] = std::array::from_fn(|_| generate_key("t"));
         let sealed = seal_db(Scope::Strict, std::slice::from_ref(&old.recipient));
         let usable = KeyRing::from_identities([old.identity.clone()]);
         let keys = ClusterKeys {

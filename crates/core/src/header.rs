@@ -58,6 +58,13 @@ pub(crate) fn split(file: &[u8]) -> Option<SplitFile<'_>> {
     })
 }
 
+impl SplitFile<'_> {
+    /// How many X25519 stanzas the header holds: what `spec.recipients` must list.
+    pub fn x25519_count(&self) -> usize {
+        self.stanzas.iter().filter(|s| is_x25519(&s.stanza)).count()
+    }
+}
+
 pub(crate) fn is_x25519(stanza: &Stanza) -> bool {
     stanza.tag == X25519_RECIPIENT_TAG
 }

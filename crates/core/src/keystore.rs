@@ -214,11 +214,7 @@ impl KeySet {
 
     /// Recipients of compromised keys.
     pub fn compromised(&self) -> BTreeSet<String> {
-        self.keys
-            .iter()
-            .filter(|k| k.state == KeyState::Compromised)
-            .map(|k| k.recipient.clone())
-            .collect()
+        self.recipients_in(KeyState::Compromised)
     }
 
     /// The newest active key: the one that seals.
@@ -228,9 +224,14 @@ impl KeySet {
 
     /// Active recipients, newest first: what `seal` seals to by default.
     pub fn active_recipients(&self) -> Vec<String> {
+        self.recipients_in(KeyState::Active)
+    }
+
+    /// The recipients of the keys in `state`, in the set's order (newest first).
+    fn recipients_in<C: FromIterator<String>>(&self, state: KeyState) -> C {
         self.keys
             .iter()
-            .filter(|k| k.state == KeyState::Active)
+            .filter(|k| k.state == state)
             .map(|k| k.recipient.clone())
             .collect()
     }

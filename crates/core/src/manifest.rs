@@ -43,6 +43,11 @@ pub enum Manifest {
     Other(String),
 }
 
+/// A metadata field that is set to something: an empty name or namespace counts as none.
+pub(crate) fn non_empty(field: &Option<String>) -> Option<&str> {
+    field.as_deref().filter(|v| !v.is_empty())
+}
+
 /// A value and the 1-based line it starts on.
 #[derive(Debug)]
 pub struct Located<T> {
@@ -323,33 +328,32 @@ mod tests {
         assert_eq!(read[0].line, 4);
     }
 
+    /// The first object of `text`, which must be a Secret.
+    fn first_secret(text: &str) -> SecretManifest {
+        match read_manifests(text).unwrap().remove(0).value {
+            Manifest::Secret(s) => *s,
+            _ => panic!("not a secret"),
+        }
+    }
+
     #[test]
     fn reads_kubectl_output_yaml_and_json() {
         let yaml = "apiVersion: v1\ndata:\n  password: czNjcjN0\nkind: Secret\nmetadata:\n  creationTimestamp: null\n  name: db\n  namespace: prod\n";
-        let m = read_manifests(yaml).unwrap();
-        let Manifest::Secret(s) = &m[0].value else {
-            panic!("not a secret")
-        };
+        let s = first_secret(yaml);
         assert_eq!(s.metadata.name.as_deref(), Some("db"));
         assert_eq!(
             s.data.as_ref().unwrap()["password"].expose_secret(),
             "czNjcjN0"
         );
         let json = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"stringData":{"a":"yes"}}"#;
-        let m = read_manifests(json).unwrap();
-        let Manifest::Secret(s) = &m[0].value else {
-            panic!("not a secret")
-        };
+        let s = first_secret(json);
         assert_eq!(s.string_data.as_ref().unwrap()["a"].expose_secret(), "yes");
     }
 
     #[test]
     fn yaml_scalars_stay_strings() {
         let yaml = "kind: Secret\nstringData:\n  enabled: yes\n  port: 0123\n";
-        let m = read_manifests(yaml).unwrap();
-        let Manifest::Secret(s) = &m[0].value else {
-            panic!("not a secret")
-        };
+        let s = first_secret(yaml);
         let sd = s.string_data.as_ref().unwrap();
         assert_eq!(sd["enabled"].expose_secret(), "yes");
         assert_eq!(sd["port"].expose_secret(), "0123");
@@ -449,10 +453,7 @@ mod tests {
     #[test]
     fn ordinary_anchors_still_work() {
         let yaml = "kind: Secret\nmetadata:\n  labels: &l {app: db}\n  annotations: *l\n";
-        let m = read_manifests(yaml).unwrap();
-        let Manifest::Secret(s) = &m[0].value else {
-            panic!("not a secret")
-        };
+        let s = first_secret(yaml);
         assert_eq!(s.metadata.annotations.as_ref().unwrap()["app"], "db");
     }
 

@@ -11,11 +11,13 @@
 //! read from the record) make way for one per active key; every other stanza (a break-glass
 //! key, another cluster) and the payload are kept byte for byte.
 
-use age_core::format::{FileKey, Stanza};
+use age_core::format::{FILE_KEY_BYTES, FileKey, Stanza};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NO_PAD};
 
-use crate::header::{MAC_TAG, RawStanza, VERSION_LINE, header_mac, is_x25519, split, write_stanza};
+use crate::header::{
+    MAC_TAG, RawStanza, SplitFile, VERSION_LINE, header_mac, is_x25519, split, write_stanza,
+};
 use crate::keys::{KeyRing, Recipient};
 use crate::scope::{Scope, Target};
 use crate::value::{OpenError, SealedValue, decode_file, open_file, unwrap_x25519};
@@ -59,11 +61,7 @@ pub fn rewrap_value(
     let plaintext_bytes = opened.plaintext.len();
     // The plaintext is not needed past its size: zeroized now, not at the end.
     drop(opened);
-    let x25519 = split
-        .stanzas
-        .iter()
-        .filter(|s| is_x25519(&s.stanza))
-        .count();
+    let x25519 = split.x25519_count();
     if x25519 != recorded.len() {
         return Err(OpenError::RecordMismatch {
             recorded: recorded.len(),
@@ -71,28 +69,9 @@ pub fn rewrap_value(
         });
     }
 
-    // Sort the stanzas into this cluster's (by unwrapping them, whatever the record says)
-    // and the others, keeping each kept X25519 stanza's record entry.
-    let mut ours = Vec::new();
-    let mut kept: Vec<&RawStanza<'_>> = Vec::new();
-    let mut kept_record = Vec::new();
-    let mut x25519_index = 0;
-    for raw in &split.stanzas {
-        if !is_x25519(&raw.stanza) {
-            kept.push(raw);
-            continue;
-        }
-        match held_key_for(&raw.stanza, keys.held) {
-            Some(recipient) => ours.push(recipient),
-            None => {
-                kept.push(raw);
-                kept_record.push(recorded[x25519_index].clone());
-            }
-        }
-        x25519_index += 1;
-    }
+    let sorted = Sorted::new(&split.stanzas, recorded, keys.held);
     let active: Vec<String> = keys.active.iter().map(|r| r.to_string()).collect();
-    if ours == active {
+    if sorted.ours == active {
         let unchanged = SealedValue {
             ciphertext: ciphertext.trim().to_owned(),
             recipients: recorded.to_vec(),
@@ -100,9 +79,63 @@ pub fn rewrap_value(
         return Ok((unchanged, plaintext_bytes));
     }
 
-    let mut out = Vec::with_capacity(file.len() + 100 * active.len());
+    let out = rewrapped_file(&file_key, keys.active, &sorted.kept, split.payload);
+    let mut record = active;
+    record.extend(sorted.kept_record);
+    let moved = SealedValue {
+        ciphertext: BASE64.encode(&out),
+        recipients: record,
+    };
+    Ok((moved, plaintext_bytes))
+}
+
+/// A value's stanzas sorted into this cluster's (found by unwrapping them, whatever the
+/// record says) and the others, with each kept X25519 stanza's record entry.
+struct Sorted<'f, 's> {
+    /// The recipients of the held keys that unwrap a stanza, in stanza order.
+    ours: Vec<String>,
+    kept: Vec<&'s RawStanza<'f>>,
+    kept_record: Vec<String>,
+}
+
+impl<'f, 's> Sorted<'f, 's> {
+    fn new(stanzas: &'s [RawStanza<'f>], recorded: &[String], held: &KeyRing) -> Self {
+        let mut sorted = Sorted {
+            ours: Vec::new(),
+            kept: Vec::new(),
+            kept_record: Vec::new(),
+        };
+        let mut x25519_index = 0;
+        for raw in stanzas {
+            if !is_x25519(&raw.stanza) {
+                sorted.kept.push(raw);
+                continue;
+            }
+            match held_key_for(&raw.stanza, held) {
+                Some(recipient) => sorted.ours.push(recipient),
+                None => {
+                    sorted.kept.push(raw);
+                    sorted.kept_record.push(recorded[x25519_index].clone());
+                }
+            }
+            x25519_index += 1;
+        }
+        sorted
+    }
+}
+
+/// The age file holding `file_key` wrapped for each active key, then the kept stanzas byte
+/// for byte, a new header MAC, and the payload unchanged.
+fn rewrapped_file(
+    file_key: &[u8; FILE_KEY_BYTES],
+    active: &[Recipient],
+    kept: &[&RawStanza<'_>],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(VERSION_LINE.len() + payload.len() + 100 * (active.len() + kept.len()));
     out.extend_from_slice(VERSION_LINE);
-    for recipient in keys.active {
+    for recipient in active {
         let wrapped = FileKey::init_with_mut(|k| k.copy_from_slice(&file_key[..]));
         // age's own X25519 recipient makes the stanza; wrapping a file key cannot fail.
         let (stanzas, _) = age::Recipient::wrap_file_key(recipient, &wrapped)
@@ -115,19 +148,12 @@ pub fn rewrap_value(
         out.extend_from_slice(raw.bytes);
     }
     out.extend_from_slice(MAC_TAG);
-    let mac = header_mac(&file_key, &out);
+    let mac = header_mac(file_key, &out);
     out.push(b' ');
     out.extend_from_slice(BASE64_NO_PAD.encode(mac).as_bytes());
     out.push(b'\n');
-    out.extend_from_slice(split.payload);
-
-    let mut record = active;
-    record.extend(kept_record);
-    let moved = SealedValue {
-        ciphertext: BASE64.encode(&out),
-        recipients: record,
-    };
-    Ok((moved, plaintext_bytes))
+    out.extend_from_slice(payload);
+    out
 }
 
 /// Why a value offered as the re-wrapping of another cannot be one.
@@ -172,30 +198,14 @@ pub fn check_rewrapped(
     if before.payload != after.payload {
         return Err(RewrapCheck::PayloadChanged);
     }
-    let stanzas = after
-        .stanzas
-        .iter()
-        .filter(|s| is_x25519(&s.stanza))
-        .count();
+    let stanzas = after.x25519_count();
     if stanzas != reply_record.len() {
         return Err(RewrapCheck::RecordMismatch {
             recorded: reply_record.len(),
             stanzas,
         });
     }
-    // The original's stanzas with their record entries (by X25519 position; none for others).
-    let mut x25519_index = 0;
-    let known: Vec<(&[u8], Option<&String>)> = before
-        .stanzas
-        .iter()
-        .map(|raw| {
-            let entry = is_x25519(&raw.stanza).then(|| {
-                x25519_index += 1;
-                original_record.get(x25519_index - 1)
-            });
-            (raw.bytes, entry.flatten())
-        })
-        .collect();
+    let known = known_stanzas(&before, original_record);
     let mut records = reply_record.iter();
     for raw in &after.stanzas {
         let kept = known.iter().find(|(bytes, _)| *bytes == raw.bytes);
@@ -221,6 +231,25 @@ pub fn check_rewrapped(
     Ok(())
 }
 
+/// The original's stanzas with their record entries (by X25519 position; none for others).
+fn known_stanzas<'f, 'r>(
+    before: &SplitFile<'f>,
+    original_record: &'r [String],
+) -> Vec<(&'f [u8], Option<&'r String>)> {
+    let mut x25519_index = 0;
+    before
+        .stanzas
+        .iter()
+        .map(|raw| {
+            let entry = is_x25519(&raw.stanza).then(|| {
+                x25519_index += 1;
+                original_record.get(x25519_index - 1)
+            });
+            (raw.bytes, entry.flatten())
+        })
+        .collect()
+}
+
 /// The recipient of the held key that unwraps this stanza, if any.
 fn held_key_for(stanza: &Stanza, held: &KeyRing) -> Option<String> {
     held.recipients().into_iter().find(|recipient| {
@@ -234,7 +263,28 @@ mod tests {
     use super::*;
     use crate::keys::generate_key;
     use crate::scope::Binding;
-    use crate::value::{open_value, seal_value};
+    use crate::value::seal_value;
+
+    /// Re-wraps with strict scope for a cluster that holds only its usable keys.
+    fn rewrap_strict(
+        sealed: &SealedValue,
+        target: &Target,
+        usable: &KeyRing,
+        active: &Recipient,
+    ) -> Result<(SealedValue, usize), OpenError> {
+        let keys = ClusterKeys {
+            usable,
+            held: usable,
+            active: std::slice::from_ref(active),
+        };
+        rewrap_value(
+            &sealed.ciphertext,
+            &sealed.recipients,
+            Scope::Strict,
+            target,
+            &keys,
+        )
+    }
 
     #[test]
     fn the_mac_is_the_one_age_checks() {
@@ -246,30 +296,12 @@ mod tests {
         let old = generate_key("t");
         let sealed = seal_value(b"v", &binding, std::slice::from_ref(&old.recipient)).unwrap();
         let usable = KeyRing::from_identities([old.identity.clone(), key.identity.clone()]);
-        let keys = ClusterKeys {
-            usable: &usable,
-            held: &usable,
-            active: std::slice::from_ref(&key.recipient),
-        };
-        let (moved, plaintext_bytes) = rewrap_value(
-            &sealed.ciphertext,
-            &sealed.recipients,
-            Scope::Strict,
-            &target,
-            &keys,
-        )
-        .unwrap();
+        let (moved, plaintext_bytes) =
+            rewrap_strict(&sealed, &target, &usable, &key.recipient).unwrap();
         assert_eq!(plaintext_bytes, 1);
         assert_eq!(moved.recipients, vec![key.recipient.to_string()]);
         let only_new = KeyRing::from_identities([key.identity]);
-        let opened = open_value(
-            &moved.ciphertext,
-            &moved.recipients,
-            Scope::Strict,
-            &target,
-            &only_new,
-        )
-        .unwrap();
+        let opened = moved.open_strict(&target, &only_new).unwrap();
         assert_eq!(&opened.plaintext[..], b"v");
     }
 
@@ -282,18 +314,7 @@ mod tests {
         let sealed = seal_value(b"v", &binding, &recipients).unwrap();
         let key = generate_key("t");
         let usable = KeyRing::from_identities([many[0].identity.clone()]);
-        let keys = ClusterKeys {
-            usable: &usable,
-            held: &usable,
-            active: std::slice::from_ref(&key.recipient),
-        };
-        let refused = rewrap_value(
-            &sealed.ciphertext,
-            &sealed.recipients,
-            Scope::Strict,
-            &target,
-            &keys,
-        );
+        let refused = rewrap_strict(&sealed, &target, &usable, &key.recipient);
         // age may add a grease stanza of its own: at least one more than allowed.
         let err = refused.unwrap_err();
         assert!(
@@ -313,13 +334,7 @@ mod tests {
         let fit = &recipients[..MAX_STANZAS - extra];
         let sealed = seal_value(b"v", &binding, fit).unwrap();
         assert_eq!(stanzas(&sealed.ciphertext), MAX_STANZAS);
-        let moved = rewrap_value(
-            &sealed.ciphertext,
-            &sealed.recipients,
-            Scope::Strict,
-            &target,
-            &keys,
-        );
+        let moved = rewrap_strict(&sealed, &target, &usable, &key.recipient);
         assert!(moved.is_ok(), "{:?}", moved.err());
     }
 
@@ -327,33 +342,15 @@ mod tests {
     fn a_rewrapped_value_passes_the_keyless_check_and_forgeries_do_not() {
         let target = Target::new("a", "b");
         let binding = Binding::new(Scope::Strict, &target).unwrap();
-        let (old, new, glass, attacker) = (
-            generate_key("t"),
-            generate_key("t"),
-            generate_key("t"),
-            generate_key("t"),
-        );
-        let sealed = seal_value(
-            b"v",
-            &binding,
-            &[old.recipient.clone(), glass.recipient.clone()],
-        )
-        .unwrap();
-        let usable = KeyRing::from_identities([old.identity.clone()]);
-        let keys = ClusterKeys {
-            usable: &usable,
-            held: &usable,
-            active: std::slice::from_ref(&new.recipient),
+        let [old, new, glass, attacker] = std::array::from_fn(|_| generate_key("t"));
+        let seal_to = |a: &Recipient, b: &Recipient| {
+            seal_value(b"v", &binding, &[a.clone(), b.clone()]).unwrap()
         };
-        let moved = rewrap_value(
-            &sealed.ciphertext,
-            &sealed.recipients,
-            Scope::Strict,
-            &target,
-            &keys,
-        )
-        .unwrap()
-        .0;
+        let sealed = seal_to(&old.recipient, &glass.recipient);
+        let usable = KeyRing::from_identities([old.identity.clone()]);
+        let moved = rewrap_strict(&sealed, &target, &usable, &new.recipient)
+            .unwrap()
+            .0;
         let published = [new.recipient.to_string()];
         let check = |ciphertext: &str, record: &[String]| {
             check_rewrapped(
@@ -368,12 +365,7 @@ mod tests {
         assert_eq!(check(&sealed.ciphertext, &sealed.recipients), Ok(()));
 
         // Another value, even to the same readers: its payload differs.
-        let other = seal_value(
-            b"v",
-            &binding,
-            &[new.recipient.clone(), glass.recipient.clone()],
-        )
-        .unwrap();
+        let other = seal_to(&new.recipient, &glass.recipient);
         assert_eq!(
             check(&other.ciphertext, &other.recipients),
             Err(RewrapCheck::PayloadChanged)

@@ -268,6 +268,33 @@ fn apply(
     Ok(out)
 }
 
+/// What becomes of a mapping of the file (`spec.encryptedData` or `spec.recipients`).
+struct MapEdit<'w> {
+    /// The existing keys, in the file's order.
+    keys: Vec<&'w str>,
+    /// Whether `keys` are sorted (as seal writes them).
+    sorted: bool,
+    /// What becomes of each existing entry, in the file's order.
+    actions: Vec<Action>,
+    /// The entries to add.
+    new: Vec<(&'w str, Wanted<'w>)>,
+    /// How the existing entries are written, for the new ones to match.
+    style: Style,
+}
+
+impl MapEdit<'_> {
+    /// The index of the existing entry a new key goes after; None: before the first entry.
+    /// New entries go where they sort among the existing keys if those are sorted, else at
+    /// the end.
+    fn anchor(&self, key: &str) -> Option<usize> {
+        if self.sorted {
+            self.keys.iter().rposition(|e| *e < key)
+        } else {
+            self.keys.len().checked_sub(1)
+        }
+    }
+}
+
 /// What becomes of an entry of the file.
 enum Action {
     Keep,
@@ -382,21 +409,17 @@ impl Editor<'_> {
         if new.is_empty() && actions.iter().all(|a| matches!(a, Action::Keep)) {
             return Ok(Vec::new());
         }
-        // New entries go where they sort among the existing keys if those are sorted (as seal
-        // writes them), else at the end. None: before the first entry.
-        let sorted = keys.windows(2).all(|w| w[0] <= w[1]);
-        let anchor = |k: &str| -> Option<usize> {
-            if sorted {
-                keys.iter().rposition(|e| *e < k)
-            } else {
-                keys.len().checked_sub(1)
-            }
+        let edit = MapEdit {
+            sorted: keys.windows(2).all(|w| w[0] <= w[1]),
+            keys,
+            actions,
+            new,
+            style: Style::of(self, entries),
         };
-        let style = Style::of(self, entries);
         if flow {
-            self.flow_map(entries, &span, &actions, &new, anchor, &style)
+            self.flow_map(entries, &span, &edit)
         } else {
-            self.block_map(key, entries, &actions, &new, anchor, &style)
+            self.block_map(key, entries, &edit)
         }
     }
 
@@ -404,11 +427,10 @@ impl Editor<'_> {
         &self,
         key: &Node,
         entries: &[(Node, Node)],
-        actions: &[Action],
-        new: &[(&str, Wanted)],
-        anchor: impl Fn(&str) -> Option<usize>,
-        style: &Style,
+        edit: &MapEdit<'_>,
     ) -> Result<Vec<Splice>, RewriteError> {
+        let (actions, new, style) = (&edit.actions, &edit.new, &edit.style);
+        let anchor = |k: &str| edit.anchor(k);
         let text = self.text;
         let Some((first, _)) = entries.first() else {
             return Err(self.unsupported(key.span().end, "an empty block mapping"));
@@ -487,11 +509,10 @@ impl Editor<'_> {
         &self,
         entries: &[(Node, Node)],
         span: &Range<usize>,
-        actions: &[Action],
-        new: &[(&str, Wanted)],
-        anchor: impl Fn(&str) -> Option<usize>,
-        style: &Style,
+        edit: &MapEdit<'_>,
     ) -> Result<Vec<Splice>, RewriteError> {
+        let (actions, new, style) = (&edit.actions, &edit.new, &edit.style);
+        let anchor = |k: &str| edit.anchor(k);
         let text = self.text;
         let open = span.start;
         let close = span.end.saturating_sub(1);
@@ -502,23 +523,18 @@ impl Editor<'_> {
             .chars()
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect::<String>();
-        let (lead, trail, sep) = match entries {
-            [] if self.json => (
-                format!("\n{indent}  "),
-                format!("\n{indent}"),
-                format!(",\n{indent}  "),
-            ),
-            [] => (String::new(), String::new(), ", ".to_owned()),
-            [(k0, v0), rest @ ..] => {
-                let lead = text[open + 1..k0.span().start].to_owned();
-                let trail = text[entries[entries.len() - 1].1.span().end..close].to_owned();
-                let sep = match rest.first() {
-                    Some((k1, _)) => text[v0.span().end..k1.span().start].to_owned(),
-                    None if lead.contains('\n') => format!(",{lead}"),
-                    None => ", ".to_owned(),
-                };
-                (lead, trail, sep)
-            }
+        let spans: Vec<Range<usize>> = entries
+            .iter()
+            .map(|(k, v)| k.span().start..v.span().end)
+            .collect();
+        let layout = match flow_layout(text, open + 1..close, &spans) {
+            Some(layout) => layout,
+            None if self.json => FlowLayout {
+                lead: format!("\n{indent}  "),
+                trail: format!("\n{indent}"),
+                sep: format!(",\n{indent}  "),
+            },
+            None => FlowLayout::default(),
         };
         let kv = entries.first().map_or(": ".to_owned(), |(k, v)| {
             text[k.span().end..v.span().start].to_owned()
@@ -543,31 +559,12 @@ impl Editor<'_> {
             }
             new_after(Some(i), &mut pieces);
         }
-        let mut inside = String::new();
-        if !pieces.is_empty() {
-            inside.push_str(&lead);
-            for (n, (piece, orig)) in pieces.iter().enumerate() {
-                if n > 0 {
-                    // Between two entries that were neighbours, their own separator.
-                    match (pieces[n - 1].1, orig) {
-                        (Some(a), Some(b)) if b == &(a + 1) => {
-                            inside.push_str(
-                                &text[entries[a].1.span().end..entries[*b].0.span().start],
-                            );
-                        }
-                        _ => inside.push_str(&sep),
-                    }
-                }
-                inside.push_str(piece);
-            }
-            inside.push_str(&trail);
-        }
+        let inside = join_flow_pieces(text, &spans, &pieces, &layout);
         Ok(vec![(open + 1..close, inside)])
     }
 
     /// The splices that make the value `v` of entry `k` hold `wanted`.
     fn value(&self, k: &Node, v: &Node, wanted: Wanted) -> Result<Vec<Splice>, RewriteError> {
-        let text = self.text;
         match (v, wanted) {
             (Node::Scalar { style, span, .. }, Wanted::Value(new))
                 if !matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) =>
@@ -581,59 +578,54 @@ impl Editor<'_> {
                     span,
                 },
                 Wanted::List(new),
-            ) => {
-                let item_style = items.first().map_or(default_style(self.json), scalar_style);
-                let (lead, trail, sep) = match items.as_slice() {
-                    [] => (String::new(), String::new(), ", ".to_owned()),
-                    [first, rest @ ..] => {
-                        let lead = text[span.start + 1..first.span().start].to_owned();
-                        let trail =
-                            text[items[items.len() - 1].span().end..span.end - 1].to_owned();
-                        let sep = match rest.first() {
-                            Some(second) => text[first.span().end..second.span().start].to_owned(),
-                            None if lead.contains('\n') => format!(",{lead}"),
-                            None => ", ".to_owned(),
-                        };
-                        (lead, trail, sep)
-                    }
-                };
-                let body = join(new, &sep, item_style, self.json);
-                let inside = if new.is_empty() {
-                    String::new()
-                } else {
-                    format!("{lead}{body}{trail}")
-                };
-                Ok(vec![(span.start + 1..span.end - 1, inside)])
-            }
+            ) => Ok(self.flow_seq(items, span, new)),
             (
                 Node::Seq {
                     items, flow: false, ..
                 },
                 Wanted::List(new),
-            ) if !items.is_empty() => {
-                let first = items[0].span().start;
-                let last = items[items.len() - 1].span().end;
-                if new.is_empty() {
-                    let colon = self.colon_after(k)?;
-                    return Ok(vec![(
-                        colon + 1..line_end(text, last).min(text.len()),
-                        " []\n".into(),
-                    )]);
-                }
-                let prefix = line_prefix(text, first);
-                let style = scalar_style(&items[0]);
-                let lines: Vec<String> = new
-                    .iter()
-                    .map(|item| format!("{prefix}{}", render_scalar(item, style, self.json)))
-                    .collect();
-                let end = text[last..].find('\n').map_or(text.len(), |i| last + i);
-                Ok(vec![(line_start(text, first)..end, lines.join("\n"))])
-            }
+            ) if !items.is_empty() => self.block_seq(k, items, new),
             _ => Err(self.unsupported(
                 k.span().start,
                 format!("the value of '{}'", k.as_str().unwrap_or_default()),
             )),
         }
+    }
+
+    /// The splice that makes a flow sequence `[…]` hold `new`, in its own layout.
+    fn flow_seq(&self, items: &[Node], span: &Range<usize>, new: &[String]) -> Vec<Splice> {
+        let item_style = items.first().map_or(default_style(self.json), scalar_style);
+        let layout = flow_seq_layout(self.text, items, span).unwrap_or_default();
+        let inside = layout.inside(new, item_style, self.json);
+        vec![(span.start + 1..span.end - 1, inside)]
+    }
+
+    /// The splices that make a non-empty block sequence (`- …` lines) of entry `k` hold
+    /// `new`; none left becomes `k: []`.
+    fn block_seq(
+        &self,
+        k: &Node,
+        items: &[Node],
+        new: &[String],
+    ) -> Result<Vec<Splice>, RewriteError> {
+        let text = self.text;
+        let first = items[0].span().start;
+        let last = items[items.len() - 1].span().end;
+        if new.is_empty() {
+            let colon = self.colon_after(k)?;
+            return Ok(vec![(
+                colon + 1..line_end(text, last).min(text.len()),
+                " []\n".into(),
+            )]);
+        }
+        let prefix = line_prefix(text, first);
+        let style = scalar_style(&items[0]);
+        let lines: Vec<String> = new
+            .iter()
+            .map(|item| format!("{prefix}{}", render_scalar(item, style, self.json)))
+            .collect();
+        let end = text[last..].find('\n').map_or(text.len(), |i| last + i);
+        Ok(vec![(line_start(text, first)..end, lines.join("\n"))])
     }
 
     /// The `:` after a mapping key.
@@ -646,6 +638,85 @@ impl Editor<'_> {
     }
 }
 
+/// How a flow collection (`{…}` or `[…]`) is laid out: the text after its opening bracket,
+/// before its closing one, and between two entries.
+struct FlowLayout {
+    lead: String,
+    trail: String,
+    sep: String,
+}
+
+impl Default for FlowLayout {
+    /// An empty YAML flow collection: `{a: x, b: y}`.
+    fn default() -> Self {
+        FlowLayout {
+            lead: String::new(),
+            trail: String::new(),
+            sep: ", ".to_owned(),
+        }
+    }
+}
+
+impl FlowLayout {
+    /// The text between the brackets of a flow list of `items` laid out so; empty for none.
+    fn inside(&self, items: &[String], style: ScalarStyle, json: bool) -> String {
+        if items.is_empty() {
+            return String::new();
+        }
+        let body = join(items, &self.sep, style, json);
+        format!("{}{body}{}", self.lead, self.trail)
+    }
+}
+
+/// The layout of a flow collection whose inside (between its brackets) is `inner` and whose
+/// entries stand at `spans`; `None` when it has none. With one entry the separator is
+/// guessed: one entry a line when the lead holds a line break, else `, `.
+fn flow_layout(text: &str, inner: Range<usize>, spans: &[Range<usize>]) -> Option<FlowLayout> {
+    let (first, last) = (spans.first()?, spans.last()?);
+    let lead = text[inner.start..first.start].to_owned();
+    let trail = text[last.end..inner.end].to_owned();
+    let sep = match spans.get(1) {
+        Some(second) => text[first.end..second.start].to_owned(),
+        None if lead.contains('\n') => format!(",{lead}"),
+        None => ", ".to_owned(),
+    };
+    Some(FlowLayout { lead, trail, sep })
+}
+
+/// [`flow_layout`] of a flow sequence `[…]` at `span`.
+fn flow_seq_layout(text: &str, items: &[Node], span: &Range<usize>) -> Option<FlowLayout> {
+    let spans: Vec<Range<usize>> = items.iter().map(Node::span).collect();
+    flow_layout(text, span.start + 1..span.end - 1, &spans)
+}
+
+/// The inside of a flow mapping made of `pieces` (text, index of the original entry, whose
+/// span is in `spans`): two entries that were neighbours keep their own separator.
+fn join_flow_pieces(
+    text: &str,
+    spans: &[Range<usize>],
+    pieces: &[(String, Option<usize>)],
+    layout: &FlowLayout,
+) -> String {
+    let mut inside = String::new();
+    if pieces.is_empty() {
+        return inside;
+    }
+    inside.push_str(&layout.lead);
+    for (n, (piece, orig)) in pieces.iter().enumerate() {
+        if n > 0 {
+            match (pieces[n - 1].1, orig) {
+                (Some(a), Some(b)) if b == &(a + 1) => {
+                    inside.push_str(&text[spans[a].end..spans[*b].start]);
+                }
+                _ => inside.push_str(&layout.sep),
+            }
+        }
+        inside.push_str(piece);
+    }
+    inside.push_str(&layout.trail);
+    inside
+}
+
 /// How the existing entries of a mapping are written, for the new ones to match.
 struct Style {
     key: ScalarStyle,
@@ -653,8 +724,8 @@ struct Style {
     item: ScalarStyle,
     /// The text before an item of a block list (`  - `).
     item_prefix: Option<String>,
-    /// The text around the items of a flow list: after `[`, between items, before `]`.
-    flow_list: Option<(String, String, String)>,
+    /// The layout of the items of a flow list.
+    flow_list: Option<FlowLayout>,
 }
 
 impl Style {
@@ -686,14 +757,7 @@ impl Style {
             {
                 style.item = scalar_style(first);
                 if *flow {
-                    let lead = text[span.start + 1..first.span().start].to_owned();
-                    let trail = text[items[items.len() - 1].span().end..span.end - 1].to_owned();
-                    let sep = match items.get(1) {
-                        Some(second) => text[first.span().end..second.span().start].to_owned(),
-                        None if lead.contains('\n') => format!(",{lead}"),
-                        None => ", ".to_owned(),
-                    };
-                    style.flow_list = Some((lead, sep, trail));
+                    style.flow_list = flow_seq_layout(text, items, span);
                 } else {
                     style.item_prefix = Some(line_prefix(text, first.span().start));
                 }
@@ -704,15 +768,9 @@ impl Style {
     }
 
     fn flow_list(&self, items: &[String], json: bool) -> String {
-        if items.is_empty() {
-            return "[]".into();
-        }
-        match &self.flow_list {
-            Some((lead, sep, trail)) => {
-                format!("[{lead}{}{trail}]", join(items, sep, self.item, json))
-            }
-            None => format!("[{}]", join(items, ", ", self.item, json)),
-        }
+        let default = FlowLayout::default();
+        let layout = self.flow_list.as_ref().unwrap_or(&default);
+        format!("[{}]", layout.inside(items, self.item, json))
     }
 }
 
@@ -862,6 +920,11 @@ mod tests {
     use crate::manifest::{Manifest, read_manifests};
     use proptest::prelude::*;
 
+    #[track_caller]
+    fn assert_contains(out: &str, want: &str) {
+        assert!(out.contains(want), "{out}");
+    }
+
     fn spec(data: &[(&str, &str)], records: &[(&str, &[&str])]) -> SealedSecretSpec {
         SealedSecretSpec {
             encrypted_data: data
@@ -973,9 +1036,9 @@ spec:
         // Removing the last entry takes its separator with it.
         let want = spec(&[("a", "YWdlAAA=")], &[("a", &["age1one"])]);
         let out = rewrite_items(json, &[(0, &want)]).unwrap();
-        assert!(
-            out.contains("\"encryptedData\": {\n      \"a\": \"YWdlAAA=\"\n    },"),
-            "{out}"
+        assert_contains(
+            &out,
+            "\"encryptedData\": {\n      \"a\": \"YWdlAAA=\"\n    },",
         );
     }
 
@@ -987,18 +1050,12 @@ spec:
             &[("x", &["age1one"]), ("z", &["age1one"])],
         );
         let out = rewrite_items(list, &[(0, &want)]).unwrap();
-        assert!(
-            out.contains("    encryptedData: {x: YWdlX, z: YWdlZ}   # flow\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("    recipients: {x: [age1one], z: [age1one]}\n"),
-            "{out}"
-        );
+        assert_contains(&out, "    encryptedData: {x: YWdlX, z: YWdlZ}   # flow\n");
+        assert_contains(&out, "    recipients: {x: [age1one], z: [age1one]}\n");
         let out = rewrite_items(YAML, &[(1, &SealedSecretSpec::default())]).unwrap();
-        assert!(
-            out.contains("  encryptedData: {}\n    # b rotates monthly\n  recipients: {}\n  scope"),
-            "{out}"
+        assert_contains(
+            &out,
+            "  encryptedData: {}\n    # b rotates monthly\n  recipients: {}\n  scope",
         );
     }
 

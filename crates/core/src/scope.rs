@@ -264,40 +264,33 @@ mod tests {
         );
     }
 
+    /// Whether a value sealed with `b` may open as `namespace/name` with `scope`.
+    fn opens(b: &Binding, scope: Scope, namespace: &str, name: &str) -> bool {
+        b.check(scope, &Target::new(namespace, name)).is_ok()
+    }
+
     #[test]
     fn strict_binds_namespace_and_name() {
         let b = Binding::new(Scope::Strict, &Target::new("prod", "db")).unwrap();
-        assert!(b.check(Scope::Strict, &Target::new("prod", "db")).is_ok());
+        assert!(opens(&b, Scope::Strict, "prod", "db"));
         let moved = b
             .check(Scope::Strict, &Target::new("dev", "db"))
             .unwrap_err();
         assert!(moved.to_string().contains("sealed for prod/db"), "{moved}");
-        assert!(
-            b.check(Scope::Strict, &Target::new("prod", "other"))
-                .is_err()
-        );
+        assert!(!opens(&b, Scope::Strict, "prod", "other"));
     }
 
     #[test]
     fn namespace_wide_binds_only_the_namespace() {
         let b = Binding::new(Scope::NamespaceWide, &Target::new("prod", "db")).unwrap();
-        assert!(
-            b.check(Scope::NamespaceWide, &Target::new("prod", "x"))
-                .is_ok()
-        );
-        assert!(
-            b.check(Scope::NamespaceWide, &Target::new("dev", "db"))
-                .is_err()
-        );
+        assert!(opens(&b, Scope::NamespaceWide, "prod", "x"));
+        assert!(!opens(&b, Scope::NamespaceWide, "dev", "db"));
     }
 
     #[test]
     fn cluster_wide_binds_nothing_but_the_scope_is_fixed() {
         let b = Binding::new(Scope::ClusterWide, &Target::new("prod", "db")).unwrap();
-        assert!(
-            b.check(Scope::ClusterWide, &Target::new("dev", "x"))
-                .is_ok()
-        );
+        assert!(opens(&b, Scope::ClusterWide, "dev", "x"));
         assert_eq!(
             b.check(Scope::Strict, &Target::new("prod", "db")),
             Err(BindingError::ScopeMismatch {

@@ -33,14 +33,21 @@ pub struct Opened {
 
 impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Opened")
-            .field(
-                "plaintext",
-                &format_args!("<{} bytes>", self.plaintext.len()),
-            )
-            .field("opened_with", &self.opened_with)
-            .finish()
+        debug_opened(f, "Opened", &self.plaintext, &self.opened_with)
     }
+}
+
+/// Debug for an opened value (age or Bitnami): the plaintext's size, never its bytes.
+pub(crate) fn debug_opened(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    plaintext: &[u8],
+    opened_with: &str,
+) -> std::fmt::Result {
+    f.debug_struct(name)
+        .field("plaintext", &format_args!("<{} bytes>", plaintext.len()))
+        .field("opened_with", &opened_with)
+        .finish()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -203,11 +210,7 @@ pub fn inspect_value(ciphertext: &str) -> Result<usize, OpenError> {
     let file = decode_file(ciphertext)?;
     Decryptor::new_buffered(&file[..]).map_err(|_| OpenError::NotAgeFile)?;
     let split = crate::header::split(&file).ok_or(OpenError::NotAgeFile)?;
-    Ok(split
-        .stanzas
-        .iter()
-        .filter(|s| crate::header::is_x25519(&s.stanza))
-        .count())
+    Ok(split.x25519_count())
 }
 
 /// An identity that tries the stanza at its recipient's recorded position first, then the
@@ -300,6 +303,20 @@ pub(crate) fn unwrap_x25519(
 }
 
 #[cfg(test)]
+impl SealedValue {
+    /// [`open_value`] with strict scope: what most tests open with.
+    pub(crate) fn open_strict(&self, target: &Target, ring: &KeyRing) -> Result<Opened, OpenError> {
+        open_value(
+            &self.ciphertext,
+            &self.recipients,
+            Scope::Strict,
+            target,
+            ring,
+        )
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::keys::generate_key;
@@ -324,14 +341,7 @@ mod tests {
         for key in keys {
             let expect = key.recipient.to_string();
             let ring = KeyRing::from_identities([key.identity]);
-            let opened = open_value(
-                &sealed.ciphertext,
-                &sealed.recipients,
-                Scope::Strict,
-                &target,
-                &ring,
-            )
-            .unwrap();
+            let opened = sealed.open_strict(&target, &ring).unwrap();
             assert_eq!(&opened.plaintext[..], b"hunter2");
             assert_eq!(opened.opened_with, expect);
         }
@@ -344,14 +354,7 @@ mod tests {
         let target = Target::new("prod", "db");
         let binding = Binding::new(Scope::Strict, &target).unwrap();
         let sealed = seal_value(b"v", &binding, &recipients).unwrap();
-        let err = open_value(
-            &sealed.ciphertext,
-            &sealed.recipients,
-            Scope::Strict,
-            &target,
-            &other_ring,
-        )
-        .unwrap_err();
+        let err = sealed.open_strict(&target, &other_ring).unwrap_err();
         assert!(matches!(err, OpenError::NoKeyHeld(_)));
         let err = open_value(&sealed.ciphertext, &[], Scope::Strict, &target, &ring).unwrap_err();
         assert_eq!(err, OpenError::NoRecordedRecipients);
@@ -408,38 +411,33 @@ mod tests {
         // Another key's stanza is simply not ours, for both.
         assert!(ours(&foreign.recipient, &stanzas[0]).is_none());
         assert!(age::Identity::unwrap_stanza(&foreign.identity, &stanzas[0]).is_none());
+        // Both refuse a stanza as a malformed header, not as someone else's.
+        let malformed_for_both = |s: &Stanza| {
+            assert!(matches!(
+                ours(&key.recipient, s),
+                Some(Err(age::DecryptError::InvalidHeader))
+            ));
+            assert!(matches!(
+                age::Identity::unwrap_stanza(&key.identity, s),
+                Some(Err(age::DecryptError::InvalidHeader))
+            ));
+        };
         // A non-canonical share is a malformed header, for both.
         let mut args = stanzas[0].args.clone();
         args[0].push('A');
-        let bad = Stanza {
+        malformed_for_both(&Stanza {
             tag: stanzas[0].tag.clone(),
             args,
             body: stanzas[0].body.clone(),
-        };
-        assert!(matches!(
-            ours(&key.recipient, &bad),
-            Some(Err(age::DecryptError::InvalidHeader))
-        ));
-        assert!(matches!(
-            age::Identity::unwrap_stanza(&key.identity, &bad),
-            Some(Err(age::DecryptError::InvalidHeader))
-        ));
+        });
         // So is a body that is not a wrapped 16-byte key (a byte short), for both.
         let mut body = stanzas[0].body.clone();
         body.pop();
-        let short = Stanza {
+        malformed_for_both(&Stanza {
             tag: stanzas[0].tag.clone(),
             args: stanzas[0].args.clone(),
             body,
-        };
-        assert!(matches!(
-            ours(&key.recipient, &short),
-            Some(Err(age::DecryptError::InvalidHeader))
-        ));
-        assert!(matches!(
-            age::Identity::unwrap_stanza(&key.identity, &short),
-            Some(Err(age::DecryptError::InvalidHeader))
-        ));
+        });
     }
 
     #[test]
@@ -463,13 +461,7 @@ mod tests {
         let recipients = std::slice::from_ref(&key.recipient);
         for (len, opens) in [(MAX_VALUE_BYTES, true), (MAX_VALUE_BYTES + 1, false)] {
             let sealed = seal_value(&vec![b'x'; len], &binding, recipients).unwrap();
-            let opened = open_value(
-                &sealed.ciphertext,
-                &sealed.recipients,
-                Scope::Strict,
-                &target,
-                &ring,
-            );
+            let opened = sealed.open_strict(&target, &ring);
             match opened {
                 Ok(_) => assert!(opens, "{len} bytes opened"),
                 Err(e) => assert_eq!((opens, e), (false, OpenError::TooLarge(len))),

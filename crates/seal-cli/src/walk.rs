@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ignore::WalkBuilder;
+use ignore::{Walk, WalkBuilder};
 use sealant_core::exclude::Excludes;
 
 use crate::failure::{Failure, Result};
@@ -71,28 +71,18 @@ pub fn manifest_files(
     Ok(Walked { files, excluded })
 }
 
-fn collect(
-    path: &Path,
-    exclusions: &Exclusions,
-    excluded: &Arc<Mutex<Vec<PathBuf>>>,
-    out: &mut Vec<PathBuf>,
-) -> Result<()> {
-    let meta =
-        std::fs::metadata(path).map_err(|_| Failure::in_file(path, "no such file or directory"))?;
-    if meta.is_file() {
-        if exclusions.excludes(path, false) {
-            excluded
-                .lock()
-                .expect("not poisoned")
-                .push(path.to_path_buf());
-        } else {
-            out.push(path.to_path_buf());
-        }
-        return Ok(());
-    }
-    let filter = exclusions.clone();
-    let noted = Arc::clone(excluded);
-    let walker = WalkBuilder::new(path)
+/// Remembers a path that was excluded (for `--verbose`).
+fn note(excluded: &Mutex<Vec<PathBuf>>, path: &Path) {
+    excluded
+        .lock()
+        .expect("not poisoned")
+        .push(path.to_path_buf());
+}
+
+/// A walk of the folder `path` in file-name order: ignore files honoured, hidden folders
+/// skipped, and what `exclusions` excludes noted in `excluded` and not entered.
+fn walker(path: &Path, exclusions: Exclusions, excluded: Arc<Mutex<Vec<PathBuf>>>) -> Walk {
+    WalkBuilder::new(path)
         .hidden(false)
         .add_custom_ignore_filename(IGNORE_FILE)
         .sort_by_file_name(|a, b| a.cmp(b))
@@ -107,16 +97,32 @@ fn collect(
             {
                 return false;
             }
-            if filter.excludes(entry.path(), is_dir) {
-                noted
-                    .lock()
-                    .expect("not poisoned")
-                    .push(entry.path().to_path_buf());
+            if exclusions.excludes(entry.path(), is_dir) {
+                note(&excluded, entry.path());
                 return false;
             }
             true
         })
-        .build();
+        .build()
+}
+
+fn collect(
+    path: &Path,
+    exclusions: &Exclusions,
+    excluded: &Arc<Mutex<Vec<PathBuf>>>,
+    out: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let meta =
+        std::fs::metadata(path).map_err(|_| Failure::in_file(path, "no such file or directory"))?;
+    if meta.is_file() {
+        if exclusions.excludes(path, false) {
+            note(excluded, path);
+        } else {
+            out.push(path.to_path_buf());
+        }
+        return Ok(());
+    }
+    let walker = walker(path, exclusions.clone(), Arc::clone(excluded));
     for entry in walker {
         let entry = entry.map_err(|e| Failure::new(format!("cannot read: {e}")))?;
         // A bad line in a .gitignore/.ignore/.sealantignore: say which rule to fix rather

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use sealant_core::check::{Finding, Policy, chart_of_template, check_file, github_annotation};
 use sealant_core::keys::parse_recipient;
 
+use super::plural;
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::failure::{Failure, Result, display_path};
-use crate::files::find_config;
+use crate::files::{FoundConfig, find_config};
 use crate::walk::{Walked, manifest_files};
 
 /// Returns the number of problems found. Every error is a usage or I/O error: exit code 2.
@@ -35,26 +36,59 @@ fn check(args: &CheckArgs) -> Result<usize> {
     };
     let Walked { files, excluded } = manifest_files(&roots, &args.exclude, config.as_ref())?;
 
-    let mut findings: Vec<(String, Finding)> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    let mut skipped = 0usize;
+    let mut results = Results::default();
     for path in &excluded {
-        notes.push(format!("{}: excluded", display_path(path)));
+        results
+            .notes
+            .push(format!("{}: excluded", display_path(path)));
     }
     for file in &files {
+        results.check(file, config.as_ref(), policy)?;
+    }
+
+    print!("{}", render(&results.findings, args.format));
+    if args.verbose {
+        for note in &results.notes {
+            eprintln!("{note}");
+        }
+    }
+    let problems = results.findings.len();
+    eprintln!("{}", summary(files.len(), problems, results.skipped));
+    Ok(problems)
+}
+
+/// What checking the files found, kept until every file is read.
+#[derive(Default)]
+struct Results {
+    /// Each finding with the file it is in, as shown.
+    findings: Vec<(String, Finding)>,
+    /// What `--verbose` prints: what was excluded or skipped, and why.
+    notes: Vec<String>,
+    /// How many things were skipped as not leaks.
+    skipped: usize,
+}
+
+impl Results {
+    /// Checks one file; an unreadable file is an error, a non-UTF-8 one a finding.
+    fn check(
+        &mut self,
+        file: &Path,
+        config: Option<&FoundConfig>,
+        policy: Policy<'_>,
+    ) -> Result<()> {
         let shown = display_path(file);
         if let Some(chart) = chart_of_template(file, Path::is_file) {
-            skipped += 1;
-            notes.push(format!(
+            self.skipped += 1;
+            self.notes.push(format!(
                 "{shown}:1: skipped: Helm chart template (templates/ beside {}): check the rendered output instead",
                 display_path(&chart.join("Chart.yaml"))
             ));
-            continue;
+            return Ok(());
         }
         let bytes =
             std::fs::read(file).map_err(|e| Failure::in_file(file, format!("cannot read: {e}")))?;
         let Ok(text) = String::from_utf8(bytes) else {
-            findings.push((
+            self.findings.push((
                 shown,
                 Finding {
                     line: 1,
@@ -62,18 +96,24 @@ fn check(args: &CheckArgs) -> Result<usize> {
                     kind: sealant_core::check::FindingKind::NotText,
                 },
             ));
-            continue;
+            return Ok(());
         };
-        let rel = config.as_ref().and_then(|c| c.relative(file));
+        let rel = config.and_then(|c| c.relative(file));
         let report = check_file(&text, rel.as_deref(), policy);
         for s in report.skipped {
-            skipped += 1;
-            notes.push(format!("{shown}:{}: skipped: {}", s.line, s.reason));
+            self.skipped += 1;
+            self.notes
+                .push(format!("{shown}:{}: skipped: {}", s.line, s.reason));
         }
-        findings.extend(report.findings.into_iter().map(|f| (shown.clone(), f)));
+        self.findings
+            .extend(report.findings.into_iter().map(|f| (shown.clone(), f)));
+        Ok(())
     }
+}
 
-    let out = match args.format {
+/// The findings as `--format` asks, for stdout.
+fn render(findings: &[(String, Finding)], format: CheckFormat) -> String {
+    match format {
         CheckFormat::Text => findings
             .iter()
             .map(|(file, f)| format!("{file}:{f}\n"))
@@ -96,25 +136,19 @@ fn check(args: &CheckArgs) -> Result<usize> {
                 .collect();
             serde_json::to_string_pretty(&list).expect("JSON values serialize") + "\n"
         }
-    };
-    print!("{out}");
-    if args.verbose {
-        for note in &notes {
-            eprintln!("{note}");
-        }
     }
-    let s = |n: usize| if n == 1 { "" } else { "s" };
-    let problems = findings.len();
+}
+
+/// The closing line on stderr: `seal check: N files checked, N problems[, N skipped …]`.
+fn summary(files: usize, problems: usize, skipped: usize) -> String {
     let skipped = if skipped == 0 {
         String::new()
     } else {
         format!(", {skipped} skipped as not leaks")
     };
-    eprintln!(
-        "seal check: {} file{} checked, {problems} problem{}{skipped}",
-        files.len(),
-        s(files.len()),
-        s(problems)
-    );
-    Ok(problems)
+    format!(
+        "seal check: {files} file{} checked, {problems} problem{}{skipped}",
+        plural(files),
+        plural(problems)
+    )
 }

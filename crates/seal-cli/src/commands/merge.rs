@@ -2,12 +2,13 @@
 //! ciphertext byte for byte, and the rest of the file (comments, order, quoting) its bytes,
 //! so a Git diff shows only what changed.
 
-use sealant_core::convert::{check_item_key, remove_items, seal_items, secret_items};
+use sealant_core::convert::{Items, check_item_key, remove_items, seal_items, secret_items};
+use sealant_core::crd::SealedSecret;
 use sealant_core::manifest::{Located, Manifest};
 use sealant_core::rewrite::rewrite_items;
 
 use super::seal::items_from_flags;
-use super::{kind_of, parse_objects, read_objects};
+use super::{as_sealed_secret, as_secret, parse_objects, read_objects, wrong_kind};
 use crate::cli::MergeArgs;
 use crate::failure::{Failure, Result, display_path, is_stdin};
 use crate::files::{read_input, write_atomically};
@@ -23,50 +24,15 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         )));
     }
     let original = read_input(path)?;
-    let mut objects = parse_objects(path, &original)?;
-    // One SealedSecret; other objects in the stream (a ConfigMap beside it) are left alone.
-    let sealed_at: Vec<usize> = (0..objects.len())
-        .filter(|i| matches!(objects[*i].value, Manifest::SealedSecret(_)))
-        .collect();
-    let index = match sealed_at[..] {
-        [one] => one,
-        [] => {
-            return Err(Failure::at_line(
-                path,
-                objects[0].line,
-                format!("is a {}, not a SealedSecret", kind_of(&objects[0].value)),
-            ));
-        }
-        ref many => {
-            return Err(Failure::in_file(
-                path,
-                format!(
-                    "holds {} SealedSecrets; merge works on a file with one",
-                    many.len()
-                ),
-            ));
-        }
-    };
-    let Located {
-        line,
-        value: Manifest::SealedSecret(sealed),
-    } = objects.swap_remove(index)
-    else {
-        unreachable!("index of a SealedSecret")
-    };
-    let mut sealed = *sealed;
-    let from_flags =
-        !args.items.literals.is_empty() || !args.items.files.is_empty() || !args.remove.is_empty();
-    let items = if from_flags {
-        items_from_flags(&args.items)?
-    } else {
-        items_from_stdin()?
-    };
-    if let Some(both) = args.remove.iter().find(|k| items.contains_key(*k)) {
-        return Err(Failure::usage(format!(
-            "item '{both}' is both removed and added"
-        )));
-    }
+    let objects = parse_objects(path, &original)?;
+    let (
+        index,
+        Located {
+            line,
+            value: mut sealed,
+        },
+    ) = the_sealed_secret(path, objects)?;
+    let items = items_to_add(args)?;
     let name = sealed.metadata.name.clone().unwrap_or_default();
     let fail = |e| Failure::at_line(path, line, format!("SealedSecret '{name}': {e}"));
     remove_items(&mut sealed, &args.remove).map_err(fail)?;
@@ -91,7 +57,57 @@ pub fn run(args: &MergeArgs) -> Result<()> {
     Ok(())
 }
 
-fn items_from_stdin() -> Result<sealant_core::convert::Items> {
+/// The items to add: from the flags, else from a Secret on stdin; none both removed and added.
+fn items_to_add(args: &MergeArgs) -> Result<Items> {
+    let from_flags =
+        !args.items.literals.is_empty() || !args.items.files.is_empty() || !args.remove.is_empty();
+    let items = if from_flags {
+        items_from_flags(&args.items)?
+    } else {
+        items_from_stdin()?
+    };
+    if let Some(both) = args.remove.iter().find(|k| items.contains_key(*k)) {
+        return Err(Failure::usage(format!(
+            "item '{both}' is both removed and added"
+        )));
+    }
+    Ok(items)
+}
+
+/// The one SealedSecret of the file, and its index among the objects; other objects in the
+/// stream (a ConfigMap beside it) are left alone.
+fn the_sealed_secret(
+    path: &Path,
+    mut objects: Vec<Located<Manifest>>,
+) -> Result<(usize, Located<SealedSecret>)> {
+    let sealed_at: Vec<usize> = (0..objects.len())
+        .filter(|i| matches!(objects[*i].value, Manifest::SealedSecret(_)))
+        .collect();
+    let index = match sealed_at[..] {
+        [one] => one,
+        [] => {
+            return Err(wrong_kind(
+                path,
+                objects[0].line,
+                &objects[0].value,
+                "SealedSecret",
+            ));
+        }
+        ref many => {
+            return Err(Failure::in_file(
+                path,
+                format!(
+                    "holds {} SealedSecrets; merge works on a file with one",
+                    many.len()
+                ),
+            ));
+        }
+    };
+    let sealed = as_sealed_secret(path, objects.swap_remove(index))?;
+    Ok((index, sealed))
+}
+
+fn items_from_stdin() -> Result<Items> {
     let stdin = Path::new("-");
     let mut objects = read_objects(stdin)?;
     if objects.len() != 1 {
@@ -100,15 +116,9 @@ fn items_from_stdin() -> Result<sealant_core::convert::Items> {
             "expected one Secret to merge (or pass --from-literal/--from-file/--remove)",
         ));
     }
-    let Located { line, value } = objects.remove(0);
-    match value {
-        Manifest::Secret(secret) => {
-            secret_items(&secret).map_err(|e| Failure::at_line(stdin, line, format!("Secret: {e}")))
-        }
-        other => Err(Failure::at_line(
-            stdin,
-            line,
-            format!("is a {}, not a Secret", kind_of(&other)),
-        )),
-    }
+    let Located {
+        line,
+        value: secret,
+    } = as_secret(stdin, objects.remove(0))?;
+    secret_items(&secret).map_err(|e| Failure::at_line(stdin, line, format!("Secret: {e}")))
 }

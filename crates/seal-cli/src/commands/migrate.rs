@@ -12,7 +12,7 @@ use sealant_core::crd::SealedSecret;
 use sealant_core::manifest::{Located, is_json};
 use zeroize::Zeroizing;
 
-use super::render;
+use super::{plural, render};
 use crate::cli::{Format, MigrateArgs};
 use crate::failure::{Failure, Result, display_path, is_stdin};
 use crate::files::{emit, read_input, write_atomically};
@@ -153,42 +153,9 @@ fn migrate_file(
     if !input.named && !text.contains("bitnami.com") {
         return Ok(None);
     }
-    let objects = read_objects(&text)
-        .map_err(|e| vec![Failure::new(format!("{}:{e}", display_path(path)))])?;
-    let mut bitnami: Vec<Located<BitnamiSealedSecret>> = Vec::new();
-    let mut other = None;
-    for Located { line, value } in objects {
-        match value {
-            BitnamiObject::SealedSecret(b) => bitnami.push(Located { line, value: *b }),
-            BitnamiObject::Other(kind) => {
-                other.get_or_insert((line, kind));
-            }
-        }
-    }
-    if bitnami.is_empty() {
-        return if input.named {
-            Err(vec![Failure::in_file(
-                path,
-                "holds no Bitnami SealedSecret (apiVersion bitnami.com/v1alpha1)",
-            )])
-        } else {
-            Ok(None)
-        };
-    }
-    if let Some((line, kind)) = other {
-        let kind = if kind.is_empty() {
-            "document without a kind".to_owned()
-        } else {
-            kind
-        };
-        return Err(vec![Failure::at_line(
-            path,
-            line,
-            format!(
-                "is a {kind} in a file of Bitnami SealedSecrets: move it to its own file, then migrate"
-            ),
-        )]);
-    }
+    let Some(bitnami) = bitnami_objects(input, &text).map_err(|f| vec![f])? else {
+        return Ok(None);
+    };
     let sealed_path = (!is_stdin(path)).then_some(path.as_path());
     let mut sealed = Vec::with_capacity(bitnami.len());
     let mut failed = Vec::new();
@@ -224,6 +191,49 @@ fn migrate_file(
     }))
 }
 
+/// The Bitnami SealedSecrets of a file that holds only those; `Ok(None)` for a folder's file
+/// that holds none.
+fn bitnami_objects(input: &Input, text: &str) -> Result<Option<Vec<Located<BitnamiSealedSecret>>>> {
+    let path = &input.path;
+    let objects =
+        read_objects(text).map_err(|e| Failure::new(format!("{}:{e}", display_path(path))))?;
+    let mut bitnami: Vec<Located<BitnamiSealedSecret>> = Vec::new();
+    let mut other = None;
+    for Located { line, value } in objects {
+        match value {
+            BitnamiObject::SealedSecret(b) => bitnami.push(Located { line, value: *b }),
+            BitnamiObject::Other(kind) => {
+                other.get_or_insert((line, kind));
+            }
+        }
+    }
+    if bitnami.is_empty() {
+        return if input.named {
+            Err(Failure::in_file(
+                path,
+                "holds no Bitnami SealedSecret (apiVersion bitnami.com/v1alpha1)",
+            ))
+        } else {
+            Ok(None)
+        };
+    }
+    if let Some((line, kind)) = other {
+        let kind = if kind.is_empty() {
+            "document without a kind".to_owned()
+        } else {
+            kind
+        };
+        return Err(Failure::at_line(
+            path,
+            line,
+            format!(
+                "is a {kind} in a file of Bitnami SealedSecrets: move it to its own file, then migrate"
+            ),
+        ));
+    }
+    Ok(Some(bitnami))
+}
+
 /// A file is rewritten in its own format.
 fn format_of(text: &str) -> Format {
     if is_json(text) {
@@ -231,10 +241,6 @@ fn format_of(text: &str) -> Format {
     } else {
         Format::Yaml
     }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub mod validate;
 use std::path::{Path, PathBuf};
 
 use sealant_core::crd::SealedSecret;
-use sealant_core::manifest::{Located, Manifest, read_manifests};
+use sealant_core::manifest::{Located, Manifest, SecretManifest, read_manifests};
 use sealant_core::output::{to_json, to_yaml_stream};
 use serde::Serialize;
 
@@ -28,6 +28,20 @@ pub fn inputs_or_stdin(files: &[PathBuf]) -> Vec<PathBuf> {
     } else {
         files.to_vec()
     }
+}
+
+/// Calls `f` with each object of each input in turn (stdin when no file is named); each
+/// input is read when its turn comes, and the first error stops the run.
+pub fn for_each_object(
+    files: &[PathBuf],
+    mut f: impl FnMut(&Path, Located<Manifest>) -> Result<()>,
+) -> Result<()> {
+    for input in inputs_or_stdin(files) {
+        for object in read_objects(&input)? {
+            f(&input, object)?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads and parses every object in an input, errors pointing at `file:line:column`.
@@ -60,18 +74,46 @@ pub fn sealed_secrets(
 ) -> Result<Vec<Located<SealedSecret>>> {
     objects
         .into_iter()
-        .map(|Located { line, value }| match value {
-            Manifest::SealedSecret(sealed) => Ok(Located {
-                line,
-                value: *sealed,
-            }),
-            other => Err(Failure::at_line(
-                path,
-                line,
-                format!("is a {}, not a SealedSecret", kind_of(&other)),
-            )),
-        })
+        .map(|object| as_sealed_secret(path, object))
         .collect()
+}
+
+/// An object that must be a SealedSecret; anything else is an error at its line.
+pub fn as_sealed_secret(path: &Path, object: Located<Manifest>) -> Result<Located<SealedSecret>> {
+    of_kind(path, object, "SealedSecret", |value| match value {
+        Manifest::SealedSecret(sealed) => Ok(*sealed),
+        other => Err(other),
+    })
+}
+
+/// An object that must be a Secret; anything else is an error at its line.
+pub fn as_secret(path: &Path, object: Located<Manifest>) -> Result<Located<SecretManifest>> {
+    of_kind(path, object, "Secret", |value| match value {
+        Manifest::Secret(secret) => Ok(*secret),
+        other => Err(other),
+    })
+}
+
+/// The object as `pick` takes it, or an error at its line naming the `wanted` kind.
+fn of_kind<T>(
+    path: &Path,
+    Located { line, value }: Located<Manifest>,
+    wanted: &str,
+    pick: impl FnOnce(Manifest) -> std::result::Result<T, Manifest>,
+) -> Result<Located<T>> {
+    match pick(value) {
+        Ok(value) => Ok(Located { line, value }),
+        Err(other) => Err(wrong_kind(path, line, &other, wanted)),
+    }
+}
+
+/// `FILE:LINE: is a ConfigMap, not a Secret`.
+pub fn wrong_kind(path: &Path, line: usize, object: &Manifest, wanted: &str) -> Failure {
+    Failure::at_line(
+        path,
+        line,
+        format!("is a {}, not a {wanted}", kind_of(object)),
+    )
 }
 
 /// How a SealedSecret is named in messages.
@@ -80,6 +122,11 @@ pub fn sealed_label(sealed: &SealedSecret) -> String {
         "SealedSecret '{}'",
         sealed.metadata.name.as_deref().unwrap_or_default()
     )
+}
+
+/// The `s` of a count's noun: `1 file`, `2 files`.
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// What a non-matching object is, for "is a …, not a …" messages.

@@ -9,13 +9,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealant_core::bitnami::resolve_scope;
 use sealant_core::convert::{ConvertError, Items, SealOptions, seal_secret, target_of};
-use sealant_core::manifest::{Located, Manifest, SecretManifest};
+use sealant_core::manifest::{Located, SecretManifest};
 use sealant_core::scope::{Binding, Scope, Target};
 use sealant_core::value::seal_value;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use super::{inputs_or_stdin, kind_of, read_objects, render};
+use super::{as_secret, for_each_object, render};
 use crate::cli::{Cli, ClusterArgs, CreateArgs, ItemArgs, RawArgs};
 use crate::failure::{Failure, Result, is_stdin};
 use crate::files::{emit, read_bytes};
@@ -24,55 +24,45 @@ use crate::recipients::Recipients;
 pub fn run(cli: &Cli) -> Result<()> {
     let args = &cli.sealing;
     let recipients = Recipients::from_args(&args.to)?.or_cluster(&cli.cluster);
-    let inputs = inputs_or_stdin(&cli.files);
     let mut sealed = Vec::new();
     let mut context_namespace = ContextNamespace::new(&cli.cluster);
-    for input in &inputs {
-        for Located { line, value } in read_objects(input)? {
-            let secret = match value {
-                Manifest::Secret(secret) => secret,
-                other => {
-                    return Err(Failure::at_line(
-                        input,
-                        line,
-                        format!("is a {}, not a Secret", kind_of(&other)),
-                    ));
-                }
-            };
-            // Rules match where the sealed file will live: -w, else the input's path.
-            let sealed_path = cli
-                .output
-                .write
-                .as_deref()
-                .or((!is_stdin(input)).then_some(input.as_path()));
-            let fail = |e: ConvertError| {
-                Failure::at_line(input, line, format!("Secret {}: {e}", label(&secret)))
-            };
-            let scope = resolve_scope(
-                args.scope.map(Scope::from),
-                secret.metadata.annotations.as_ref(),
-            )
-            .map_err(|e| {
-                Failure::at_line(input, line, format!("Secret {}: {e}", label(&secret)))
-            })?;
-            let namespace = match &args.namespace {
-                Some(given) => Some(given.clone()),
-                None if has_namespace(&secret) => None,
-                None => context_namespace.get(scope)?,
-            };
-            let target = target_of(&secret, namespace.as_deref()).map_err(fail)?;
-            let to = recipients
-                .require(sealed_path, target.namespace.as_deref())
-                .map_err(|e| Failure::at_line(input, line, e))?;
-            let opts = SealOptions {
-                scope,
-                recipients: &to,
-                namespace: namespace.as_deref(),
-                allow_empty: cli.allow_empty,
-            };
-            sealed.push(seal_secret(&secret, &opts).map_err(fail)?);
-        }
-    }
+    for_each_object(&cli.files, |input, object| {
+        let Located {
+            line,
+            value: secret,
+        } = as_secret(input, object)?;
+        // Rules match where the sealed file will live: -w, else the input's path.
+        let sealed_path = cli
+            .output
+            .write
+            .as_deref()
+            .or((!is_stdin(input)).then_some(input));
+        let fail = |e: ConvertError| {
+            Failure::at_line(input, line, format!("Secret {}: {e}", label(&secret)))
+        };
+        let scope = resolve_scope(
+            args.scope.map(Scope::from),
+            secret.metadata.annotations.as_ref(),
+        )
+        .map_err(|e| Failure::at_line(input, line, format!("Secret {}: {e}", label(&secret))))?;
+        let namespace = match &args.namespace {
+            Some(given) => Some(given.clone()),
+            None if has_namespace(&secret) => None,
+            None => context_namespace.get(scope)?,
+        };
+        let target = target_of(&secret, namespace.as_deref()).map_err(fail)?;
+        let to = recipients
+            .require(sealed_path, target.namespace.as_deref())
+            .map_err(|e| Failure::at_line(input, line, e))?;
+        let opts = SealOptions {
+            scope,
+            recipients: &to,
+            namespace: namespace.as_deref(),
+            allow_empty: cli.allow_empty,
+        };
+        sealed.push(seal_secret(&secret, &opts).map_err(fail)?);
+        Ok(())
+    })?;
     emit(
         &render(&sealed, cli.output.format)?,
         cli.output.write.as_deref(),

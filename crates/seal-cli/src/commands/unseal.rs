@@ -3,10 +3,10 @@
 use sealant_core::KeyRing;
 use sealant_core::convert::unseal;
 use sealant_core::keys::parse_identity_file;
-use sealant_core::manifest::{Located, Manifest};
+use sealant_core::manifest::Located;
 use zeroize::Zeroizing;
 
-use super::{inputs_or_stdin, kind_of, read_objects, render};
+use super::{as_sealed_secret, for_each_object, render};
 use crate::cli::UnsealArgs;
 use crate::failure::{Failure, Result};
 use crate::files::{emit, read_input};
@@ -19,26 +19,20 @@ pub fn run(args: &UnsealArgs) -> Result<()> {
             keys.insert(identity);
         }
     }
-    let inputs = inputs_or_stdin(&args.files);
     let mut opened = Vec::new();
-    for input in &inputs {
-        for Located { line, value } in read_objects(input)? {
-            let sealed = match value {
-                Manifest::SealedSecret(sealed) => sealed,
-                other => {
-                    return Err(Failure::at_line(
-                        input,
-                        line,
-                        format!("is a {}, not a SealedSecret", kind_of(&other)),
-                    ));
-                }
-            };
-            let name = sealed.metadata.name.clone().unwrap_or_default();
-            opened.push(unseal(&sealed, &keys).map_err(|e| {
+    for_each_object(&args.files, |input, object| {
+        let Located {
+            line,
+            value: sealed,
+        } = as_sealed_secret(input, object)?;
+        let name = sealed.metadata.name.clone().unwrap_or_default();
+        opened.push(
+            unseal(&sealed, &keys).map_err(|e| {
                 Failure::at_line(input, line, format!("SealedSecret '{name}': {e}"))
-            })?);
-        }
-    }
+            })?,
+        );
+        Ok(())
+    })?;
     let secrets: Vec<_> = opened.iter().map(|u| &u.secret).collect();
     let text = Zeroizing::new(render(&secrets, args.format)?);
     emit(&text, None)
