@@ -915,6 +915,39 @@ mod tests {
                 .to_string(),
             "--scope cluster-wide, but its annotation sealedsecrets.bitnami.com/namespace-wide says namespace-wide: drop one"
         );
+        let mut c = BTreeMap::new();
+        c.insert(CLUSTER_WIDE_ANNOTATION.to_owned(), "true".to_owned());
+        assert_eq!(
+            resolve_scope(Some(Scope::Strict), Some(&c))
+                .unwrap_err()
+                .to_string(),
+            "--scope strict, but its annotation sealedsecrets.bitnami.com/cluster-wide says cluster-wide: drop one"
+        );
+    }
+
+    #[test]
+    fn only_sealed_secrets_of_the_bitnami_group_are_bitnamis() {
+        assert!(is_bitnami_sealed_secret(
+            Some("bitnami.com/v1alpha1"),
+            "SealedSecret"
+        ));
+        // Another version of the group is still Bitnami's; a look-alike group is not.
+        assert!(is_bitnami_sealed_secret(
+            Some("bitnami.com/v1"),
+            "SealedSecret"
+        ));
+        for (api_version, kind) in [
+            (Some("sealant.dev/v1alpha1"), "SealedSecret"),
+            (Some("bitnami.com.evil/v1alpha1"), "SealedSecret"),
+            (Some("bitnami.com/v1alpha1"), "Secret"),
+            (Some("v1"), "Secret"),
+            (None, "SealedSecret"),
+        ] {
+            assert!(
+                !is_bitnami_sealed_secret(api_version, kind),
+                "{api_version:?} {kind}"
+            );
+        }
     }
 
     #[test]
