@@ -10,40 +10,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sealant_stub::{
-    ConnectProxy, Context, Running, Stub, answer, api_status, closed_port, isolated, kubeconfig,
+    ConnectProxy, Context, FailureShape, Running, Stub, answer, api_status, closed_port, isolated,
+    kubeconfig,
 };
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_seal-controller");
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+/// A finished run of `seal-controller`.
+type Run = sealant_stub::Run<Controller>;
 
-impl Run {
-    /// Exit `code`, nothing on stdout, `needle` on stderr.
-    #[track_caller]
-    fn fails(self, code: i32, needle: &str) -> Run {
-        assert_eq!(self.code, code, "stderr: {}", self.stderr);
-        assert_eq!(self.stdout, "", "no output on failure");
-        assert!(
-            self.stderr.contains(needle),
-            "stderr {:?} lacks {:?}",
-            self.stderr,
-            needle
-        );
-        if code == 1 {
-            // One ERROR line, and nothing else that says ERROR.
-            let errors: Vec<&str> = self
-                .stderr
-                .lines()
-                .filter(|l| l.contains("ERROR"))
-                .collect();
-            assert_eq!(errors.len(), 1, "one ERROR line: {}", self.stderr);
-        }
-        self
+/// `seal-controller` fails with exit code 1 with one ERROR line, and nothing else that says
+/// ERROR.
+struct Controller;
+
+impl FailureShape for Controller {
+    fn check(stderr: &str) {
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "one ERROR line: {stderr}");
     }
 }
 
@@ -59,11 +43,7 @@ fn run(kubeconfig: &Path, args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .output()
         .expect("run seal-controller");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
