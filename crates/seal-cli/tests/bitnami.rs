@@ -248,7 +248,7 @@ fn refused(sb: &Sandbox, text: &str, needle: &str) {
         .stdout
         .trim()
         .to_owned();
-    let out = migrate_refused(&sb, "k.secret.yaml", &recipient, &["-w", "in.yaml"], needle);
+    let out = migrate_refused(sb, "k.secret.yaml", &recipient, &["-w", "in.yaml"], needle);
     assert_eq!(out.stdout, "");
     assert!(out.stderr.contains("nothing was written"), "{}", out.stderr);
     assert_eq!(sb.read("in.yaml"), text, "the file is unchanged");
