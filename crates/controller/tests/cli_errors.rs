@@ -588,62 +588,42 @@ fn a_proxy_url_in_the_kubeconfig_is_used() {
 fn import_bitnami_keys_names_a_bad_backup_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", closed_port()));
-    let missing = dir.path().join("missing.yaml");
-    run(
-        &kubeconfig,
-        &["import-bitnami-keys", missing.to_str().unwrap()],
-    )
-    .fails(
-        1,
-        &format!(
-            "{}: cannot read the key backup: No such file or directory",
-            missing.display()
+    // (file, what it holds or None when missing, the error after the file's name)
+    let backups: [(&str, Option<&str>, &str); 4] = [
+        (
+            "missing.yaml",
+            None,
+            ": cannot read the key backup: No such file or directory",
         ),
-    );
-    let configmap = dir.path().join("cm.yaml");
-    std::fs::write(
-        &configmap,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
-    )
-    .unwrap();
-    run(
-        &kubeconfig,
-        &["import-bitnami-keys", configmap.to_str().unwrap()],
-    )
-    .fails(
-        1,
-        &format!(
-            "{}:1: is a ConfigMap, not a key Secret or a List of them",
-            configmap.display()
+        (
+            "cm.yaml",
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"),
+            ":1: is a ConfigMap, not a key Secret or a List of them",
         ),
-    );
-    let empty = dir.path().join("empty.yaml");
-    std::fs::write(&empty, "apiVersion: v1\nkind: List\nitems: []\n").unwrap();
-    run(
-        &kubeconfig,
-        &["import-bitnami-keys", empty.to_str().unwrap()],
-    )
-    .fails(
-        1,
-        &format!("{}: holds no Sealed Secrets key", empty.display()),
-    );
-    let no_key = dir.path().join("nokey.yaml");
-    std::fs::write(
-        &no_key,
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: sealed-secrets-keyx}\ndata: {tls.crt: ''}\n",
-    )
-    .unwrap();
-    run(
-        &kubeconfig,
-        &["import-bitnami-keys", no_key.to_str().unwrap()],
-    )
-    .fails(
-        1,
-        &format!(
-            "{}:1: Secret 'sealed-secrets-keyx' has no data.tls.key",
-            no_key.display()
+        (
+            "empty.yaml",
+            Some("apiVersion: v1\nkind: List\nitems: []\n"),
+            ": holds no Sealed Secrets key",
         ),
-    );
+        (
+            "nokey.yaml",
+            Some(
+                "apiVersion: v1\nkind: Secret\nmetadata: {name: sealed-secrets-keyx}\ndata: {tls.crt: ''}\n",
+            ),
+            ":1: Secret 'sealed-secrets-keyx' has no data.tls.key",
+        ),
+    ];
+    for (name, text, says) in backups {
+        let file = dir.path().join(name);
+        if let Some(text) = text {
+            std::fs::write(&file, text).unwrap();
+        }
+        run(
+            &kubeconfig,
+            &["import-bitnami-keys", file.to_str().unwrap()],
+        )
+        .fails(1, &format!("{}{says}", file.display()));
+    }
     run(&kubeconfig, &["import-bitnami-keys"]).fails(2, "<FILE>");
 }
 
