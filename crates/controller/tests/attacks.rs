@@ -13,19 +13,15 @@ use axum::http::{Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http_body_util::BodyExt;
-use k8s_openapi::jiff::Timestamp;
 use sealant_controller::http::{HttpState, router};
 use sealant_controller::metrics::Metrics;
 use sealant_controller::state::{KeysView, Readiness, SharedKeys};
 use sealant_core::SealedSecret;
-use sealant_core::convert::{SealOptions, seal_secret};
 use sealant_core::keys::{Identity, Recipient, generate_key};
 use sealant_core::keystore::{
     KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
 };
-use sealant_core::manifest::{Manifest, read_manifests};
-use sealant_core::scope::Scope;
-use support::readers;
+use support::{readers, stored_key};
 use tower::ServiceExt;
 
 const DB: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  password: hunter2\n  username: admin\n";
@@ -43,8 +39,8 @@ struct World {
 impl World {
     fn new() -> World {
         World {
-            old: stored("sealant-key-old", "2026-01-01T00:00:00Z", KeyState::Retired),
-            new: stored("sealant-key-new", "2026-02-01T00:00:00Z", KeyState::Active),
+            old: stored_key("sealant-key-old", "2026-01-01T00:00:00Z", KeyState::Retired),
+            new: stored_key("sealant-key-new", "2026-02-01T00:00:00Z", KeyState::Active),
             glass: generate_key("t").identity,
             other_cluster: generate_key("t").identity,
             attacker: generate_key("t").identity,
@@ -83,28 +79,8 @@ impl World {
     }
 }
 
-fn stored(name: &str, created: &str, state: KeyState) -> StoredKey {
-    let (mut secret, _) = new_key_secret("sealant-system", created.parse::<Timestamp>().unwrap());
-    secret.metadata.name = Some(name.into());
-    secret
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert(STATE_LABEL.into(), state.as_str().into());
-    parse_key_secret(&secret).unwrap()
-}
-
 fn seal(recipients: &[Recipient]) -> SealedSecret {
-    let Manifest::Secret(secret) = read_manifests(DB).unwrap().remove(0).value else {
-        panic!("fixture is not a Secret")
-    };
-    let opts = SealOptions {
-        scope: Scope::Strict,
-        recipients,
-        namespace: None,
-        allow_empty: false,
-    };
-    seal_secret(&secret, &opts).unwrap()
+    support::seal_strict(DB, recipients)
 }
 
 async fn reencrypt(router: &axum::Router, sealed: &SealedSecret) -> (StatusCode, String) {
@@ -298,16 +274,7 @@ fn a_sealed_secret_cannot_plant_a_key() {
     let yaml = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: planted\n  namespace: sealant-system\n  labels:\n    {KEY_LABEL}: 'true'\n    {STATE_LABEL}: active\n  annotations:\n    {CREATED_ANNOTATION}: '2099-01-01T00:00:00Z'\nstringData:\n  key.txt: |\n{key_text}"
     );
-    let Manifest::Secret(secret) = read_manifests(&yaml).unwrap().remove(0).value else {
-        panic!("fixture is not a Secret")
-    };
-    let opts = SealOptions {
-        scope: Scope::Strict,
-        recipients: &[world.new.identity.to_public()],
-        namespace: None,
-        allow_empty: false,
-    };
-    let mut sealed = seal_secret(&secret, &opts).unwrap();
+    let mut sealed = support::seal_strict(&yaml, &[world.new.identity.to_public()]);
     sealed.metadata.uid = Some("planted-uid".into());
     let ring = KeyRing::from_identities([world.new.identity.clone()]);
     let written = desired_secret(&sealed, &unseal(&sealed, &ring).unwrap());

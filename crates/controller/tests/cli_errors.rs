@@ -10,40 +10,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sealant_stub::{
-    ConnectProxy, Context, Running, Stub, answer, api_status, closed_port, isolated, kubeconfig,
+    ConnectProxy, Context, FailureShape, Running, Stub, answer, api_status, closed_port, isolated,
+    kubeconfig,
 };
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_seal-controller");
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+/// A finished run of `seal-controller`.
+type Run = sealant_stub::Run<Controller>;
 
-impl Run {
-    /// Exit `code`, nothing on stdout, `needle` on stderr.
-    #[track_caller]
-    fn fails(self, code: i32, needle: &str) -> Run {
-        assert_eq!(self.code, code, "stderr: {}", self.stderr);
-        assert_eq!(self.stdout, "", "no output on failure");
-        assert!(
-            self.stderr.contains(needle),
-            "stderr {:?} lacks {:?}",
-            self.stderr,
-            needle
-        );
-        if code == 1 {
-            // One ERROR line, and nothing else that says ERROR.
-            let errors: Vec<&str> = self
-                .stderr
-                .lines()
-                .filter(|l| l.contains("ERROR"))
-                .collect();
-            assert_eq!(errors.len(), 1, "one ERROR line: {}", self.stderr);
-        }
-        self
+/// `seal-controller` fails with exit code 1 with one ERROR line, and nothing else that says
+/// ERROR.
+struct Controller;
+
+impl FailureShape for Controller {
+    fn check(stderr: &str) {
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "one ERROR line: {stderr}");
     }
 }
 
@@ -59,11 +43,7 @@ fn run(kubeconfig: &Path, args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .output()
         .expect("run seal-controller");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
@@ -608,62 +588,42 @@ fn a_proxy_url_in_the_kubeconfig_is_used() {
 fn import_bitnami_keys_names_a_bad_backup_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", closed_port()));
-    let missing = dir.path().join("missing.yaml");
-    run(
-        &kubeconfig,
-        &["import-bitnami-keys", missing.to_str().unwrap()],
-    )
-    .fails(
-        1,
-        &format!(
-            "{}: cannot read the key backup: No such file or directory",
-            missing.display()
+    // (file, what it holds or None when missing, the error after the file's name)
+    let backups: [(&str, Option<&str>, &str); 4] = [
+        (
+            "missing.yaml",
+            None,
+            ": cannot read the key backup: No such file or directory",
         ),
-    );
-    let configmap = dir.path().join("cm.yaml");
-    std::fs::write(
-        &configmap,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
-    )
-    .unwrap();
-    run(
-        &kubeconfig,
-        &["import-bitnami-keys", configmap.to_str().unwrap()],
-    )
-    .fails(
-        1,
-        &format!(
-            "{}:1: is a ConfigMap, not a key Secret or a List of them",
-            configmap.display()
+        (
+            "cm.yaml",
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"),
+            ":1: is a ConfigMap, not a key Secret or a List of them",
         ),
-    );
-    let empty = dir.path().join("empty.yaml");
-    std::fs::write(&empty, "apiVersion: v1\nkind: List\nitems: []\n").unwrap();
-    run(
-        &kubeconfig,
-        &["import-bitnami-keys", empty.to_str().unwrap()],
-    )
-    .fails(
-        1,
-        &format!("{}: holds no Sealed Secrets key", empty.display()),
-    );
-    let no_key = dir.path().join("nokey.yaml");
-    std::fs::write(
-        &no_key,
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: sealed-secrets-keyx}\ndata: {tls.crt: ''}\n",
-    )
-    .unwrap();
-    run(
-        &kubeconfig,
-        &["import-bitnami-keys", no_key.to_str().unwrap()],
-    )
-    .fails(
-        1,
-        &format!(
-            "{}:1: Secret 'sealed-secrets-keyx' has no data.tls.key",
-            no_key.display()
+        (
+            "empty.yaml",
+            Some("apiVersion: v1\nkind: List\nitems: []\n"),
+            ": holds no Sealed Secrets key",
         ),
-    );
+        (
+            "nokey.yaml",
+            Some(
+                "apiVersion: v1\nkind: Secret\nmetadata: {name: sealed-secrets-keyx}\ndata: {tls.crt: ''}\n",
+            ),
+            ":1: Secret 'sealed-secrets-keyx' has no data.tls.key",
+        ),
+    ];
+    for (name, text, says) in backups {
+        let file = dir.path().join(name);
+        if let Some(text) = text {
+            std::fs::write(&file, text).unwrap();
+        }
+        run(
+            &kubeconfig,
+            &["import-bitnami-keys", file.to_str().unwrap()],
+        )
+        .fails(1, &format!("{}{says}", file.display()));
+    }
     run(&kubeconfig, &["import-bitnami-keys"]).fails(2, "<FILE>");
 }
 

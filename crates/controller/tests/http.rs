@@ -1,6 +1,8 @@
 //! The HTTP endpoints, driven through the Router without a socket, and on a real socket where
 //! connections matter (answers a client does not read).
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,17 +13,13 @@ use axum::http::{Request, StatusCode, header};
 use futures::StreamExt;
 use futures::channel::mpsc;
 use http_body_util::BodyExt;
-use k8s_openapi::jiff::Timestamp;
 use sealant_controller::http::{HttpState, router};
 use sealant_controller::metrics::Metrics;
 use sealant_controller::state::{KeysView, Readiness, SharedKeys};
-use sealant_core::convert::{SealOptions, seal_secret, unseal};
+use sealant_core::convert::unseal;
 use sealant_core::keys::{generate_key, parse_recipient};
-use sealant_core::keystore::{
-    KeySet, KeyState, STATE_LABEL, StoredKey, new_key_secret, parse_key_secret,
-};
-use sealant_core::manifest::{Manifest, read_manifests};
-use sealant_core::{KeyRing, Scope, SealedSecret};
+use sealant_core::keystore::{KeySet, KeyState, StoredKey};
+use sealant_core::{KeyRing, SealedSecret};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -29,14 +27,7 @@ const DB: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespa
 const PLAINTEXT: &str = "hunter2";
 
 fn key(name: &str, created: &str, state: KeyState) -> StoredKey {
-    let (mut secret, _) = new_key_secret("sealant-system", created.parse::<Timestamp>().unwrap());
-    secret.metadata.name = Some(name.into());
-    secret
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert(STATE_LABEL.into(), state.as_str().into());
-    parse_key_secret(&secret).unwrap()
+    support::stored_key(name, created, state)
 }
 
 fn active_key() -> StoredKey {
@@ -44,17 +35,7 @@ fn active_key() -> StoredKey {
 }
 
 fn seal_to(yaml: &str, recipient: &str) -> SealedSecret {
-    let Manifest::Secret(secret) = read_manifests(yaml).unwrap().remove(0).value else {
-        panic!("fixture is not a Secret")
-    };
-    let recipients = [parse_recipient(recipient).unwrap()];
-    let opts = SealOptions {
-        scope: Scope::Strict,
-        recipients: &recipients,
-        namespace: None,
-        allow_empty: false,
-    };
-    seal_secret(&secret, &opts).unwrap()
+    support::seal_strict(yaml, &[parse_recipient(recipient).unwrap()])
 }
 
 struct Server {
@@ -713,22 +694,7 @@ async fn a_body_that_comes_too_slowly_is_cut_off() {
 /// (1.6 MB of JSON) is under the 2 MiB body limit.
 fn over_a_secrets_size(recipient: &str) -> SealedSecret {
     let mut sealed = seal_to(DB, recipient);
-    let binding =
-        sealant_core::scope::Binding::new(Scope::Strict, &sealant_core::Target::new("prod", "db"))
-            .unwrap();
-    for item in ["a", "b"] {
-        let value = sealant_core::value::seal_value(
-            &vec![b'x'; 600 * 1024],
-            &binding,
-            &[parse_recipient(recipient).unwrap()],
-        )
-        .unwrap();
-        sealed
-            .spec
-            .encrypted_data
-            .insert(item.into(), value.ciphertext);
-        sealed.spec.recipients.insert(item.into(), value.recipients);
-    }
+    support::add_more_than_a_secret_holds(&mut sealed, &parse_recipient(recipient).unwrap());
     sealed
 }
 

@@ -1,6 +1,8 @@
 //! The reconciler against a mocked API server: each test answers requests like the API server
 //! and asserts exactly which requests (above all, which writes) were made.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,13 +17,11 @@ use sealant_controller::metrics::Metrics;
 use sealant_controller::outcome::Error;
 use sealant_controller::reconcile::{Context, error_policy, reconcile};
 use sealant_controller::state::{KeysView, SharedKeys};
-use sealant_core::convert::{SealOptions, seal_secret, unseal};
+use sealant_core::convert::unseal;
 use sealant_core::crd::SealedSecret;
 use sealant_core::keys::KeyRing;
 use sealant_core::keystore::{KeySet, new_key_secret, parse_key_secret};
-use sealant_core::manifest::{Manifest, read_manifests};
 use sealant_core::reconcile::{MANAGED_ANNOTATION, desired_secret};
-use sealant_core::scope::Scope;
 use serde_json::{Value, json};
 
 type Recorded = Arc<Mutex<Vec<(Method, String, Value)>>>;
@@ -66,10 +66,32 @@ fn mock_api(
     })
 }
 
-fn not_found(what: &str) -> (StatusCode, Value) {
+/// The API server's answer to a request that failed.
+fn failure(code: StatusCode, reason: &str, message: &str) -> (StatusCode, Value) {
     (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": reason, "code": code.as_u16(), "message": message}),
+    )
+}
+
+/// Answers requests about Secret db: it does not exist, and creating it fails with `code`.
+fn create_fails(
+    code: StatusCode,
+    reason: &'static str,
+    message: &'static str,
+) -> impl Fn(&Method, &str) -> (StatusCode, Value) + Send + Sync + 'static {
+    move |method, path| match (method.as_str(), path) {
+        ("GET", SECRET) => not_found("secrets \"db\""),
+        ("POST", SECRETS) => failure(code, reason, message),
+        other => panic!("unexpected request {other:?}"),
+    }
+}
+
+fn not_found(what: &str) -> (StatusCode, Value) {
+    failure(
         StatusCode::NOT_FOUND,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404, "message": format!("{what} not found")}),
+        "NotFound",
+        &format!("{what} not found"),
     )
 }
 
@@ -80,23 +102,24 @@ struct Fixture {
     desired: Secret,
 }
 
+/// The fixture's Secret `db` in `prod` (password `hunter2`).
+const DB_IN_PROD: &str = "kind: Secret\nmetadata: {name: db, namespace: prod, labels: {app: db}}\nstringData: {password: hunter2}\n";
+
+/// The one Secret in `yaml`, sealed (strict scope) to `recipients`.
+fn seal_to(yaml: &str, recipients: &[&str]) -> SealedSecret {
+    let recipients: Vec<_> = recipients
+        .iter()
+        .map(|r| sealant_core::keys::parse_recipient(r).unwrap())
+        .collect();
+    support::seal_strict(yaml, &recipients)
+}
+
 fn fixture() -> Fixture {
     let (mut key_secret, recipient) =
         new_key_secret("sealant-system", "2026-01-01T00:00:00Z".parse().unwrap());
     key_secret.metadata.name = Some("sealant-key-1".into());
     let key = parse_key_secret(&key_secret).unwrap();
-    let yaml = "kind: Secret\nmetadata: {name: db, namespace: prod, labels: {app: db}}\nstringData: {password: hunter2}\n";
-    let Manifest::Secret(secret) = read_manifests(yaml).unwrap().remove(0).value else {
-        unreachable!()
-    };
-    let recipients = [sealant_core::keys::parse_recipient(&recipient).unwrap()];
-    let opts = SealOptions {
-        scope: Scope::Strict,
-        recipients: &recipients,
-        namespace: None,
-        allow_empty: false,
-    };
-    let mut sealed = seal_secret(&secret, &opts).unwrap();
+    let mut sealed = seal_to(DB_IN_PROD, &[&recipient]);
     sealed.metadata.uid = Some("11111111-2222-3333-4444-555555555555".into());
     sealed.metadata.generation = Some(1);
     sealed.metadata.resource_version = Some("100".into());
@@ -107,6 +130,24 @@ fn fixture() -> Fixture {
         sealed,
         desired,
     }
+}
+
+/// The fixture's key set with its one key marked compromised.
+fn compromised(keys: &SharedKeys) -> SharedKeys {
+    let mut key = keys.get().set.keys()[0].clone();
+    key.state = sealant_core::keystore::KeyState::Compromised;
+    SharedKeys::new(KeysView::new(KeySet::new(vec![key])))
+}
+
+/// The fixture's Secret as someone else left it: `password` changed, at resourceVersion `rv`.
+fn edited(f: &Fixture, rv: &str) -> Secret {
+    let mut edited = f.desired.clone();
+    edited.metadata.resource_version = Some(rv.into());
+    edited.data.as_mut().unwrap().insert(
+        "password".into(),
+        k8s_openapi::ByteString(b"changed".to_vec()),
+    );
+    edited
 }
 
 fn context(client: Client, keys: SharedKeys) -> Arc<Context> {
@@ -138,6 +179,24 @@ fn calls(recorded: &Recorded) -> Vec<(Method, String)> {
         .iter()
         .map(|(m, p, _)| (m.clone(), p.clone()))
         .collect()
+}
+
+/// Reconciles `sealed` once against [`mock_api`] answering with `handler`; what was asked.
+async fn reconcile_ok(
+    sealed: &SealedSecret,
+    keys: SharedKeys,
+    handler: impl Fn(&Method, &str, &Value) -> (StatusCode, Value) + Send + Sync + 'static,
+) -> Recorded {
+    let (client, recorded) = mock_api(sealed, handler);
+    reconcile(Arc::new(sealed.clone()), context(client, keys))
+        .await
+        .unwrap();
+    recorded
+}
+
+/// The status of the first status patch in `log`.
+fn patched_status(log: &[(Method, String, Value)]) -> &Value {
+    &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"]
 }
 
 fn echo(body: &Value) -> (StatusCode, Value) {
@@ -223,22 +282,15 @@ async fn an_up_to_date_secret_and_status_mean_no_writes() {
 #[tokio::test]
 async fn an_edited_secret_is_restored() {
     let f = fixture();
-    let mut edited = f.desired.clone();
-    edited.metadata.resource_version = Some("6".into());
-    edited.data.as_mut().unwrap().insert(
-        "password".into(),
-        k8s_openapi::ByteString(b"changed".to_vec()),
-    );
-    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+    let edited = edited(&f, "6");
+    let recorded = reconcile_ok(&f.sealed, f.keys, move |method, path, body| {
         match (method.as_str(), path) {
             ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&edited).unwrap()),
             ("PUT", SECRET) => echo(body),
             other => panic!("unexpected request {other:?}"),
         }
-    });
-    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
-        .await
-        .unwrap();
+    })
+    .await;
     let log = recorded.lock().unwrap();
     let put = log
         .iter()
@@ -255,18 +307,15 @@ async fn an_edited_secret_is_restored() {
 async fn a_foreign_secret_is_left_alone_with_a_clear_condition() {
     let f = fixture();
     let foreign = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod", "resourceVersion": "3"}, "data": {"password": "b3RoZXI="}});
-    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
+    let recorded = reconcile_ok(&f.sealed, f.keys, move |method, path, _| {
         match (method.as_str(), path) {
             ("GET", SECRET) => (StatusCode::OK, foreign.clone()),
             other => panic!("the foreign Secret must not be written: {other:?}"),
         }
-    });
-    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
-        .await
-        .unwrap();
+    })
+    .await;
     let log = recorded.lock().unwrap();
-    let status =
-        &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"]["conditions"][0];
+    let status = &patched_status(&log)["conditions"][0];
     assert_eq!(status["status"], "False");
     assert_eq!(status["reason"], "NotOwned");
     assert!(
@@ -283,16 +332,14 @@ async fn a_foreign_secret_is_left_alone_with_a_clear_condition() {
 async fn a_managed_annotation_allows_takeover() {
     let f = fixture();
     let foreign = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod", "resourceVersion": "3", "annotations": {MANAGED_ANNOTATION: "true"}}, "data": {"password": "b3RoZXI="}});
-    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+    let recorded = reconcile_ok(&f.sealed, f.keys, move |method, path, body| {
         match (method.as_str(), path) {
             ("GET", SECRET) => (StatusCode::OK, foreign.clone()),
             ("PUT", SECRET) => echo(body),
             other => panic!("unexpected request {other:?}"),
         }
-    });
-    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
-        .await
-        .unwrap();
+    })
+    .await;
     let log = recorded.lock().unwrap();
     let put = &log
         .iter()
@@ -335,15 +382,11 @@ async fn a_value_it_cannot_open_leaves_the_existing_secret_untouched() {
 #[tokio::test]
 async fn a_compromised_key_is_reported() {
     let f = fixture();
-    let mut key = f.keys.get().set.keys()[0].clone();
-    key.state = sealant_core::keystore::KeyState::Compromised;
-    let keys = SharedKeys::new(KeysView::new(KeySet::new(vec![key])));
-    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
+    let keys = compromised(&f.keys);
+    let recorded = reconcile_ok(&f.sealed, keys, move |method, path, _| {
         panic!("unexpected request {method} {path}")
-    });
-    reconcile(Arc::new(f.sealed.clone()), context(client, keys))
-        .await
-        .unwrap();
+    })
+    .await;
     let log = recorded.lock().unwrap();
     assert_eq!(
         log[0].2["status"]["conditions"][0]["reason"],
@@ -360,24 +403,7 @@ async fn a_value_a_compromised_key_also_opens_is_opened_and_reported_exposed() {
     let (bad_secret, _) = new_key_secret("sealant-system", "2025-01-01T00:00:00Z".parse().unwrap());
     let mut bad = parse_key_secret(&bad_secret).unwrap();
     bad.state = sealant_core::keystore::KeyState::Compromised;
-    let yaml = "kind: Secret\nmetadata: {name: db, namespace: prod, labels: {app: db}}\nstringData: {password: hunter2}\n";
-    let Manifest::Secret(secret) = read_manifests(yaml).unwrap().remove(0).value else {
-        unreachable!()
-    };
-    let both = [
-        sealant_core::keys::parse_recipient(&good.recipient).unwrap(),
-        sealant_core::keys::parse_recipient(&bad.recipient).unwrap(),
-    ];
-    let mut sealed = seal_secret(
-        &secret,
-        &SealOptions {
-            scope: Scope::Strict,
-            recipients: &both,
-            namespace: None,
-            allow_empty: false,
-        },
-    )
-    .unwrap();
+    let mut sealed = seal_to(DB_IN_PROD, &[&good.recipient, &bad.recipient]);
     sealed.metadata = f.sealed.metadata.clone();
     let keys = SharedKeys::new(KeysView::new(KeySet::new(vec![good, bad.clone()])));
     let (client, recorded) = mock_api(&sealed, move |method, path, body| {
@@ -387,17 +413,8 @@ async fn a_value_a_compromised_key_also_opens_is_opened_and_reported_exposed() {
             other => panic!("unexpected request {other:?}"),
         }
     });
-    let metrics = Arc::new(Metrics::new());
-    let ctx = Arc::new(Context::new(
-        client,
-        keys,
-        metrics.clone(),
-        Reporter {
-            controller: "sealant-test".into(),
-            instance: None,
-        },
-        Duration::from_secs(600),
-    ));
+    let ctx = context(client, keys);
+    let metrics = ctx.metrics.clone();
     reconcile(Arc::new(sealed), ctx).await.unwrap();
 
     let log = recorded.lock().unwrap();
@@ -449,17 +466,8 @@ async fn a_tampered_value_is_reported_as_tampered() {
     let (client, recorded) = mock_api(&sealed, move |method, path, _| {
         panic!("unexpected request {method} {path}")
     });
-    let metrics = Arc::new(Metrics::new());
-    let ctx = Arc::new(Context::new(
-        client,
-        f.keys,
-        metrics.clone(),
-        Reporter {
-            controller: "sealant-test".into(),
-            instance: None,
-        },
-        Duration::from_secs(600),
-    ));
+    let ctx = context(client, f.keys);
+    let metrics = ctx.metrics.clone();
     reconcile(Arc::new(sealed), ctx).await.unwrap();
     assert_eq!(
         calls(&recorded),
@@ -501,7 +509,7 @@ async fn an_immutable_secret_is_validated_then_deleted_and_recreated() {
         .as_mut()
         .unwrap()
         .insert("password".into(), k8s_openapi::ByteString(b"old".to_vec()));
-    let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
+    let recorded = reconcile_ok(&f.sealed, f.keys, move |method, path, body| {
         match (method.as_str(), path) {
             ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&existing).unwrap()),
             ("POST", SECRETS) => (StatusCode::CREATED, body.clone()),
@@ -511,10 +519,8 @@ async fn an_immutable_secret_is_validated_then_deleted_and_recreated() {
             ),
             other => panic!("unexpected request {other:?}"),
         }
-    });
-    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
-        .await
-        .unwrap();
+    })
+    .await;
     assert_eq!(
         calls(&recorded),
         [
@@ -576,9 +582,7 @@ async fn one_warning_event_per_change_of_state() {
     assert_eq!(recorded.lock().unwrap().len(), 2, "same state: no event");
 
     // Another failure: reported again.
-    let mut key = f.keys.get().set.keys()[0].clone();
-    key.state = sealant_core::keystore::KeyState::Compromised;
-    let keys = SharedKeys::new(KeysView::new(KeySet::new(vec![key])));
+    let keys = compromised(&f.keys);
     reconcile(Arc::new(reported), context(client, keys))
         .await
         .unwrap();
@@ -592,9 +596,10 @@ async fn one_warning_event_per_change_of_state() {
 async fn api_errors_surface_for_a_retry() {
     let f = fixture();
     let (client, _) = mock_client(|_, _, _| {
-        (
+        failure(
             StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 500, "message": "etcd unavailable", "reason": "InternalError"}),
+            "InternalError",
+            "etcd unavailable",
         )
     });
     let sealed = Arc::new(f.sealed.clone());
@@ -608,22 +613,17 @@ async fn api_errors_surface_for_a_retry() {
 #[tokio::test]
 async fn a_secret_the_api_server_refuses_is_reported_not_retried_silently() {
     let f = fixture();
-    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
-        match (method.as_str(), path) {
-            ("GET", SECRET) => not_found("secrets \"db\""),
-            ("POST", SECRETS) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 422, "reason": "Invalid", "message": "Secret \"db\" is invalid: data[username]: Required value"}),
-            ),
-            other => panic!("unexpected request {other:?}"),
-        }
-    });
-    reconcile(Arc::new(f.sealed.clone()), context(client, f.keys))
-        .await
-        .unwrap();
+    let refuse = create_fails(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+        "Secret \"db\" is invalid: data[username]: Required value",
+    );
+    let recorded = reconcile_ok(&f.sealed, f.keys, move |method, path, _| {
+        refuse(method, path)
+    })
+    .await;
     let log = recorded.lock().unwrap();
-    let condition =
-        &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"]["conditions"][0];
+    let condition = &patched_status(&log)["conditions"][0];
     assert_eq!(condition["reason"], "SecretRejected");
     assert!(
         condition["message"]
@@ -636,16 +636,12 @@ async fn a_secret_the_api_server_refuses_is_reported_not_retried_silently() {
 #[tokio::test]
 async fn a_forbidden_secret_write_is_reported_and_retried_with_backoff() {
     let f = fixture();
-    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
-        match (method.as_str(), path) {
-            ("GET", SECRET) => not_found("secrets \"db\""),
-            ("POST", SECRETS) => (
-                StatusCode::FORBIDDEN,
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 403, "reason": "Forbidden", "message": "secrets is forbidden: User \"system:serviceaccount:sealant-system:seal-controller\" cannot create resource \"secrets\""}),
-            ),
-            other => panic!("unexpected request {other:?}"),
-        }
-    });
+    let forbid = create_fails(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        "secrets is forbidden: User \"system:serviceaccount:sealant-system:seal-controller\" cannot create resource \"secrets\"",
+    );
+    let (client, recorded) = mock_api(&f.sealed, move |method, path, _| forbid(method, path));
     let ctx = context(client, f.keys);
     let sealed = Arc::new(f.sealed.clone());
     // A 403 is not the final word (an RBAC fix ends it): an error, so the controller retries
@@ -655,11 +651,10 @@ async fn a_forbidden_secret_write_is_reported_and_retried_with_backoff() {
     assert!(err.to_string().contains("cannot create resource"), "{err}");
     {
         let log = recorded.lock().unwrap();
-        let condition =
-            &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"]["conditions"][0];
+        let condition = &patched_status(&log)["conditions"][0];
         assert_eq!(condition["reason"], "SecretForbidden");
         assert_eq!(condition["status"], "False");
-        let status = &log.iter().find(|(m, _, _)| m == Method::PATCH).unwrap().2["status"];
+        let status = patched_status(&log);
         assert_eq!(
             status["conditions"][1]["type"], "Reconciling",
             "retried: {status}"
@@ -711,6 +706,13 @@ async fn a_replica_whose_leadership_lapsed_writes_nothing() {
     );
 }
 
+/// The Secret metadata watch has listed: no Secret is there yet.
+fn watch_listed(ctx: &Context) {
+    use kube::runtime::watcher::Event;
+    ctx.versions.observe(&Event::Init);
+    ctx.versions.observe(&Event::InitDone);
+}
+
 fn secret_meta(rv: &str) -> kube::core::PartialObjectMeta<Secret> {
     let mut m = kube::core::PartialObjectMeta::<Secret>::default();
     m.metadata.name = Some("db".into());
@@ -723,12 +725,7 @@ fn secret_meta(rv: &str) -> kube::core::PartialObjectMeta<Secret> {
 async fn the_echo_of_its_own_writes_costs_no_request() {
     use kube::runtime::watcher::Event;
     let f = fixture();
-    let mut edited = f.desired.clone();
-    edited.metadata.resource_version = Some("8".into());
-    edited.data.as_mut().unwrap().insert(
-        "password".into(),
-        k8s_openapi::ByteString(b"changed".to_vec()),
-    );
+    let edited = edited(&f, "8");
     let (client, recorded) = mock_api(&f.sealed, move |method, path, body| {
         match (method.as_str(), path) {
             ("POST", SECRETS) => {
@@ -742,8 +739,7 @@ async fn the_echo_of_its_own_writes_costs_no_request() {
         }
     });
     let ctx = context(client, f.keys);
-    ctx.versions.observe(&Event::Init);
-    ctx.versions.observe(&Event::InitDone);
+    watch_listed(&ctx);
     let sealed = Arc::new(f.sealed.clone());
 
     // A new object: created without a read first.
@@ -779,24 +775,23 @@ async fn the_echo_of_its_own_writes_costs_no_request() {
 
 #[tokio::test]
 async fn a_create_that_finds_the_secret_there_reads_it_and_writes_nothing_more() {
-    use kube::runtime::watcher::Event;
     let f = fixture();
     let mut existing = f.desired.clone();
     existing.metadata.resource_version = Some("5".into());
     let (client, recorded) = mock_api(&f.sealed, move |method, path, _| {
         match (method.as_str(), path) {
             // The watch lagged: the Secret exists already.
-            ("POST", SECRETS) => (
+            ("POST", SECRETS) => failure(
                 StatusCode::CONFLICT,
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "AlreadyExists", "code": 409, "message": "secrets \"db\" already exists"}),
+                "AlreadyExists",
+                "secrets \"db\" already exists",
             ),
             ("GET", SECRET) => (StatusCode::OK, serde_json::to_value(&existing).unwrap()),
             other => panic!("unexpected request {other:?}"),
         }
     });
     let ctx = context(client, f.keys);
-    ctx.versions.observe(&Event::Init);
-    ctx.versions.observe(&Event::InitDone);
+    watch_listed(&ctx);
     reconcile(Arc::new(f.sealed.clone()), ctx.clone())
         .await
         .unwrap();
@@ -840,8 +835,7 @@ async fn a_hollow_copy_is_read_whole_only_when_it_must_be_opened() {
     });
     // A resync of 2 ns: every memory of a confirmation is already old, so it is checked.
     let ctx = context_with_resync(client, f.keys.clone(), Duration::from_nanos(2));
-    ctx.versions.observe(&Event::Init);
-    ctx.versions.observe(&Event::InitDone);
+    watch_listed(&ctx);
     // New: the cache holds a hollow copy, so the whole object is read before opening it.
     let cached = Arc::new(hollow(&f.sealed));
     reconcile(cached.clone(), ctx.clone()).await.unwrap();
@@ -913,8 +907,7 @@ async fn an_object_in_place_costs_no_request_until_a_key_is_compromised() {
         }
     });
     let ctx = context(client, f.keys.clone());
-    ctx.versions.observe(&Event::Init);
-    ctx.versions.observe(&Event::InitDone);
+    watch_listed(&ctx);
     let cached = Arc::new(hollow(&f.sealed));
     reconcile(cached.clone(), ctx.clone()).await.unwrap();
     assert_eq!(calls(&recorded).len(), 4, "read, create, status, event");
@@ -966,23 +959,8 @@ async fn more_plaintext_than_a_secret_holds_is_refused_before_any_secret_is_touc
     let f = fixture();
     let key = f.keys.get().set.keys()[0].clone();
     let recipient = sealant_core::keys::parse_recipient(&key.recipient).unwrap();
-    let binding =
-        sealant_core::scope::Binding::new(Scope::Strict, &sealant_core::Target::new("prod", "db"))
-            .unwrap();
     let mut sealed = f.sealed.clone();
-    for item in ["a", "b"] {
-        let value = sealant_core::value::seal_value(
-            &vec![b'x'; 600 * 1024],
-            &binding,
-            std::slice::from_ref(&recipient),
-        )
-        .unwrap();
-        sealed
-            .spec
-            .encrypted_data
-            .insert(item.into(), value.ciphertext);
-        sealed.spec.recipients.insert(item.into(), value.recipients);
-    }
+    support::add_more_than_a_secret_holds(&mut sealed, &recipient);
     let (client, recorded) = mock_api(&sealed, move |method, path, _| {
         panic!("no Secret may be read or written: {method} {path}")
     });
@@ -1139,26 +1117,11 @@ mod kstatus_reads_the_status {
     #[tokio::test]
     async fn failures_that_need_a_person_are_failed_and_degraded() {
         let f = fixture();
-        let mut compromised = f.keys.get().set.keys()[0].clone();
-        compromised.state = sealant_core::keystore::KeyState::Compromised;
-        let compromised = SharedKeys::new(KeysView::new(KeySet::new(vec![compromised])));
+        let compromised = compromised(&f.keys);
         // Sealed for prod/db, applied as staging/db... here: sealed for staging, applied in prod.
         let recipient = f.keys.get().set.keys()[0].recipient.clone();
         let yaml = "kind: Secret\nmetadata: {name: db, namespace: staging}\nstringData: {password: hunter2}\n";
-        let Manifest::Secret(secret) = read_manifests(yaml).unwrap().remove(0).value else {
-            unreachable!()
-        };
-        let recipients = [sealant_core::keys::parse_recipient(&recipient).unwrap()];
-        let mut moved = seal_secret(
-            &secret,
-            &SealOptions {
-                scope: Scope::Strict,
-                recipients: &recipients,
-                namespace: None,
-                allow_empty: false,
-            },
-        )
-        .unwrap();
+        let mut moved = seal_to(yaml, &[&recipient]);
         moved.metadata = f.sealed.metadata.clone();
         let mut minting = f.sealed.clone();
         minting.spec.template.type_ = Some("kubernetes.io/service-account-token".into());
@@ -1169,14 +1132,11 @@ mod kstatus_reads_the_status {
             ),
             other => panic!("the foreign Secret must not be written: {other:?}"),
         };
-        let rejected = |method: &Method, path: &str| match (method.as_str(), path) {
-            ("GET", SECRET) => not_found("secrets \"db\""),
-            ("POST", SECRETS) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 422, "reason": "Invalid", "message": "Secret \"db\" is invalid"}),
-            ),
-            other => panic!("unexpected request {other:?}"),
-        };
+        let rejected = create_fails(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "Secret \"db\" is invalid",
+        );
         let cases: Vec<(&str, SealedSecret, SharedKeys, Answer, &str)> = vec![
             (
                 "NoKey",
@@ -1243,15 +1203,8 @@ mod kstatus_reads_the_status {
     #[tokio::test]
     async fn failures_being_retried_are_in_progress_until_they_pass() {
         let f = fixture();
-        let failing = |code: u16, reason: &'static str, message: &'static str| {
-            move |method: &Method, path: &str| match (method.as_str(), path) {
-                ("GET", SECRET) => not_found("secrets \"db\""),
-                ("POST", SECRETS) => (
-                    StatusCode::from_u16(code).unwrap(),
-                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": code, "reason": reason, "message": message}),
-                ),
-                other => panic!("unexpected request {other:?}"),
-            }
+        let failing = |code: u16, reason, message| {
+            create_fails(StatusCode::from_u16(code).unwrap(), reason, message)
         };
         let cases = [
             (

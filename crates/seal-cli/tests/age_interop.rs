@@ -12,8 +12,7 @@ use support::{Sandbox, require_tool, run, secret_yaml};
 #[test]
 fn age_opens_our_values() {
     let age = require_tool("age", "age");
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "hunter2")]));
     let sealed = sb.seal(&["-r", &r, "s.yaml"]).ok().stdout;
     let value = sealed
@@ -64,11 +63,7 @@ fn seal_unseal_opens_framed_payloads_encrypted_by_age() {
         BASE64.encode(encrypted)
     );
     sb.write("from-age.yaml", &doc);
-    let out = sb
-        .seal(&["unseal", "-i", "stock.txt", "from-age.yaml", "-o", "json"])
-        .ok()
-        .stdout;
-    let secret: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let secret = sb.unseal_json("stock.txt", "from-age.yaml");
     assert_eq!(secret["data"]["note"], BASE64.encode("from age\n"));
     // Our keys work with age too: a file sealed with `age -r` to a `seal keygen` recipient.
     let ours = sb.keygen("ours.txt");

@@ -11,11 +11,7 @@ use support::{Sandbox, secret_yaml};
 fn file_with_an_appended_record(sb: &Sandbox) -> (String, String) {
     let prod = sb.keygen("prod.txt");
     let attacker = sb.keygen("attacker.txt");
-    sb.write(
-        "s.yaml",
-        &secret_yaml("db", "prod", &[("password", "hunter2")]),
-    );
-    sb.seal(&["-r", &prod, "s.yaml", "-w", "db.yaml"]).ok();
+    sb.seal_db(&prod, &[("password", "hunter2")], "db.yaml");
     let edited = sb.read("db.yaml").replace(
         &format!("    - {prod}\n"),
         &format!("    - {prod}\n    - {attacker}\n"),
@@ -32,11 +28,13 @@ fn file_with_an_appended_record(sb: &Sandbox) -> (String, String) {
 fn merge_never_seals_to_a_recipient_only_the_file_records() {
     let sb = Sandbox::new();
     let (prod, _) = file_with_an_appended_record(&sb);
-    let before = sb.read("db.yaml");
     // Nothing names recipients: refused, file unchanged (the records are not a source).
-    sb.seal(&["merge", "db.yaml", "--from-literal", "api=s3cret"])
-        .fails(1, "no recipients: pass -r age1…");
-    assert_eq!(sb.read("db.yaml"), before);
+    sb.fails_leaving(
+        "db.yaml",
+        &["merge", "db.yaml", "--from-literal", "api=s3cret"],
+        1,
+        "no recipients: pass -r age1…",
+    );
     // Named by the repo config: the new value opens for prod only.
     sb.write(
         ".sealant.yaml",
@@ -75,8 +73,7 @@ fn check_reports_a_recipient_appended_to_a_record() {
 /// to it, even one that another key still opens.
 #[test]
 fn check_lists_values_sealed_to_a_compromised_key() {
-    let sb = Sandbox::new();
-    let bad = sb.keygen("bad.txt");
+    let (sb, bad) = Sandbox::with_key("bad.txt");
     let good = sb.keygen("good.txt");
     sb.write(
         "s.yaml",

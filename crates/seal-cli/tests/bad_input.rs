@@ -8,8 +8,7 @@ use support::{Sandbox, secret_yaml};
 
 #[test]
 fn bad_secrets_are_refused_with_the_file_and_line() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let big = "x".repeat(1024 * 1024 + 1);
     let cases: Vec<(&str, String, &str)> = vec![
         ("invalid.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: [db\n".into(), "invalid.yaml:4:"),
@@ -81,8 +80,7 @@ fn bad_recipients_and_identities_are_refused() {
 
 #[test]
 fn tampered_truncated_and_foreign_values_fail_to_open() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     sb.keygen("other.txt");
     sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "hunter2")]));
     let sealed = sb.seal(&["-r", &r, "s.yaml"]).ok().stdout;
@@ -170,8 +168,7 @@ fn billion_laughs() -> String {
 
 #[test]
 fn hostile_yaml_is_refused_by_the_parser_budgets() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     sb.write("laughs.yaml", &billion_laughs());
     let deep = format!(
         "apiVersion: v1\nkind: Secret\nx: {}{}\n",
@@ -214,10 +211,8 @@ fn seal_on_a_terminal(sb: &Sandbox, args: &str) -> support::Run {
 
 #[test]
 fn stdin_that_is_a_terminal_is_refused() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
-    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
-    sb.seal(&["-r", &r, "s.yaml", "-w", "sealed.yaml"]).ok();
+    let (sb, r) = Sandbox::with_key("k.txt");
+    sb.seal_db(&r, &[("pw", "x")], "sealed.yaml");
     let expected = "seal: <stdin>: expected input on stdin (pipe a manifest in, or name a FILE)";
     for args in [
         format!("-r {r}"),

@@ -4,88 +4,38 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use support::{Sandbox, require_tool, run, secret_yaml};
+use sealant_stub::kubesealpy::{keygen as bitnami_key, seal as bitnami_sealed};
+use support::{Sandbox, secret_yaml};
 
 const BINARY: &[u8] = b"\x00\xffbin\nary\x80";
 
-fn tool() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/bitnami/kubesealpy_tool.py")
-}
-
-/// Runs the producer; panics with the install hint when kubesealpy is missing.
-fn kubesealpy(sb: &Sandbox, args: &[&str]) -> String {
-    let mut cmd = Command::new(require_tool("python3", "python3"));
-    cmd.arg(tool()).args(args).current_dir(sb.dir.path());
-    let out = run(cmd, None);
-    assert!(
-        !out.stderr.contains("No module named 'kubesealpy'"),
-        "kubesealpy is not installed: pip install kubesealpy (tests/run-all.sh does this)"
-    );
-    assert_eq!(out.code, 0, "kubesealpy_tool {args:?}: {}", out.stderr);
-    out.stdout
-}
-
-/// A Bitnami key pair `name` in the sandbox: `name.key`, `name.pub`, `name.secret.yaml`.
-fn bitnami_key(sb: &Sandbox, name: &str, pkcs8: bool) {
-    let mut args = vec!["keygen", ".", name];
-    if pkcs8 {
-        args.push("--pkcs8");
-    }
-    kubesealpy(sb, &args);
-}
-
-/// A Bitnami SealedSecret sealed by kubesealpy to key `key`.
-fn bitnami_sealed(
+/// `seal migrate --bitnami-keys keys -r recipient rest…` exits 1 and says `needle` on stderr.
+#[track_caller]
+fn migrate_refused(
     sb: &Sandbox,
-    key: &str,
-    scope: &str,
-    ns: &str,
-    name: &str,
-    items: &[(&str, &[u8])],
-    extra: &[&str],
-) -> String {
-    let public = format!("{key}.pub");
-    let mut args: Vec<String> = ["seal", &public, scope, ns, name]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.extend(
-        items
-            .iter()
-            .map(|(k, v)| format!("{k}={}", BASE64.encode(v))),
+    keys: &str,
+    recipient: &str,
+    rest: &[&str],
+    needle: &str,
+) -> support::Run {
+    let mut args = vec!["migrate", "--bitnami-keys", keys, "-r", recipient];
+    args.extend_from_slice(rest);
+    let out = sb.seal(&args);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(needle),
+        "{:?} lacks {needle:?}",
+        out.stderr
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    kubesealpy(sb, &args)
+    out
 }
 
 /// What the stock `age -d` prints for item `item` of the SealedSecret in `file`, header line
 /// dropped: the plaintext anyone holding `identity` can read.
 fn age_open(sb: &Sandbox, file: &str, item: &str, identity: &str) -> Vec<u8> {
-    let text = sb.read(file);
-    let objects = sealant_core::manifest::read_manifests(&text).unwrap();
-    let value = objects
-        .iter()
-        .find_map(|m| match &m.value {
-            sealant_core::manifest::Manifest::SealedSecret(s) => {
-                s.spec.encrypted_data.get(item).cloned()
-            }
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{file} has no Sealant item {item}: {text}"));
-    let age_file = sb.path("value.age");
-    std::fs::write(&age_file, BASE64.decode(value).unwrap()).unwrap();
-    let mut cmd = Command::new(require_tool("age", "age"));
-    cmd.arg("-d")
-        .arg("-i")
-        .arg(sb.path(identity))
-        .arg(&age_file);
-    let out = cmd.output().unwrap();
+    let out = sb.age_decrypt(file, item, identity);
     assert!(out.status.success(), "age -d failed");
     let newline = out.stdout.iter().position(|b| *b == b'\n').unwrap();
     out.stdout[newline + 1..].to_vec()
@@ -298,22 +248,8 @@ fn refused(sb: &Sandbox, text: &str, needle: &str) {
         .stdout
         .trim()
         .to_owned();
-    let out = sb.seal(&[
-        "migrate",
-        "--bitnami-keys",
-        "k.secret.yaml",
-        "-r",
-        &recipient,
-        "-w",
-        "in.yaml",
-    ]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = migrate_refused(sb, "k.secret.yaml", &recipient, &["-w", "in.yaml"], needle);
     assert_eq!(out.stdout, "");
-    assert!(
-        out.stderr.contains(needle),
-        "{:?} lacks {needle:?}",
-        out.stderr
-    );
     assert!(out.stderr.contains("nothing was written"), "{}", out.stderr);
     assert_eq!(sb.read("in.yaml"), text, "the file is unchanged");
 }
@@ -382,22 +318,12 @@ fn template_data_is_refused_by_name_and_no_file_is_written() {
     sb.write("repo/ok.yaml", &good);
     sb.write("repo/tpl.yaml", &templated);
     let recipient = sb.keygen("id.key");
-    let out = sb.seal(&[
-        "migrate",
-        "--bitnami-keys",
+    let out = migrate_refused(
+        &sb,
         "k.secret.yaml",
-        "-r",
         &recipient,
-        "-w",
-        "repo",
-    ]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains(
-            "seal: repo/tpl.yaml:1: Bitnami SealedSecret 'prod/tpl': uses spec.template.data (Go templates over the opened items: url), which Sealant cannot carry yet"
-        ),
-        "{}",
-        out.stderr
+        &["-w", "repo"],
+        "seal: repo/tpl.yaml:1: Bitnami SealedSecret 'prod/tpl': uses spec.template.data (Go templates over the opened items: url), which Sealant cannot carry yet",
     );
     assert!(
         out.stderr
@@ -411,8 +337,7 @@ fn template_data_is_refused_by_name_and_no_file_is_written() {
 
 #[test]
 fn bad_key_backups_are_named() {
-    let sb = Sandbox::new();
-    let recipient = sb.keygen("id.key");
+    let (sb, recipient) = Sandbox::with_key("id.key");
     sb.write(
         "keys.yaml",
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: nope\ndata:\n  tls.crt: AA==\n",
@@ -446,8 +371,7 @@ fn bad_key_backups_are_named() {
 
 #[test]
 fn seal_reads_bitnami_scope_annotations_on_input_secrets() {
-    let sb = Sandbox::new();
-    let recipient = sb.keygen("id.key");
+    let (sb, recipient) = Sandbox::with_key("id.key");
     let annotated = secret_yaml("db", "prod", &[("pw", "x")]).replace(
         "  namespace: prod\n",
         "  namespace: prod\n  annotations:\n    sealedsecrets.bitnami.com/cluster-wide: \"true\"\n",
@@ -477,42 +401,25 @@ fn files_that_cannot_be_migrated_whole_are_refused() {
     let sealed = bitnami_sealed(&sb, "k", "strict", "prod", "db", &[("a", b"1")], &[]);
     let mixed = format!("{sealed}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n");
     sb.write("mixed.yaml", &mixed);
-    let out = sb.seal(&[
-        "migrate",
-        "--bitnami-keys",
-        "k.key",
-        "-r",
-        &recipient,
-        "-w",
-        "mixed.yaml",
-    ]);
-    assert_eq!(out.code, 1);
     let line = sealed.lines().count() + 2;
-    assert!(
-        out.stderr.contains(&format!(
+    migrate_refused(
+        &sb,
+        "k.key",
+        &recipient,
+        &["-w", "mixed.yaml"],
+        &format!(
             "seal: mixed.yaml:{line}: is a ConfigMap in a file of Bitnami SealedSecrets: move it to its own file, then migrate"
-        )),
-        "{}",
-        out.stderr
+        ),
     );
     assert_eq!(sb.read("mixed.yaml"), mixed);
 
     sb.write("plain.yaml", &secret_yaml("db", "prod", &[("a", "1")]));
-    let out = sb.seal(&[
-        "migrate",
-        "--bitnami-keys",
+    migrate_refused(
+        &sb,
         "k.key",
-        "-r",
         &recipient,
-        "plain.yaml",
-    ]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains(
-            "seal: plain.yaml: holds no Bitnami SealedSecret (apiVersion bitnami.com/v1alpha1)"
-        ),
-        "{}",
-        out.stderr
+        &["plain.yaml"],
+        "seal: plain.yaml: holds no Bitnami SealedSecret (apiVersion bitnami.com/v1alpha1)",
     );
 
     sb.seal_stdin(&["migrate", "--bitnami-keys", "k.key", "-w"], &sealed)

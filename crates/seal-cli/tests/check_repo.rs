@@ -37,8 +37,7 @@ fn sops(sb: &Sandbox, recipient: &str, regex: &str, plain: &str, out: &str) {
 }
 
 fn fixture() -> Sandbox {
-    let sb = Sandbox::new();
-    let r = sb.keygen("key.txt");
+    let (sb, r) = Sandbox::with_key("key.txt");
     std::fs::rename(sb.path("key.txt"), sb.path("../key-of-check-repo.txt")).ok();
     // Plaintext Secrets: two leaks that must be reported.
     sb.write(

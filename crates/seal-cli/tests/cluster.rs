@@ -18,7 +18,7 @@ use sealant_stub::{
     Answer, ConnectProxy, Context, Seen, Stub, answer, api_status, closed_port, kubeconfig,
 };
 use serde_json::{Value, json};
-use support::{Run, Sandbox, changed_lines, require_tool, secret_yaml};
+use support::{Run, Sandbox, assert_same_lines, changed_lines, require_tool, secret_yaml};
 
 /// A kubeconfig with two contexts: `stub` (at `url`, with a bearer token) and `nowhere`
 /// (a closed port); `current` is the current one.
@@ -136,8 +136,7 @@ fn resealed_answers(handler_bodies: &Mutex<Vec<String>>) -> Vec<SealedSecret> {
 
 #[test]
 fn fetch_keys_reads_the_recipients_configmap() {
-    let sb = Sandbox::new();
-    let a = sb.keygen("a.txt");
+    let (sb, a) = Sandbox::with_key("a.txt");
     let b = sb.keygen("b.txt");
     let text = format!(
         "# age recipients of this cluster\n\n{a}\n  {b}  \n# retired keys are not listed\n"
@@ -212,8 +211,7 @@ fn fetch_keys_reads_the_recipients_configmap() {
 
 #[test]
 fn fetch_keys_follows_the_context_and_the_controller_url() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let stub = Stub::start(controller(&sb, &["k.txt"], &r));
     // The current context is unreachable; --context picks the stub.
     let kubeconfig = write_kubeconfig(&sb, &stub.url(), "nowhere");
@@ -251,8 +249,7 @@ fn fetch_keys_follows_the_context_and_the_controller_url() {
 
 #[test]
 fn sealing_without_recipients_uses_the_clusters() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let stub = Stub::start(controller(&sb, &["k.txt"], &r));
     let kubeconfig = write_kubeconfig(&sb, &stub.url(), "stub");
     sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "hunter2")]));
@@ -369,13 +366,11 @@ fn an_unreachable_cluster_means_no_recipients() {
 
 #[test]
 fn validate_asks_the_controller() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let foreign = sb.keygen("foreign.txt");
     let stub = Stub::start(controller(&sb, &["k.txt"], &r));
     let url = stub.url();
-    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
-    sb.seal(&["-r", &r, "s.yaml", "-w", "ok.yaml"]).ok();
+    sb.seal_db(&r, &[("pw", "x")], "ok.yaml");
     sb.seal(&["-r", &foreign, "s.yaml", "-w", "foreign.yaml"])
         .ok();
     sb.seal(&["-r", &r, "s.yaml", "-o", "json", "-w", "ok.json"])
@@ -482,10 +477,8 @@ fn validate_asks_the_controller() {
 
 #[test]
 fn validate_reports_the_controllers_status() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
-    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
-    sb.seal(&["-r", &r, "s.yaml", "-w", "ok.yaml"]).ok();
+    let (sb, r) = Sandbox::with_key("k.txt");
+    sb.seal_db(&r, &[("pw", "x")], "ok.yaml");
     let status = Arc::new(AtomicUsize::new(429));
     let stub = {
         let status = status.clone();
@@ -531,8 +524,7 @@ fn seal_to(sb: &Sandbox, r: &str, secret: &str, file: &str, format: &str) {
 
 #[test]
 fn reencrypt_rewrites_files_in_their_own_format() {
-    let sb = Sandbox::new();
-    let old = sb.keygen("old.txt");
+    let (sb, old) = Sandbox::with_key("old.txt");
     let new = sb.keygen("new.txt");
     let foreign = sb.keygen("foreign.txt");
     // The controller holds the old and the new key and re-seals to the new one; it records
@@ -682,11 +674,6 @@ fn reencrypt_rewrites_files_in_their_own_format() {
     assert_eq!(out.stderr, "seal reencrypt: reencrypted 2 files\n");
 }
 
-fn sorted(mut lines: Vec<String>) -> Vec<String> {
-    lines.sort();
-    lines
-}
-
 /// The value of item `key` in a SealedSecret file, as written (`key: YWdl…` or `"key": "YWdl…"`).
 fn value_line(text: &str, key: &str) -> String {
     text.lines()
@@ -700,8 +687,7 @@ fn value_line(text: &str, key: &str) -> String {
 
 #[test]
 fn reencrypt_rewrites_only_the_items_and_walks_folders() {
-    let sb = Sandbox::new();
-    let old = sb.keygen("old.txt");
+    let (sb, old) = Sandbox::with_key("old.txt");
     let new = sb.keygen("new.txt");
     let stub = Stub::start(controller(&sb, &["old.txt", "new.txt"], &new));
     let url = stub.url();
@@ -789,41 +775,40 @@ fn reencrypt_rewrites_only_the_items_and_walks_folders() {
     let (removed, added) = changed_lines(&db, &after);
     let old_line = format!("    - {old}");
     let new_line = format!("    - {new}");
-    assert_eq!(
-        sorted(removed),
-        sorted(vec![
+    assert_same_lines(
+        removed,
+        vec![
             value_line(&db, "pw"),
             value_line(&db, "user"),
             old_line.clone(),
-            old_line
-        ]),
-        "{after}"
+            old_line,
+        ],
+        &after,
     );
-    assert_eq!(
-        sorted(added),
-        sorted(vec![
+    assert_same_lines(
+        added,
+        vec![
             value_line(&after, "pw"),
             value_line(&after, "user"),
             new_line.clone(),
-            new_line
-        ]),
-        "{after}"
+            new_line,
+        ],
+        &after,
     );
     let api_after = sb.read("repo/apps/api.json");
     let (removed, added) = changed_lines(&api, &api_after);
-    assert_eq!(
-        sorted(removed),
-        sorted(vec![
-            value_line(&api, "token"),
-            format!("        \"{old}\"")
-        ])
+    assert_same_lines(
+        removed,
+        vec![value_line(&api, "token"), format!("        \"{old}\"")],
+        &api_after,
     );
-    assert_eq!(
-        sorted(added),
-        sorted(vec![
+    assert_same_lines(
+        added,
+        vec![
             value_line(&api_after, "token"),
-            format!("        \"{new}\"")
-        ])
+            format!("        \"{new}\""),
+        ],
+        &api_after,
     );
     // The gitignored and the excluded SealedSecrets, and the Deployment, were not touched.
     assert_eq!(snapshot(&untouched), before);
@@ -852,8 +837,7 @@ fn reencrypt_rewrites_only_the_items_and_walks_folders() {
 /// cluster does not publish: each answer is checked against the file before anything is written.
 #[test]
 fn reencrypt_refuses_an_answer_that_is_not_the_file_rewrapped() {
-    let sb = Sandbox::new();
-    let old = sb.keygen("old.txt");
+    let (sb, old) = Sandbox::with_key("old.txt");
     let new = sb.keygen("new.txt");
     let attacker = sb.keygen("attacker.txt");
     let db = secret_yaml("db", "prod", &[("pw", "hunter2")]);
@@ -925,8 +909,7 @@ fn reencrypt_refuses_an_answer_that_is_not_the_file_rewrapped() {
 
 #[test]
 fn reencrypt_through_the_service_proxy_and_its_failures() {
-    let sb = Sandbox::new();
-    let old = sb.keygen("old.txt");
+    let (sb, old) = Sandbox::with_key("old.txt");
     let new = sb.keygen("new.txt");
     let db = secret_yaml("db", "prod", &[("pw", "hunter2")]);
     seal_to(&sb, &old, &db, "db.yaml", "yaml");
@@ -984,19 +967,18 @@ fn reencrypt_through_the_service_proxy_and_its_failures() {
 
     // An unreachable controller stops at once, one line, nothing rewritten.
     seal_to(&sb, &old, &db, "third.yaml", "yaml");
-    let before = sb.read("third.yaml");
-    sb.seal(&[
-        "reencrypt",
-        "--controller-url",
-        &format!("http://127.0.0.1:{}", closed_port()),
+    sb.fails_leaving(
         "third.yaml",
-        "db.yaml",
-    ])
-    .fails(
+        &[
+            "reencrypt",
+            "--controller-url",
+            &format!("http://127.0.0.1:{}", closed_port()),
+            "third.yaml",
+            "db.yaml",
+        ],
         1,
         "third.yaml:1: SealedSecret 'db': cannot reach the controller",
     );
-    assert_eq!(sb.read("third.yaml"), before);
 
     // Files must be named: they are rewritten in place.
     let out = sb.seal(&["reencrypt"]);
@@ -1140,10 +1122,8 @@ fn fetch_keys_reports_unusable_answers() {
 
 #[test]
 fn the_service_proxy_explains_403_and_503() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
-    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
-    sb.seal(&["-r", &r, "s.yaml", "-w", "db.yaml"]).ok();
+    let (sb, r) = Sandbox::with_key("k.txt");
+    sb.seal_db(&r, &[("pw", "x")], "db.yaml");
     let stub = Stub::start(|req| {
         if req.path.starts_with("/api/v1/namespaces/locked/") {
             answer(
@@ -1186,8 +1166,7 @@ fn the_service_proxy_explains_403_and_503() {
 
 #[test]
 fn reencrypt_reports_rate_limits_no_key_and_write_failures() {
-    let sb = Sandbox::new();
-    let old = sb.keygen("old.txt");
+    let (sb, old) = Sandbox::with_key("old.txt");
     let new = sb.keygen("new.txt");
     let db = secret_yaml("db", "prod", &[("pw", "hunter2")]);
     seal_to(&sb, &old, &db, "db.yaml", "yaml");
@@ -1273,8 +1252,7 @@ fn kubeconfig_of(
 /// is; a missing one is named (exit 1).
 #[test]
 fn the_kubeconfig_flag_wins_over_the_environment() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let stub = Stub::start(controller(&sb, &["k.txt"], &r));
     let env_config = kubeconfig_of(
         &sb,
@@ -1361,8 +1339,7 @@ fn the_context_flag_selects_the_server() {
 /// guessed (strict scope then needs -n, as before). Recipients come from -r: no request.
 #[test]
 fn the_contexts_namespace_is_the_default_for_n() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let nowhere = format!("http://127.0.0.1:{}", closed_port());
     let config = kubeconfig_of(
         &sb,
@@ -1454,8 +1431,7 @@ fn the_contexts_namespace_is_the_default_for_n() {
 /// through an HTTP CONNECT tunnel of that proxy, as kubectl's would.
 #[test]
 fn a_proxy_url_in_the_kubeconfig_is_used() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let stub = Stub::start(controller(&sb, &["k.txt"], &r));
     let proxy = ConnectProxy::start();
     let config = kubeconfig_of(

@@ -8,8 +8,7 @@ use support::{Sandbox, secret_yaml};
 
 #[test]
 fn keygen_writes_a_private_file_and_never_overwrites() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     assert!(r.starts_with("age1") && r.len() == 62, "{r}");
     let mode = std::fs::metadata(sb.path("k.txt"))
         .unwrap()
@@ -33,8 +32,7 @@ fn keygen_writes_a_private_file_and_never_overwrites() {
 
 #[test]
 fn check_finds_plaintext_malformed_and_stale() {
-    let sb = Sandbox::new();
-    let old = sb.keygen("old.txt");
+    let (sb, old) = Sandbox::with_key("old.txt");
     let new = sb.keygen("new.txt");
     sb.write("s.yaml.in", &secret_yaml("db", "prod", &[("pw", "x")]));
     sb.write(
@@ -118,8 +116,7 @@ fn check_finds_plaintext_malformed_and_stale() {
 
 #[test]
 fn repo_config_rules_pick_recipients_first_match_wins() {
-    let sb = Sandbox::new();
-    let prod = sb.keygen("prod.txt");
+    let (sb, prod) = Sandbox::with_key("prod.txt");
     let staging = sb.keygen("staging.txt");
     let glass = sb.keygen("glass.txt");
     sb.write(
@@ -181,8 +178,7 @@ fn repo_config_rules_pick_recipients_first_match_wins() {
 /// A rule with both `path` and `namespace` matches only a file that satisfies both.
 #[test]
 fn a_rule_with_path_and_namespace_needs_both() {
-    let sb = Sandbox::new();
-    let both = sb.keygen("both.txt");
+    let (sb, both) = Sandbox::with_key("both.txt");
     let fallback = sb.keygen("fallback.txt");
     sb.write(
         ".sealant.yaml",

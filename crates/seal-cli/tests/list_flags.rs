@@ -11,11 +11,7 @@ use support::{Sandbox, secret_yaml};
 
 /// The items of the SealedSecrets in `file`, opened with `identity`: key → plaintext bytes.
 fn opened(sb: &Sandbox, identity: &str, file: &str) -> Vec<(String, Vec<u8>)> {
-    let out = sb
-        .seal(&["unseal", "-i", identity, file, "-o", "json"])
-        .ok()
-        .stdout;
-    let secret: Value = serde_json::from_str(&out).unwrap();
+    let secret = sb.unseal_json(identity, file);
     let data: &Map<String, Value> = secret["data"].as_object().unwrap();
     let mut items: Vec<_> = data
         .iter()
@@ -23,6 +19,12 @@ fn opened(sb: &Sandbox, identity: &str, file: &str) -> Vec<(String, Vec<u8>)> {
         .collect();
     items.sort();
     items
+}
+
+/// The SealedSecrets in `file`, opened with `identity`, hold exactly the items `expected`.
+#[track_caller]
+fn assert_opens(sb: &Sandbox, identity: &str, file: &str, expected: &[(&str, &str)]) {
+    assert_eq!(opened(sb, identity, file), items(expected));
 }
 
 fn items(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
@@ -34,8 +36,7 @@ fn items(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn a_comma_in_a_literal_is_data_not_a_separator() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     // Split on commas, "dsn=host=a,port=5" became two items (dsn=host=a and port=5) with
     // exit 0, and "password=p,ss" sealed "p".
     sb.seal(&[
@@ -53,9 +54,11 @@ fn a_comma_in_a_literal_is_data_not_a_separator() {
         "db.yaml",
     ])
     .ok();
-    assert_eq!(
-        opened(&sb, "k.txt", "db.yaml"),
-        items(&[("dsn", "host=a,port=5"), ("password", "p,ss")])
+    assert_opens(
+        &sb,
+        "k.txt",
+        "db.yaml",
+        &[("dsn", "host=a,port=5"), ("password", "p,ss")],
     );
 
     // The environment variable holds one item, commas included.
@@ -65,28 +68,26 @@ fn a_comma_in_a_literal_is_data_not_a_separator() {
         &[("SEAL_FROM_LITERAL", "dsn=host=a,port=5")],
     )
     .ok();
-    assert_eq!(
-        opened(&sb, "k.txt", "env.yaml"),
-        items(&[("dsn", "host=a,port=5")])
-    );
+    assert_opens(&sb, "k.txt", "env.yaml", &[("dsn", "host=a,port=5")]);
 
     // `merge` takes the same flag: one new item, the existing ones untouched.
     sb.seal(&["merge", "db.yaml", "--from-literal", "list=a,b=c", "-r", &r])
         .ok();
-    assert_eq!(
-        opened(&sb, "k.txt", "db.yaml"),
-        items(&[
+    assert_opens(
+        &sb,
+        "k.txt",
+        "db.yaml",
+        &[
             ("dsn", "host=a,port=5"),
             ("list", "a,b=c"),
-            ("password", "p,ss")
-        ])
+            ("password", "p,ss"),
+        ],
     );
 }
 
 #[test]
 fn a_comma_in_a_from_file_path_is_part_of_the_path() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     // Decoys: a split of "cert=a,b.pem" would read "a" as cert and add an item b.pem.
     sb.write("a", "decoy a");
     sb.write("b.pem", "decoy b");
@@ -107,9 +108,11 @@ fn a_comma_in_a_from_file_path_is_part_of_the_path() {
         "tls.yaml",
     ])
     .ok();
-    assert_eq!(
-        opened(&sb, "k.txt", "tls.yaml"),
-        items(&[("cert", "the real cert"), ("pw", "p,ss\n")])
+    assert_opens(
+        &sb,
+        "k.txt",
+        "tls.yaml",
+        &[("cert", "the real cert"), ("pw", "p,ss\n")],
     );
 
     sb.seal_with(
@@ -118,10 +121,7 @@ fn a_comma_in_a_from_file_path_is_part_of_the_path() {
         &[("SEAL_FROM_FILE", "cert=a,b.pem")],
     )
     .ok();
-    assert_eq!(
-        opened(&sb, "k.txt", "env.yaml"),
-        items(&[("cert", "the real cert")])
-    );
+    assert_opens(&sb, "k.txt", "env.yaml", &[("cert", "the real cert")]);
 
     sb.seal(&[
         "merge",
@@ -132,28 +132,21 @@ fn a_comma_in_a_from_file_path_is_part_of_the_path() {
         &r,
     ])
     .ok();
-    assert_eq!(
-        opened(&sb, "k.txt", "tls.yaml"),
-        items(&[
+    assert_opens(
+        &sb,
+        "k.txt",
+        "tls.yaml",
+        &[
             ("b.pem", "the real cert"),
             ("cert", "the real cert"),
-            ("pw", "p,ss\n")
-        ])
+            ("pw", "p,ss\n"),
+        ],
     );
 
     // With no KEY the file name is the key, and a comma is no valid key: refused, nothing read
     // from "a" or "b.pem".
-    sb.seal(&[
-        "create",
-        "x",
-        "-n",
-        "web",
-        "--from-file",
-        "a,b.pem",
-        "-r",
-        &r,
-    ])
-    .fails(1, "item key 'a,b.pem' is not valid");
+    sb.create_x_in_web(&["--from-file", "a,b.pem"], &r)
+        .fails(1, "item key 'a,b.pem' is not valid");
 }
 
 #[test]
@@ -202,8 +195,7 @@ fn a_comma_in_a_recipients_file_or_identity_path_is_part_of_the_path() {
 
 #[test]
 fn recipients_may_be_repeated_or_comma_separated() {
-    let sb = Sandbox::new();
-    let a = sb.keygen("a.key");
+    let (sb, a) = Sandbox::with_key("a.key");
     let b = sb.keygen("b.key");
     sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
     let both = format!("{a},{b}");
@@ -235,27 +227,27 @@ fn recipients_may_be_repeated_or_comma_separated() {
 
 #[test]
 fn items_to_remove_may_be_repeated_or_comma_separated() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let all = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("e", "5")];
-    sb.write("s.yaml", &secret_yaml("db", "prod", &all));
-    sb.seal(&["-r", &r, "s.yaml", "-w", "db.yaml"]).ok();
+    sb.seal_db(&r, &all, "db.yaml");
 
     sb.seal(&["merge", "db.yaml", "--remove", "a", "--remove", "b"])
         .ok();
     sb.seal(&["merge", "db.yaml", "--remove", "c,d"]).ok();
-    assert_eq!(opened(&sb, "k.txt", "db.yaml"), items(&[("e", "5")]));
+    assert_opens(&sb, "k.txt", "db.yaml", &[("e", "5")]);
 
     sb.seal(&["-r", &r, "s.yaml", "-w", "db.yaml"]).ok();
     sb.seal_with(&["merge", "db.yaml"], None, &[("SEAL_REMOVE", "a,b,c,d")])
         .ok();
-    assert_eq!(opened(&sb, "k.txt", "db.yaml"), items(&[("e", "5")]));
+    assert_opens(&sb, "k.txt", "db.yaml", &[("e", "5")]);
 
     // One missing key refuses the whole change.
-    let before = sb.read("db.yaml");
-    sb.seal(&["merge", "db.yaml", "--remove", "e,zzz"])
-        .fails(1, "no item 'zzz'");
-    assert_eq!(sb.read("db.yaml"), before);
+    sb.fails_leaving(
+        "db.yaml",
+        &["merge", "db.yaml", "--remove", "e,zzz"],
+        1,
+        "no item 'zzz'",
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Sandbox, changed_lines, secret_yaml};
+use support::{Sandbox, assert_same_lines, changed_lines, secret_yaml};
 
 const KUBECTL_OUTPUT: &str = "\
 apiVersion: v1
@@ -29,8 +29,7 @@ type: kubernetes.io/basic-auth
 
 #[test]
 fn seals_kubectl_output_from_stdin_and_unseal_restores_it() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let out = sb.seal_stdin(&["-r", &r], KUBECTL_OUTPUT).ok();
     let sealed = out.stdout;
     assert!(
@@ -81,8 +80,7 @@ fn seals_kubectl_output_from_stdin_and_unseal_restores_it() {
 
 #[test]
 fn seals_several_files_json_and_lists() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     sb.write(
         "a.yaml",
         &format!(
@@ -106,11 +104,7 @@ fn seals_several_files_json_and_lists() {
     assert_eq!(out.matches("kind: SealedSecret").count(), 4);
     assert_eq!(out.matches("\n---\n").count(), 3);
     sb.write("all.yaml", &out);
-    let opened = sb
-        .seal(&["unseal", "-i", "k.txt", "all.yaml", "-o", "json"])
-        .ok()
-        .stdout;
-    let list: serde_json::Value = serde_json::from_str(&opened).unwrap();
+    let list = sb.unseal_json("k.txt", "all.yaml");
     let values: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
@@ -127,8 +121,7 @@ fn seals_several_files_json_and_lists() {
 
 #[test]
 fn write_flag_writes_atomically_and_namespace_flag_fills_in() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  pw: x\n";
     sb.write("s.yaml", secret);
     let out = sb.seal(&[
@@ -175,8 +168,7 @@ fn write_flag_writes_atomically_and_namespace_flag_fills_in() {
 
 #[test]
 fn scopes_bind_as_documented() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
     for (scope, other_name_opens, other_ns_opens) in [
         ("strict", false, false),
@@ -214,8 +206,7 @@ fn scopes_bind_as_documented() {
 
 #[test]
 fn item_keys_may_be_renamed_freely() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     sb.write("s.yaml", &secret_yaml("db", "prod", &[("password", "x")]));
     let sealed = sb.seal(&["-r", &r, "s.yaml"]).ok().stdout;
     sb.write("renamed.yaml", &sealed.replace("password:", "pw:"));
@@ -239,8 +230,7 @@ fn item_keys_may_be_renamed_freely() {
 
 #[test]
 fn every_recipient_alone_opens_and_env_vars_work() {
-    let sb = Sandbox::new();
-    let a = sb.keygen("a.txt");
+    let (sb, a) = Sandbox::with_key("a.txt");
     let b = sb.keygen("b.txt");
     let c = sb.keygen("c.txt");
     sb.write(
@@ -275,8 +265,7 @@ fn every_recipient_alone_opens_and_env_vars_work() {
 
 #[test]
 fn create_seals_literals_and_files_without_a_plaintext_manifest() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     sb.write("cert.pem", "-----BEGIN CERTIFICATE-----\nabc\n");
     std::fs::write(sb.path("blob.bin"), [0u8, 159, 146, 150, 255]).unwrap();
     let args = [
@@ -300,11 +289,7 @@ fn create_seals_literals_and_files_without_a_plaintext_manifest() {
     sb.seal(&args).ok();
     let sealed = sb.read("tls.sealed.yaml");
     assert!(sealed.contains("type: kubernetes.io/tls"));
-    let out = sb
-        .seal(&["unseal", "-i", "k.txt", "tls.sealed.yaml", "-o", "json"])
-        .ok()
-        .stdout;
-    let secret: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let secret = sb.unseal_json("k.txt", "tls.sealed.yaml");
     assert_eq!(secret["data"]["user"], "YWRtaW49cm9vdA==");
     assert_eq!(
         secret["data"]["tls.crt"],
@@ -313,51 +298,20 @@ fn create_seals_literals_and_files_without_a_plaintext_manifest() {
     assert_eq!(secret["data"]["blob.bin"], "AJ+Slv8=");
     assert_eq!(secret["metadata"]["namespace"], "web");
 
-    sb.seal(&[
-        "create",
-        "x",
-        "-n",
-        "web",
-        "--from-literal",
-        "novalue",
-        "-r",
-        &r,
-    ])
-    .fails(2, "KEY=VALUE");
-    sb.seal(&[
-        "create",
-        "x",
-        "-n",
-        "web",
-        "--from-literal",
-        "a=1",
-        "--from-literal",
-        "a=2",
-        "-r",
-        &r,
-    ])
-    .fails(2, "given twice");
-    sb.seal(&[
-        "create",
-        "x",
-        "-n",
-        "web",
-        "--from-file",
-        "missing.txt",
-        "-r",
-        &r,
-    ])
-    .fails(1, "missing.txt: no such file");
-    sb.seal(&["create", "x", "-n", "web", "-r", &r])
-        .fails(1, "--allow-empty");
+    sb.create_x_in_web(&["--from-literal", "novalue"], &r)
+        .fails(2, "KEY=VALUE");
+    sb.create_x_in_web(&["--from-literal", "a=1", "--from-literal", "a=2"], &r)
+        .fails(2, "given twice");
+    sb.create_x_in_web(&["--from-file", "missing.txt"], &r)
+        .fails(1, "missing.txt: no such file");
+    sb.create_x_in_web(&[], &r).fails(1, "--allow-empty");
     sb.seal(&["create", "x", "-n", "web", "-r", &r, "--allow-empty"])
         .ok();
 }
 
 #[test]
 fn raw_seals_one_value_from_stdin() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     let value = sb
         .seal_stdin(&["raw", "--name", "api", "-n", "prod", "-r", &r], "t0ken")
         .ok()
@@ -389,14 +343,8 @@ fn raw_seals_one_value_from_stdin() {
 
 #[test]
 fn merge_changes_only_what_changed() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
-    sb.write(
-        "s.yaml",
-        &secret_yaml("db", "prod", &[("a", "1"), ("b", "2"), ("c", "3")]),
-    );
-    sb.seal(&["-r", &r, "s.yaml", "-w", "db.yaml"]).ok();
-    let before = sb.read("db.yaml");
+    let (sb, r) = Sandbox::with_key("k.txt");
+    let before = sb.seal_db(&r, &[("a", "1"), ("b", "2"), ("c", "3")], "db.yaml");
 
     // A Secret on stdin replaces b and adds d; a and c keep their exact lines.
     sb.seal_stdin(
@@ -437,11 +385,7 @@ fn merge_changes_only_what_changed() {
         &r,
     ])
     .ok();
-    let out = sb
-        .seal(&["unseal", "-i", "k.txt", "db.yaml", "-o", "json"])
-        .ok()
-        .stdout;
-    let secret: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let secret = sb.unseal_json("k.txt", "db.yaml");
     let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["b", "c", "d", "e"]);
     assert_eq!(secret["data"]["b"], "MjI=");
@@ -472,21 +416,10 @@ fn sealed_value(text: &str, key: &str) -> String {
         .to_owned()
 }
 
-fn sorted(mut lines: Vec<String>) -> Vec<String> {
-    lines.sort();
-    lines
-}
-
 #[test]
 fn merge_keeps_comments_order_and_quoting() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
-    sb.write(
-        "s.yaml",
-        &secret_yaml("db", "prod", &[("a", "1"), ("b", "2"), ("c", "3")]),
-    );
-    sb.seal(&["-r", &r, "s.yaml", "-w", "sealed.yaml"]).ok();
-    let sealed = sb.read("sealed.yaml");
+    let (sb, r) = Sandbox::with_key("k.txt");
+    let sealed = sb.seal_db(&r, &[("a", "1"), ("b", "2"), ("c", "3")], "sealed.yaml");
     let a = sealed_value(&sealed, "a");
     // A stream as people keep it: a ConfigMap first, comments everywhere, a value re-quoted.
     let before = format!(
@@ -521,31 +454,19 @@ fn merge_keeps_comments_order_and_quoting() {
     // the same recipient as before, so their records are the lines already there.
     let (removed, added) = changed_lines(&before, &after);
     let entry = |text: &str, key: &str| format!("    {key}: {}", sealed_value(text, key));
-    assert_eq!(
-        sorted(removed),
-        sorted(vec![
-            entry(&before, "b"),
-            entry(&before, "c"),
-            "    c:".into()
-        ]),
-        "{after}"
+    assert_same_lines(
+        removed,
+        vec![entry(&before, "b"), entry(&before, "c"), "    c:".into()],
+        &after,
     );
-    assert_eq!(
-        sorted(added),
-        sorted(vec![
-            entry(&after, "b"),
-            entry(&after, "d"),
-            "    d:".into()
-        ]),
-        "{after}"
+    assert_same_lines(
+        added,
+        vec![entry(&after, "b"), entry(&after, "d"), "    d:".into()],
+        &after,
     );
     assert!(after.contains(&format!("a: '{a}'  # the first item\n")));
     sb.write("only.yaml", after.split_once("---\n").unwrap().1);
-    let out = sb
-        .seal(&["unseal", "-i", "k.txt", "only.yaml", "-o", "json"])
-        .ok()
-        .stdout;
-    let secret: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let secret = sb.unseal_json("k.txt", "only.yaml");
     let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["a", "b", "d"]);
     assert_eq!(secret["data"]["b"], "MjI=");
@@ -553,8 +474,7 @@ fn merge_keeps_comments_order_and_quoting() {
 
 #[test]
 fn merge_keeps_the_layout_of_json() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     sb.write(
         "s.yaml",
         &secret_yaml("db", "prod", &[("a", "1"), ("c", "3")]),
@@ -570,24 +490,22 @@ fn merge_keeps_the_layout_of_json() {
     // b goes between a and c, as its siblings are written: no other line changes.
     let (removed, added) = changed_lines(&before, &after);
     assert_eq!(removed, Vec::<String>::new(), "{after}");
-    assert_eq!(
-        sorted(added),
-        sorted(vec![
+    assert_same_lines(
+        added,
+        vec![
             format!("      \"b\": \"{b}\","),
             "      \"b\": [".into(),
             format!("        \"{r}\""),
             "      ],".into(),
-        ]),
-        "{after}"
+        ],
+        &after,
     );
 }
 
 #[test]
 fn merge_refuses_a_file_it_cannot_edit_in_place() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
-    sb.write("s.yaml", &secret_yaml("db", "prod", &[("a", "1")]));
-    sb.seal(&["-r", &r, "s.yaml", "-w", "sealed.yaml"]).ok();
+    let (sb, r) = Sandbox::with_key("k.txt");
+    sb.seal_db(&r, &[("a", "1")], "sealed.yaml");
     let sealed = sb.read("sealed.yaml");
     let a = sealed_value(&sealed, "a");
     // A literal block scalar: valid YAML, but not a value seal rewrites by splicing.
@@ -606,11 +524,9 @@ fn merge_refuses_a_file_it_cannot_edit_in_place() {
 
 #[test]
 fn merge_uses_explicit_recipients_for_new_items() {
-    let sb = Sandbox::new();
-    let old = sb.keygen("old.txt");
+    let (sb, old) = Sandbox::with_key("old.txt");
     let new = sb.keygen("new.txt");
-    sb.write("s.yaml", &secret_yaml("db", "prod", &[("a", "1")]));
-    sb.seal(&["-r", &old, "s.yaml", "-w", "db.yaml"]).ok();
+    sb.seal_db(&old, &[("a", "1")], "db.yaml");
     sb.seal(&["merge", "db.yaml", "--from-literal", "b=2", "-r", &new])
         .ok();
     let text = sb.read("db.yaml");
@@ -620,16 +536,17 @@ fn merge_uses_explicit_recipients_for_new_items() {
     assert!(sb.age_opens("db.yaml", "b", "new.txt") && !sb.age_opens("db.yaml", "b", "old.txt"));
     // Nothing names recipients (no -r, no config, no cluster): the file's records are not
     // used, the merge is refused and the file is left as it was.
-    let before = sb.read("db.yaml");
-    sb.seal(&["merge", "db.yaml", "--from-literal", "c=3"])
-        .fails(1, "no recipients: pass -r age1…");
-    assert_eq!(sb.read("db.yaml"), before);
+    sb.fails_leaving(
+        "db.yaml",
+        &["merge", "db.yaml", "--from-literal", "c=3"],
+        1,
+        "no recipients: pass -r age1…",
+    );
 }
 
 #[test]
 fn json_files_stay_json_on_merge() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
+    let (sb, r) = Sandbox::with_key("k.txt");
     sb.write("s.yaml", &secret_yaml("db", "prod", &[("a", "1")]));
     sb.seal(&["-r", &r, "s.yaml", "-o", "json", "-w", "db.json"])
         .ok();
@@ -641,10 +558,8 @@ fn json_files_stay_json_on_merge() {
 
 #[test]
 fn merge_refuses_what_it_cannot_merge() {
-    let sb = Sandbox::new();
-    let r = sb.keygen("k.txt");
-    sb.write("s.yaml", &secret_yaml("db", "prod", &[("pw", "x")]));
-    sb.seal(&["-r", &r, "s.yaml", "-w", "db.yaml"]).ok();
+    let (sb, r) = Sandbox::with_key("k.txt");
+    sb.seal_db(&r, &[("pw", "x")], "db.yaml");
     let sealed = sb.read("db.yaml");
     sb.write("two.yaml", &format!("{sealed}---\n{sealed}"));
     sb.seal(&["merge", "two.yaml", "--from-literal", "a=b"])

@@ -133,6 +133,17 @@ pub struct Report {
     pub health_failures: usize,
 }
 
+impl Report {
+    /// Every answer was a 200 or a 429, and `/healthz`, asked all along, never failed
+    /// (`during`: when, for the message).
+    #[track_caller]
+    pub fn assert_answered_while_healthy(&self, during: &str) {
+        assert_eq!(self.answers_not_200_or_429, Vec::<String>::new());
+        assert_eq!(self.health_failures, 0, "/healthz failed {during}");
+        assert!(self.health_ok > 0, "/healthz was never asked");
+    }
+}
+
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -36,6 +36,20 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The repository's `path` as seen from `overlay`: kustomize takes only relative paths to a
+/// base or a component.
+pub fn from_overlay(overlay: &Path, path: &str) -> String {
+    let mut up = PathBuf::new();
+    for _ in overlay.canonicalize().unwrap().components().skip(1) {
+        up.push("..");
+    }
+    let root = root().canonicalize().unwrap();
+    up.join(root.join(path).strip_prefix("/").unwrap())
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Polls `check` until it returns Some, or panics after `timeout` saying what it waited for.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -205,6 +219,18 @@ impl ControlPlane {
     #[track_caller]
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         ok(self.kubectl(args))
+    }
+
+    /// Edits Secret `ns/name` as a person with kubectl would: the merge patch `patch`.
+    pub fn patch_secret(&self, ns: &str, name: &str, patch: &str) -> String {
+        self.kubectl_ok(&["patch", "secret", name, "-n", ns, "-p", patch])
+    }
+
+    /// A Secret made by hand, not by the controller: `kubectl create secret generic name -n
+    /// ns --from-literal=literal`.
+    pub fn create_generic_secret(&self, ns: &str, name: &str, literal: &str) -> String {
+        let literal = format!("--from-literal={literal}");
+        self.kubectl_ok(&["create", "secret", "generic", name, "-n", ns, &literal])
     }
 
     pub fn apply(&self, yaml: &str) -> String {

@@ -4,55 +4,19 @@
 //! by PyPI kubesealpy) imported with `seal-controller import-bitnami-keys`; the real
 //! `seal-controller --bitnami` running as the deploy/ ServiceAccount.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use sealant_e2e::{ControlPlane, Controller, bin, decode_base64, ok, root, run, text, wait_for};
+use sealant_e2e::{
+    ControlPlane, Controller, bin, decode_base64, from_overlay, root, run, text, wait_for,
+};
+use sealant_stub::kubesealpy::{self, seal_json as sealed};
 use serde_json::{Value, json};
 
 const SECS_30: Duration = Duration::from_secs(30);
 const KEY_SECRETS: &str = "sealant.dev/bitnami-key=true";
-
-fn kubesealpy(dir: &Path, args: &[&str]) -> String {
-    let mut cmd = Command::new("python3");
-    cmd.arg(root().join("tests/bitnami/kubesealpy_tool.py"))
-        .args(args)
-        .current_dir(dir);
-    let out = run(cmd, None);
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("No module named 'kubesealpy'"),
-        "kubesealpy is not installed: pip install kubesealpy (tests/run-all.sh does this)"
-    );
-    ok(out)
-}
-
-/// A Bitnami SealedSecret sealed by kubesealpy to key `key`, as JSON.
-fn sealed(
-    dir: &Path,
-    key: &str,
-    scope: &str,
-    ns: &str,
-    name: &str,
-    items: &[(&str, &[u8])],
-    extra: &[&str],
-) -> Value {
-    let public = format!("{key}.pub");
-    let mut args: Vec<String> = ["seal", &public, scope, ns, name, "--json"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.extend(
-        items
-            .iter()
-            .map(|(k, v)| format!("{k}={}", BASE64.encode(v))),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    serde_json::from_str(&kubesealpy(dir, &args)).unwrap()
-}
 
 fn apply(cp: &ControlPlane, object: &Value) {
     cp.apply(&object.to_string());
@@ -120,20 +84,6 @@ fn items(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// The repository's `path` as seen from `overlay`: kustomize takes only relative paths to a
-/// base or a component.
-fn from_overlay(overlay: &Path, path: &str) -> String {
-    let mut up = PathBuf::new();
-    for _ in overlay.canonicalize().unwrap().components().skip(1) {
-        up.push("..");
-    }
-    let root = root().canonicalize().unwrap();
-    up.join(root.join(path).strip_prefix("/").unwrap())
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// deploy/ (as the 1.20 tests take it) with components/bitnami, from an overlay outside it,
 /// as deploy/README.md shows.
 fn install_bitnami_component(cp: &ControlPlane) {
@@ -172,8 +122,8 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
     install_bitnami_component(&cp);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    kubesealpy(dir, &["keygen", ".", "sealed-secrets-keyold"]);
-    kubesealpy(dir, &["keygen", ".", "sealed-secrets-keynew", "--pkcs8"]);
+    kubesealpy::keygen(dir, "sealed-secrets-keyold", false);
+    kubesealpy::keygen(dir, "sealed-secrets-keynew", true);
     let backup = format!(
         "{}---\n{}",
         std::fs::read_to_string(dir.join("sealed-secrets-keyold.secret.yaml")).unwrap(),
@@ -351,15 +301,7 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
     assert!(cp.get_json(&["secret", "tampered", "-n", "prod"]).is_none());
 
     // A Secret that is not its own is left alone until annotated with Bitnami's managed annotation.
-    cp.kubectl_ok(&[
-        "create",
-        "secret",
-        "generic",
-        "taken",
-        "-n",
-        "prod",
-        "--from-literal=a=by-hand",
-    ]);
+    cp.create_generic_secret("prod", "taken", "a=by-hand");
     apply(
         &cp,
         &sealed(
@@ -395,27 +337,11 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
     assert_eq!(taken["metadata"]["ownerReferences"][0]["uid"], uid);
 
     // Drift: a changed value and an extra item are put back.
-    cp.kubectl_ok(&[
-        "patch",
-        "secret",
-        "db",
-        "-n",
-        "prod",
-        "-p",
-        r#"{"data":{"password":"ZWRpdGVk"}}"#,
-    ]);
+    cp.patch_secret("prod", "db", r#"{"data":{"password":"ZWRpdGVk"}}"#);
     wait_for("the edit to be reverted", SECS_30, || {
         (cp.secret_value("prod", "db", "password")? == "hunter2-bitnami").then_some(())
     });
-    cp.kubectl_ok(&[
-        "patch",
-        "secret",
-        "db",
-        "-n",
-        "prod",
-        "-p",
-        r#"{"data":{"extra":"ZXh0cmE="}}"#,
-    ]);
+    cp.patch_secret("prod", "db", r#"{"data":{"extra":"ZXh0cmE="}}"#);
     wait_for("the extra item to be removed", SECS_30, || {
         let mut want = items(db_items);
         want.sort();

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use sealant_e2e::{ControlPlane, ok, root, run, text};
+use sealant_e2e::{ControlPlane, from_overlay, ok, root, run, text};
 
 const NS: &str = "sealant-system";
 const ROTATE_SA: &str = "sealant-rotate-key";
@@ -153,15 +153,7 @@ fn the_rotation_service_account_can_rotate_and_nothing_more() {
     let cp = ControlPlane::start();
     cp.install();
     cp.kubectl_ok(&["create", "namespace", "prod"]);
-    cp.kubectl_ok(&[
-        "create",
-        "secret",
-        "generic",
-        "db",
-        "-n",
-        "prod",
-        "--from-literal=password=not-for-rotation",
-    ]);
+    cp.create_generic_secret("prod", "db", "password=not-for-rotation");
 
     // The manifests: the CronJob uses the account; nothing outside sealant-system binds it.
     let cronjob = cp.get_json(&["cronjob", ROTATE_SA, "-n", NS]).unwrap();
@@ -520,20 +512,6 @@ fn assert_policy(cp: &ControlPlane, api_server: &[&str]) {
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
         }])
     );
-}
-
-/// The repository's `path` as seen from `overlay`: kustomize takes only relative paths to a
-/// base or a component.
-fn from_overlay(overlay: &Path, path: &str) -> String {
-    let mut up = std::path::PathBuf::new();
-    for _ in overlay.canonicalize().unwrap().components().skip(1) {
-        up.push("..");
-    }
-    let root = root().canonicalize().unwrap();
-    up.join(root.join(path).strip_prefix("/").unwrap())
-        .to_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// API versions served by some Kubernetes release and removed since (the Kubernetes

@@ -150,15 +150,7 @@ fn the_whole_loop_drift_scope_gc_and_takeover() {
     });
 
     // 4. Drift: an edited Secret is restored; a deleted one is recreated.
-    cp.kubectl_ok(&[
-        "patch",
-        "secret",
-        "db",
-        "-n",
-        "prod",
-        "-p",
-        r#"{"data":{"password":"ZWRpdGVk"}}"#,
-    ]);
+    cp.patch_secret("prod", "db", r#"{"data":{"password":"ZWRpdGVk"}}"#);
     let edited = Instant::now();
     wait_for("the edit to be reverted", SECS_30, || {
         (cp.secret_value("prod", "db", "password")? == "n3w-e2e-pass").then_some(())
@@ -219,15 +211,7 @@ fn the_whole_loop_drift_scope_gc_and_takeover() {
     }
 
     // 6. A pre-existing unmanaged Secret is left alone, then taken over once annotated.
-    cp.kubectl_ok(&[
-        "create",
-        "secret",
-        "generic",
-        "legacy",
-        "-n",
-        "prod",
-        "--from-literal=token=old-token",
-    ]);
+    cp.create_generic_secret("prod", "legacy", "token=old-token");
     let legacy = secret_yaml("legacy", "prod", &[("token", "sealed-token-e2e")])
         .replace("type: kubernetes.io/basic-auth\n", "");
     ok(cp.seal(&["-w", "legacy.yaml"], Some(&legacy), dir));

@@ -141,15 +141,7 @@ fn flux_kubectl_wait_and_argo_cd_read_the_status_the_controller_writes() {
     // Failures only a person ends: Stalled, so kstatus says Failed and Argo CD Degraded.
     cp.apply(&seal("nokey", &foreign_recipient()));
     cp.apply(&seal("moved", &new).replace("name: moved", "name: elsewhere"));
-    cp.kubectl_ok(&[
-        "create",
-        "secret",
-        "generic",
-        "taken",
-        "-n",
-        NS,
-        "--from-literal=v=hand-made",
-    ]);
+    cp.create_generic_secret(NS, "taken", "v=hand-made");
     cp.apply(&seal("taken", &new));
     cp.apply(&seal("leaked", &old));
     for (name, reason) in [

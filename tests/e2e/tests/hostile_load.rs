@@ -6,6 +6,7 @@
 //! reconciling. Needs root (it makes the cgroup). The figures go to docs/benchmarks.md, not
 //! into assertions: see `figures_with_and_without_the_bound`.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
@@ -22,46 +23,109 @@ const SECS_60: Duration = Duration::from_secs(60);
 /// Clients that leave their answers unread.
 const UNREAD_CLIENTS: usize = 200;
 
-#[test]
-fn a_flood_of_large_bodies_stays_inside_128_mib_and_the_controller_keeps_working() {
+/// A control plane with deploy/ and the namespace `flood`; the controller, as the deploy/
+/// ServiceAccount, in the memory cgroup `cgroup` of [`LIMIT`], its rate limit raised out of
+/// the way (the body bound alone must hold the memory); and a ~2 MB body sealed to its key.
+/// Fields drop in this order: the controller leaves its cgroup before the cgroup goes, and
+/// the control plane goes last.
+struct UnderLoad {
+    ctl: Controller,
+    body: Arc<Vec<u8>>,
+    work: tempfile::TempDir,
+    cgroup: MemoryCgroup,
+    cp: ControlPlane,
+}
+
+fn under_load(cgroup: &str, identity: &str) -> UnderLoad {
     let cp = ControlPlane::start();
     cp.install();
     let sa = cp.service_account_kubeconfig();
-    let cgroup = MemoryCgroup::create("sealant-hostile-load", LIMIT);
-    // The rate limit is raised out of the way: the body bound alone must hold the memory.
-    let mut ctl = Controller::spawn_in_cgroup(
+    let cgroup = MemoryCgroup::create(cgroup, LIMIT);
+    let ctl = Controller::spawn_in_cgroup(
         &cgroup,
         &sa,
         cp.dir.path(),
-        "flood",
+        identity,
         &["--reencrypt-rate", "10000"],
     );
     ctl.wait_ready();
     let work = tempfile::tempdir().unwrap();
     let body = Arc::new(large_body(&cp, work.path()));
     cp.kubectl_ok(&["create", "namespace", "flood"]);
+    UnderLoad {
+        ctl,
+        body,
+        work,
+        cgroup,
+        cp,
+    }
+}
 
-    let flood = Flood::start(&Target::direct(ctl.port), body.clone(), CLIENTS, true);
+/// Applies the SealedSecret `flood/name` holding `value` and waits (`what`) for its Secret.
+fn secret_appears(cp: &ControlPlane, work: &Path, name: &str, value: &str, what: &str) {
+    cp.apply(&small_sealed(cp, work, name, value));
+    wait_for(what, SECS_60, || {
+        (cp.secret_value("flood", name, "token")? == value).then_some(())
+    });
+}
+
+/// The controller lived through the flood without touching its memory limit (peak `peak`).
+#[track_caller]
+fn assert_inside_the_limit(ctl: &mut Controller, cgroup: &MemoryCgroup, peak: u64) {
+    assert!(ctl.alive(), "the controller died:\n{}", ctl.logs());
+    assert_eq!(cgroup.oom_kills(), 0, "the OOM killer struck");
+    assert_eq!(
+        cgroup.read("memory.failcnt"),
+        0,
+        "the controller reached its limit (peak {peak} bytes)"
+    );
+    assert!(peak < LIMIT, "peak {peak} bytes is not below {LIMIT}");
+}
+
+/// After the flood the controller is still healthy and still reconciling (the SealedSecret
+/// `flood/after` holding `after` becomes a Secret), and its log holds no key and not the
+/// plaintext `during`.
+#[track_caller]
+fn assert_working_after(load: &mut UnderLoad, after: &str, what: &str, during: &str) {
+    let UnderLoad {
+        cp,
+        cgroup,
+        ctl,
+        work,
+        ..
+    } = load;
+    assert_eq!(ctl.get("/healthz").as_deref(), Some("ok"));
+    secret_appears(cp, work.path(), "after", after, what);
+    assert!(ctl.alive());
+    assert_eq!(cgroup.oom_kills(), 0);
+    let logs = ctl.logs();
+    assert!(!logs.contains("AGE-SECRET-KEY"), "key material in the log");
+    assert!(!logs.contains(during), "plaintext in the log");
+}
+
+#[test]
+fn a_flood_of_large_bodies_stays_inside_128_mib_and_the_controller_keeps_working() {
+    let mut load = under_load("sealant-hostile-load", "flood");
+
+    let flood = Flood::start(
+        &Target::direct(load.ctl.port),
+        load.body.clone(),
+        CLIENTS,
+        true,
+    );
     // Created while the flood is on: it must still become a Secret.
     thread::sleep(Duration::from_secs(1));
     let created_during = !flood.done.load(Ordering::SeqCst);
-    cp.apply(&small_sealed(
-        &cp,
-        work.path(),
+    secret_appears(
+        &load.cp,
+        load.work.path(),
         "during",
         "created-during-the-flood",
-    ));
-    wait_for(
         "the Secret of a SealedSecret created during the flood",
-        SECS_60,
-        || {
-            (cp.secret_value("flood", "during", "token")? == "created-during-the-flood")
-                .then_some(())
-        },
     );
     let reconciled_while_flooding = !flood.done.load(Ordering::SeqCst);
     let report = flood.finish();
-    let peak = cgroup.read("memory.max_usage_in_bytes");
+    let peak = load.cgroup.read("memory.max_usage_in_bytes");
     eprintln!(
         "bounded (default --max-bodies-in-flight): peak {:.1} MiB of {} MiB; {report}; \
          created during the flood: {created_during}, its Secret there before the flood ended: \
@@ -74,46 +138,18 @@ fn a_flood_of_large_bodies_stays_inside_128_mib_and_the_controller_keeps_working
         created_during,
         "the flood ended before the SealedSecret was created"
     );
-    assert!(ctl.alive(), "the controller died:\n{}", ctl.logs());
-    assert_eq!(cgroup.oom_kills(), 0, "the OOM killer struck");
-    assert_eq!(
-        cgroup.read("memory.failcnt"),
-        0,
-        "the controller reached its limit (peak {peak} bytes)"
-    );
-    assert!(peak < LIMIT, "peak {peak} bytes is not below {LIMIT}");
-    assert_eq!(report.answers_not_200_or_429, Vec::<String>::new());
-    assert_eq!(
-        report.health_failures, 0,
-        "/healthz failed during the flood"
-    );
-    assert!(report.health_ok > 0, "/healthz was never asked");
+    assert_inside_the_limit(&mut load.ctl, &load.cgroup, peak);
+    report.assert_answered_while_healthy("during the flood");
     // Refused bodies were sent again and every one was answered in full in the end.
     assert_eq!(report.ok, CLIENTS, "{report}");
     assert!(report.busy > 0, "the bound never refused a body: {report}");
 
-    // After the flood: still healthy, still reconciling.
-    assert_eq!(ctl.get("/healthz").as_deref(), Some("ok"));
-    cp.apply(&small_sealed(
-        &cp,
-        work.path(),
-        "after",
+    assert_working_after(
+        &mut load,
         "created-after-the-flood",
-    ));
-    wait_for(
         "the Secret of a SealedSecret created after the flood",
-        SECS_60,
-        || (cp.secret_value("flood", "after", "token")? == "created-after-the-flood").then_some(()),
+        "created-during-the-flood",
     );
-    assert!(ctl.alive());
-    assert_eq!(cgroup.oom_kills(), 0);
-    let logs = ctl.logs();
-    assert!(!logs.contains("AGE-SECRET-KEY"), "key material in the log");
-    assert!(
-        !logs.contains("created-during-the-flood"),
-        "plaintext in the log"
-    );
-    drop(ctl);
 }
 
 /// Clients that send the same ~2 MB bodies and never read the answers (only their status
@@ -122,48 +158,27 @@ fn a_flood_of_large_bodies_stays_inside_128_mib_and_the_controller_keeps_working
 /// come, at most `--max-bodies-in-flight` answers wait unread.
 #[test]
 fn answers_never_read_stay_inside_128_mib_and_the_controller_keeps_working() {
-    let cp = ControlPlane::start();
-    cp.install();
-    let sa = cp.service_account_kubeconfig();
-    let cgroup = MemoryCgroup::create("sealant-unread-answers", LIMIT);
-    let mut ctl = Controller::spawn_in_cgroup(
-        &cgroup,
-        &sa,
-        cp.dir.path(),
-        "unread",
-        &["--reencrypt-rate", "10000"],
-    );
-    ctl.wait_ready();
-    let work = tempfile::tempdir().unwrap();
-    let body = Arc::new(large_body(&cp, work.path()));
-    cp.kubectl_ok(&["create", "namespace", "flood"]);
-    let idle = cgroup.read("memory.usage_in_bytes");
+    let mut load = under_load("sealant-unread-answers", "unread");
+    let idle = load.cgroup.read("memory.usage_in_bytes");
 
     let flood = Flood::start_with(
-        &Target::direct(ctl.port),
-        body,
+        &Target::direct(load.ctl.port),
+        load.body.clone(),
         UNREAD_CLIENTS,
         true,
         unread_client,
     );
     thread::sleep(Duration::from_secs(1));
-    cp.apply(&small_sealed(
-        &cp,
-        work.path(),
+    secret_appears(
+        &load.cp,
+        load.work.path(),
         "during",
         "created-during-the-unread-flood",
-    ));
-    wait_for(
         "the Secret of a SealedSecret created while answers go unread",
-        SECS_60,
-        || {
-            (cp.secret_value("flood", "during", "token")? == "created-during-the-unread-flood")
-                .then_some(())
-        },
     );
     let reconciled_while_flooding = !flood.done.load(Ordering::SeqCst);
     let report = flood.finish();
-    let peak = cgroup.read("memory.max_usage_in_bytes");
+    let peak = load.cgroup.read("memory.max_usage_in_bytes");
     eprintln!(
         "unread answers ({UNREAD_CLIENTS} clients for {UNREAD_FOR:?}): idle {:.1} MiB, peak \
          {:.1} MiB of {} MiB, VmHWM {}; {report} (200 = an answer computed and left unread); \
@@ -171,53 +186,23 @@ fn answers_never_read_stay_inside_128_mib_and_the_controller_keeps_working() {
         mib(idle),
         mib(peak),
         LIMIT >> 20,
-        vm_hwm(ctl.pid()),
+        vm_hwm(load.ctl.pid()),
     );
 
-    assert!(ctl.alive(), "the controller died:\n{}", ctl.logs());
-    assert_eq!(cgroup.oom_kills(), 0, "the OOM killer struck");
-    assert_eq!(
-        cgroup.read("memory.failcnt"),
-        0,
-        "the controller reached its limit (peak {peak} bytes)"
-    );
-    assert!(peak < LIMIT, "peak {peak} bytes is not below {LIMIT}");
-    assert_eq!(report.answers_not_200_or_429, Vec::<String>::new());
-    assert_eq!(
-        report.health_failures, 0,
-        "/healthz failed while answers went unread"
-    );
-    assert!(report.health_ok > 0, "/healthz was never asked");
+    assert_inside_the_limit(&mut load.ctl, &load.cgroup, peak);
+    report.assert_answered_while_healthy("while answers went unread");
     assert!(report.ok > 0, "no answer was ever computed: {report}");
     assert!(
         report.busy > 0,
         "unread answers never held the permits: {report}"
     );
 
-    assert_eq!(ctl.get("/healthz").as_deref(), Some("ok"));
-    cp.apply(&small_sealed(
-        &cp,
-        work.path(),
-        "after",
+    assert_working_after(
+        &mut load,
         "created-after-the-unread-flood",
-    ));
-    wait_for(
         "the Secret of a SealedSecret created after the unread flood",
-        SECS_60,
-        || {
-            (cp.secret_value("flood", "after", "token")? == "created-after-the-unread-flood")
-                .then_some(())
-        },
+        "created-during-the-unread-flood",
     );
-    assert!(ctl.alive());
-    assert_eq!(cgroup.oom_kills(), 0);
-    let logs = ctl.logs();
-    assert!(!logs.contains("AGE-SECRET-KEY"), "key material in the log");
-    assert!(
-        !logs.contains("created-during-the-unread-flood"),
-        "plaintext in the log"
-    );
-    drop(ctl);
 }
 
 /// The figures of docs/benchmarks.md, one run: the peak with the default bound in a 128 MiB

@@ -5,44 +5,21 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
+/// A finished run of `seal`.
+pub type Run = sealant_stub::Run<Seal>;
 
-impl Run {
-    #[track_caller]
-    pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success, stderr: {}", self.stderr);
-        self
-    }
+/// `seal` fails with exit code 1 in one line that starts with `seal: `.
+pub struct Seal;
 
-    /// A failure: exit `code`, nothing on stdout, one line on stderr that contains `needle`.
-    #[track_caller]
-    pub fn fails(self, code: i32, needle: &str) -> Run {
+impl sealant_stub::FailureShape for Seal {
+    fn check(stderr: &str) {
         assert_eq!(
-            self.code, code,
-            "stdout: {} stderr: {}",
-            self.stdout, self.stderr
+            stderr.trim_end().lines().count(),
+            1,
+            "one line: {:?}",
+            stderr
         );
-        assert_eq!(self.stdout, "", "no partial output on failure");
-        assert!(
-            self.stderr.contains(needle),
-            "stderr {:?} lacks {:?}",
-            self.stderr,
-            needle
-        );
-        if code == 1 {
-            assert_eq!(
-                self.stderr.trim_end().lines().count(),
-                1,
-                "one line: {:?}",
-                self.stderr
-            );
-            assert!(self.stderr.starts_with("seal: "), "{:?}", self.stderr);
-        }
-        self
+        assert!(stderr.starts_with("seal: "), "{:?}", stderr);
     }
 }
 
@@ -58,9 +35,23 @@ impl Default for Sandbox {
     }
 }
 
+/// The sandbox's directory, for the tools that work in one.
+impl AsRef<Path> for Sandbox {
+    fn as_ref(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 impl Sandbox {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A sandbox with a new identity file `name`; and its recipient.
+    pub fn with_key(name: &str) -> (Self, String) {
+        let sb = Self::new();
+        let recipient = sb.keygen(name);
+        (sb, recipient)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -109,6 +100,14 @@ impl Sandbox {
     /// `sealed_file` with the identity file `identity`: who can really read a value, whatever
     /// its `spec.recipients` record says.
     pub fn age_opens(&self, sealed_file: &str, item: &str, identity: &str) -> bool {
+        self.age_decrypt(sealed_file, item, identity)
+            .status
+            .success()
+    }
+
+    /// The stock `age -d` run on item `item` of the (first) SealedSecret in `sealed_file`,
+    /// with the identity file `identity`.
+    pub fn age_decrypt(&self, sealed_file: &str, item: &str, identity: &str) -> Output {
         use base64::Engine;
         let text = self.read(sealed_file);
         let objects = sealant_core::manifest::read_manifests(&text).unwrap();
@@ -120,15 +119,54 @@ impl Sandbox {
                 }
                 _ => None,
             })
-            .unwrap_or_else(|| panic!("{sealed_file} has no item {item}"));
+            .unwrap_or_else(|| panic!("{sealed_file} has no Sealant item {item}: {text}"));
         let file = self.path(&format!("{item}.age"));
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value)
             .unwrap();
         std::fs::write(&file, bytes).unwrap();
-        let mut cmd = Command::new(require_tool("age", "age"));
-        cmd.arg("-d").arg("-i").arg(self.path(identity)).arg(&file);
-        run(cmd, None).code == 0
+        Command::new(require_tool("age", "age"))
+            .arg("-d")
+            .arg("-i")
+            .arg(self.path(identity))
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `seal create x -n web items… -r recipient`: the Secret `x` in `web`, from the item
+    /// flags `items`.
+    pub fn create_x_in_web(&self, items: &[&str], recipient: &str) -> Run {
+        let mut args = vec!["create", "x", "-n", "web"];
+        args.extend_from_slice(items);
+        args.extend(["-r", recipient]);
+        self.seal(&args)
+    }
+
+    /// `seal args` fails (exit `code`, `needle` on stderr) and leaves `file` as it was.
+    #[track_caller]
+    pub fn fails_leaving(&self, file: &str, args: &[&str], code: i32, needle: &str) {
+        let before = self.read(file);
+        self.seal(args).fails(code, needle);
+        assert_eq!(self.read(file), before, "{file} changed");
+    }
+
+    /// `seal unseal -i identity file -o json`: the Secret (or List) it prints, parsed.
+    pub fn unseal_json(&self, identity: &str, file: &str) -> serde_json::Value {
+        let out = self
+            .seal(&["unseal", "-i", identity, file, "-o", "json"])
+            .ok()
+            .stdout;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// Writes `s.yaml`, the Secret `db` in `prod` with `items`, and seals it to `recipient`
+    /// into `out`; returns what was written there.
+    pub fn seal_db(&self, recipient: &str, items: &[(&str, &str)], out: &str) -> String {
+        self.write("s.yaml", &secret_yaml("db", "prod", items));
+        self.seal(&["-r", recipient, "s.yaml", "-w", out]).ok();
+        self.read(out)
     }
 
     /// A new identity file `name`; returns its recipient.
@@ -153,16 +191,7 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
             _ => {}
         }
     }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child.wait_with_output().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+    Run::from(child.wait_with_output().unwrap())
 }
 
 /// A program the interop tests need, with the Debian package that provides it.
@@ -189,6 +218,14 @@ pub fn secret_yaml(name: &str, ns: &str, items: &[(&str, &str)]) -> String {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// `actual` holds the lines of `expected`, in any order.
+#[track_caller]
+pub fn assert_same_lines(mut actual: Vec<String>, mut expected: Vec<String>, context: &str) {
+    actual.sort();
+    expected.sort();
+    assert_eq!(actual, expected, "{context}");
 }
 
 /// A line diff (longest common subsequence): the lines only in `before` and the lines only in
