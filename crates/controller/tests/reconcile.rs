@@ -172,6 +172,16 @@ const SECRETS: &str = "/api/v1/namespaces/prod/secrets";
 const STATUS: &str = "/apis/sealant.dev/v1alpha1/namespaces/prod/sealedsecrets/db/status";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
 
+/// A Secret created, then the status (at `status`) and an Event written: a first sync.
+fn created_and_reported(status: &str) -> Vec<(Method, String)> {
+    vec![
+        (Method::GET, SECRET.into()),
+        (Method::POST, SECRETS.into()),
+        (Method::PATCH, status.into()),
+        (Method::POST, EVENTS.into()),
+    ]
+}
+
 fn calls(recorded: &Recorded) -> Vec<(Method, String)> {
     recorded
         .lock()
@@ -218,15 +228,7 @@ async fn creates_the_secret_reports_ready_and_emits_a_normal_event() {
         .unwrap();
     // No requeue of its own: the periodic re-check is one timer for all objects (resync.rs).
     assert_eq!(action, kube::runtime::controller::Action::await_change());
-    assert_eq!(
-        calls(&recorded),
-        [
-            (Method::GET, SECRET.into()),
-            (Method::POST, SECRETS.into()),
-            (Method::PATCH, STATUS.into()),
-            (Method::POST, EVENTS.into())
-        ]
-    );
+    assert_eq!(calls(&recorded), created_and_reported(STATUS));
     let log = recorded.lock().unwrap();
     let created = &log[1].2;
     assert_eq!(created["data"]["password"], "aHVudGVyMg==");
@@ -1385,15 +1387,7 @@ mod bitnami_mode {
         let obj = Arc::new(object(json!({})));
         let err = reconcile(obj.clone(), ctx.clone()).await.unwrap_err();
         assert!(matches!(err, Error::Forbidden { .. }), "{err}");
-        assert_eq!(
-            calls(&recorded),
-            [
-                (Method::GET, SECRET.into()),
-                (Method::POST, SECRETS.into()),
-                (Method::PATCH, STATUS.into()),
-                (Method::POST, EVENTS.into())
-            ]
-        );
+        assert_eq!(calls(&recorded), created_and_reported(STATUS));
         let log = recorded.lock().unwrap().clone();
         let ready = ready_condition(&log[2].2["status"]).clone();
         assert_eq!(ready["reason"], "SecretForbidden");
@@ -1453,15 +1447,7 @@ mod bitnami_mode {
         let metrics = Arc::new(Metrics::new());
         let ctx = context(client, metrics.clone());
         reconcile(Arc::new(object(json!({}))), ctx).await.unwrap();
-        assert_eq!(
-            calls(&recorded),
-            [
-                (Method::GET, SECRET.into()),
-                (Method::POST, SECRETS.into()),
-                (Method::PATCH, STATUS.into()),
-                (Method::POST, EVENTS.into())
-            ]
-        );
+        assert_eq!(calls(&recorded), created_and_reported(STATUS));
         let log = recorded.lock().unwrap();
         assert_eq!(ready_condition(&log[2].2["status"])["status"], "True");
         assert_eq!(log[3].2["type"], "Normal");
