@@ -403,8 +403,10 @@ def main():
         api = Api(env["SEALANT_APISERVER"], env["SEALANT_ADMIN_TOKEN"], env["SEALANT_CA_FILE"])
         kenv = dict(os.environ, KUBECONFIG=env["KUBECONFIG"])
 
-        log("kubectl apply -k deploy/")
-        subprocess.run(["kubectl", "apply", "-k", ROOT / "deploy"], check=True, env=kenv,
+        # deploy/ through the overlay that makes it servable by 1.20 (batch/v1beta1 CronJob,
+        # policy/v1beta1 PDB), as the end-to-end tests apply it.
+        log("kubectl apply -k tests/k8s-1.20 (deploy/ for Kubernetes 1.20)")
+        subprocess.run(["kubectl", "apply", "-k", ROOT / "tests/k8s-1.20"], check=True, env=kenv,
                        stdout=subprocess.DEVNULL)
         deadline = time.time() + 60
         while True:
