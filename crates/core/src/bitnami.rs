@@ -1069,6 +1069,38 @@ mod tests {
     }
 
     #[test]
+    fn lists_are_read_item_by_item_with_each_items_own_line() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n\
+            apiVersion: v1\nkind: List\nitems:\n\
+            - apiVersion: bitnami.com/v1alpha1\n  kind: SealedSecret\n  metadata: {name: db, namespace: prod}\n  spec: {encryptedData: {}}\n\
+            - apiVersion: v1\n  kind: Secret\n  metadata: {name: s}\n---\n\
+            apiVersion: example.com/v1\nkind: WidgetList\nitems: []\n";
+        let read: Vec<(usize, String)> = read_objects(text)
+            .unwrap()
+            .into_iter()
+            .map(|o| match o.value {
+                BitnamiObject::SealedSecret(b) => (o.line, format!("Bitnami {}", b.target())),
+                BitnamiObject::Other(kind) => (o.line, kind),
+            })
+            .collect();
+        // Only a v1 List is unpacked; another group's *List is one object of its kind.
+        assert_eq!(
+            read,
+            [
+                (1, "ConfigMap".to_owned()),
+                (8, "Bitnami prod/db".to_owned()),
+                (12, "Secret".to_owned()),
+                (16, "WidgetList".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_keys_size_is_its_modulus_in_bits() {
+        assert_eq!(key("k").bits(), 2048);
+    }
+
+    #[test]
     fn migrates_keeping_place_scope_and_template() {
         let k = key("k");
         let yaml = format!(
