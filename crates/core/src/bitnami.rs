@@ -846,9 +846,10 @@ mod tests {
         }
     }
 
-    /// Seals as kubeseal does: an independent producer is used in the CLI tests (kubesealpy).
+    /// Seals as kubeseal does, to `public_key_pem`: an independent producer is used in the CLI
+    /// tests (kubesealpy).
     fn seal(key: &BitnamiKey, label: &[u8], value: &[u8]) -> String {
-        let public = PKey::public_key_from_pem(&key.key.public_key_to_pem().unwrap()).unwrap();
+        let public = PKey::public_key_from_pem(&key.public_key_pem()).unwrap();
         let session = [7u8; SESSION_KEY_BYTES];
         let mut enc = Encrypter::new(&public).unwrap();
         enc.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
