@@ -30,7 +30,7 @@ use crate::convert::{ConvertError, Items, seal_items};
 use crate::crd::{SealedSecret, SealedSecretSpec, SecretTemplate, TemplateMetadata};
 use crate::keys::Recipient;
 use crate::manifest::{
-    Head, ListItems, Located, ParseError, non_empty, parse_document, split_documents,
+    Document, Head, ListItems, Located, ParseError, non_empty, parse_document, split_documents,
 };
 use crate::scope::{Binding, BindingError, Scope, Target};
 
@@ -354,7 +354,7 @@ pub fn parse_key_backup(text: &str, source: &str) -> Result<Vec<BitnamiKey>, Key
         let mut keys = Vec::new();
         for doc in split_documents(text) {
             let secret: KeySecret = parse_document(&doc)?;
-            keys_from_secret(secret, doc.content_line, &mut keys)?;
+            keys_from_secret(secret, &doc, doc.content_line, &mut keys)?;
         }
         keys
     };
@@ -364,16 +364,19 @@ pub fn parse_key_backup(text: &str, source: &str) -> Result<Vec<BitnamiKey>, Key
     Ok(keys)
 }
 
+/// The keys of `secret`, which starts at `line` of the stream; the lines of a List's items
+/// count from the first line of `doc` (its `---` included), as the parser's spans do.
 fn keys_from_secret(
     secret: KeySecret,
+    doc: &Document<'_>,
     line: usize,
     out: &mut Vec<BitnamiKey>,
 ) -> Result<(), KeyBackupError> {
     let kind = secret.kind.unwrap_or_default();
     if kind.ends_with("List") {
         for item in secret.items {
-            let item_line = line + item.referenced.line() as usize - 1;
-            keys_from_secret(item.value, item_line, out)?;
+            let item_line = doc.first_line + item.referenced.line() as usize - 1;
+            keys_from_secret(item.value, doc, item_line, out)?;
         }
         return Ok(());
     }
@@ -1067,6 +1070,16 @@ mod tests {
             parse_key_backup("apiVersion: v1\nkind: List\nitems: []\n", "f").unwrap_err(),
             KeyBackupError::NoKeys
         );
+        // An item of a List is named by its own line, here in the second document.
+        let second = "apiVersion: v1\nkind: List\nitems: []\n---\napiVersion: v1\nkind: List\n\
+            items:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n";
+        assert_eq!(
+            parse_key_backup(second, "f").unwrap_err(),
+            KeyBackupError::NotASecret {
+                line: 8,
+                kind: "ConfigMap".into()
+            }
+        );
     }
 
     #[test]
@@ -1097,8 +1110,13 @@ mod tests {
     }
 
     #[test]
-    fn a_keys_size_is_its_modulus_in_bits() {
-        assert_eq!(key("k").bits(), 2048);
+    fn a_keys_size_is_its_modulus_in_bits_and_its_debug_shows_only_that_and_its_name() {
+        let k = key("k");
+        assert_eq!(k.bits(), 2048);
+        assert_eq!(
+            format!("{k:?}"),
+            r#"BitnamiKey { name: "k", bits: 2048, .. }"#
+        );
     }
 
     #[test]
