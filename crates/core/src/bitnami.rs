@@ -1042,8 +1042,20 @@ mod tests {
             BASE64.encode(&pkcs1)
         );
         let keys = parse_key_backup(&list, "backup.yaml").unwrap();
+        assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].name(), "sealed-secrets-keyabcde");
         assert!(!format!("{keys:?}").contains("PRIVATE"));
+        // A Secret whose tls.key holds two keys: each is named by its place in it.
+        let two = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: both}}\ndata: {{tls.key: {}}}\n",
+            BASE64.encode(format!("{pkcs1}{pkcs8}"))
+        );
+        let names: Vec<String> = parse_key_backup(&two, "f")
+            .unwrap()
+            .iter()
+            .map(|k| k.name().to_owned())
+            .collect();
+        assert_eq!(names, ["both#1", "both#2"]);
         assert_eq!(
             parse_key_backup("apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n", "f")
                 .unwrap_err(),
