@@ -960,6 +960,8 @@ mod tests {
         let t = Target::new("prod", "db");
         let ct = seal(&new, b"prod/db", b"s3cr3t\0\xff");
         let ring = BitnamiKeyRing::new(vec![old, new]);
+        assert_eq!((ring.len(), ring.is_empty()), (2, false));
+        assert!(BitnamiKeyRing::new(Vec::new()).is_empty());
         let opened = open_value(&ct, Scope::Strict, &t, &ring).unwrap();
         assert_eq!(&opened.plaintext[..], b"s3cr3t\0\xff");
         assert_eq!(opened.opened_with, "new");
