@@ -1027,6 +1027,22 @@ mod tests {
             open_value("AAE=", Scope::ClusterWide, &t, &ring).unwrap_err(),
             BitnamiOpenError::TooShort(2)
         );
+        // At exactly the sizes the format allows, the length checks pass and the keys are tried.
+        let no_key_opens = BitnamiOpenError::NoKeyOpens {
+            tried: 1,
+            sealed_for: "any place (cluster-wide scope)".into(),
+        };
+        for blob in [
+            vec![0u8; 2 + GCM_TAG_BYTES],
+            [&[0u8, 2][..], &[0; 2 + GCM_TAG_BYTES]].concat(),
+        ] {
+            assert_eq!(
+                open_value(&BASE64.encode(&blob), Scope::ClusterWide, &t, &ring).unwrap_err(),
+                no_key_opens,
+                "{} bytes",
+                blob.len()
+            );
+        }
     }
 
     #[test]
@@ -1134,6 +1150,19 @@ mod tests {
     }
 
     #[test]
+    fn pre_v07_spec_data_is_refused_by_name() {
+        let yaml = "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: db, namespace: prod}\nspec: {data: AAAA}\n";
+        let BitnamiObject::SealedSecret(b) = &read_objects(yaml).unwrap()[0].value else {
+            panic!("not read as Bitnami")
+        };
+        let ring = BitnamiKeyRing::new(vec![key("k")]);
+        assert!(matches!(
+            open_items(b, &ring, None),
+            Err(MigrateError::LegacyData)
+        ));
+    }
+
+    #[test]
     fn migrates_keeping_place_scope_and_template() {
         let k = key("k");
         let yaml = format!(
@@ -1150,6 +1179,7 @@ mod tests {
         assert_eq!(m.opened_with, ["k"]);
         let s = &m.sealed;
         assert_eq!(s.spec.scope, Scope::NamespaceWide);
+        assert_eq!(s.metadata.labels, None, "no labels in, none out");
         assert_eq!(s.metadata.namespace.as_deref(), Some("prod"));
         assert_eq!(
             s.metadata
