@@ -421,6 +421,8 @@ mod tests {
             name.len(),
             IMPORTED_KEY_NAME_PREFIX.len() + FINGERPRINT_DIGITS
         );
+        assert_eq!(secret.metadata.namespace.as_deref(), Some("sealant-system"));
+        assert_eq!(secret.type_.as_deref(), Some("Opaque"));
         let labels = secret.metadata.labels.as_ref().unwrap();
         assert_eq!(labels.keys().collect::<Vec<_>>(), [IMPORTED_KEY_LABEL]);
         assert!(!labels.contains_key(crate::keystore::KEY_LABEL));
@@ -462,6 +464,17 @@ mod tests {
             ImportedKeyError::Generated
         );
         secret.metadata.owner_references = None;
+        // Sealant's managed-by label marks a generated Secret; another manager's does not.
+        let (label, ours) = crate::reconcile::MANAGED_BY_LABEL;
+        let labels = secret.metadata.labels.get_or_insert_default();
+        labels.insert(label.to_owned(), ours.to_owned());
+        assert_eq!(
+            imported_key(&secret).unwrap_err(),
+            ImportedKeyError::Generated
+        );
+        let labels = secret.metadata.labels.get_or_insert_default();
+        labels.insert(label.to_owned(), "helm".to_owned());
+        assert!(imported_key(&secret).is_ok());
         secret.data = None;
         assert_eq!(imported_key(&secret).unwrap_err(), ImportedKeyError::NoKey);
     }
@@ -490,6 +503,16 @@ mod tests {
         );
         let again = status(Some(&first), &ok, Some(2), t1);
         assert_eq!(again, first, "no flip: the times are kept");
+        // Synced's time is Synced's own, wherever it stands among the conditions.
+        let mut reordered = first.clone();
+        let conditions = reordered["conditions"].as_array_mut().unwrap();
+        conditions.reverse();
+        conditions[0]["lastTransitionTime"] = json!("2026-01-15T00:00:00Z");
+        let kept = status(Some(&reordered), &ok, Some(2), t1);
+        assert_eq!(
+            kept["conditions"][0]["lastTransitionTime"],
+            "2026-01-01T00:00:00Z"
+        );
         assert!(!status_changed(Some(&first), &again));
         let failed = Health::Failed {
             reason: Reason::NoKeyOpens,
