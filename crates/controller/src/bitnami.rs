@@ -48,7 +48,7 @@ use crate::labelled_secrets::watch_labelled;
 use crate::metrics::Metrics;
 use crate::outcome::{Error, Outcome};
 use crate::retry::Retries;
-use crate::secret_write::{SecretWriter, Written};
+use crate::secret_write::SecretWriter;
 
 /// Bitnami's SealedSecret resource.
 pub fn api_resource() -> ApiResource {
@@ -333,7 +333,17 @@ async fn sync(
     let namespace = obj.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.settings.client.clone(), &namespace);
     let existing = secrets.get_opt(&owner.name).await?;
-    write(ctx, &secrets, &owner, existing.as_ref(), desired).await
+    let settings = &ctx.settings;
+    let writer = SecretWriter::new(&secrets, &settings.field_manager, &settings.fence);
+    let planned = plan_for(claim(&owner), existing.as_ref(), desired);
+    let written = writer.write(planned, existing.as_ref()).await?;
+    let (outcome, _) = written.outcome(existing.as_ref(), || {
+        format!(
+            "Secret {} exists and is not managed by this SealedSecret: annotate it sealedsecrets.bitnami.com/managed=true to let it be taken over",
+            owner.name
+        )
+    });
+    Ok(outcome)
 }
 
 /// Says the outcome in the status (see `report`). True when the state changed.
@@ -433,34 +443,6 @@ fn open(
             },
         }),
     }
-}
-
-/// Writes what `plan_for` decides (see `SecretWriter::write`).
-async fn write(
-    ctx: &Context,
-    secrets: &Api<Secret>,
-    owner: &Owner,
-    existing: Option<&Secret>,
-    desired: Secret,
-) -> Result<Outcome, Error> {
-    let writer = SecretWriter {
-        secrets,
-        field_manager: &ctx.settings.field_manager,
-        fence: &ctx.settings.fence,
-    };
-    let planned = plan_for(claim(owner), existing, desired);
-    Ok(match writer.write(planned, existing).await? {
-        Written::Done { action, .. } => Outcome::Written(action),
-        Written::UpToDate => Outcome::Unchanged,
-        Written::NotOwned => Outcome::Failed {
-            reason: Reason::NotOwned,
-            message: format!(
-                "Secret {} exists and is not managed by this SealedSecret: annotate it sealedsecrets.bitnami.com/managed=true to let it be taken over",
-                owner.name
-            ),
-        },
-        Written::Refused { reason, message } => Outcome::Failed { reason, message },
-    })
 }
 
 /// Writes the status `health` calls for, unless the object already says it. True when a

@@ -24,7 +24,7 @@ use crate::memory::{LastWrites, SecretVersions, Seen};
 use crate::metrics::Metrics;
 use crate::outcome::{Error, Outcome};
 use crate::retry::Retries;
-use crate::secret_write::{SecretWriter, Written};
+use crate::secret_write::SecretWriter;
 use crate::state::{KeysView, SharedKeys};
 use crate::triggers::is_hollow;
 
@@ -417,27 +417,15 @@ async fn sync_secret(
         // the create fails with 409 and the usual read-then-plan follows.
         match write(ctx, secrets, sealed, None, desired.clone()).await {
             Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => {}
-            other => return record(ctx, sealed, other),
+            other => return other,
         }
     }
     let existing = secrets.get_opt(&name).await?;
-    let written = write(ctx, secrets, sealed, existing.as_ref(), desired).await;
-    record(ctx, sealed, written)
+    write(ctx, secrets, sealed, existing.as_ref(), desired).await
 }
 
-fn record(
-    ctx: &Context,
-    sealed: &SealedSecret,
-    written: Result<(Outcome, Option<String>), Error>,
-) -> Result<Outcome, Error> {
-    let (outcome, version) = written?;
-    if let Some(version) = version {
-        ctx.last_writes.record_secret(sealed, version);
-    }
-    Ok(outcome)
-}
-
-/// Writes what `plan` decides; with the Secret's resourceVersion afterwards when it is ours.
+/// Writes what `plan` decides, and remembers the Secret's resourceVersion afterwards when it
+/// is ours (see `LastWrites`).
 /// The API server refusing the Secret (400/422: retrying will not help) or the write (403:
 /// an RBAC fix or a webhook coming back ends it; `announce` has it retried with backoff) is
 /// said in the status; other errors are retried.
@@ -447,37 +435,21 @@ async fn write(
     sealed: &SealedSecret,
     existing: Option<&Secret>,
     desired: Secret,
-) -> Result<(Outcome, Option<String>), Error> {
-    let writer = SecretWriter {
-        secrets,
-        field_manager: &ctx.field_manager,
-        fence: &ctx.fence,
-    };
-    let written = match writer
+) -> Result<Outcome, Error> {
+    let writer = SecretWriter::new(secrets, &ctx.field_manager, &ctx.fence);
+    let written = writer
         .write(plan(sealed, existing, desired), existing)
-        .await?
-    {
-        Written::Done { action, version } => (Outcome::Written(action), version),
-        Written::UpToDate => {
-            let version = existing.and_then(|e| e.metadata.resource_version.clone());
-            (Outcome::Unchanged, version)
-        }
-        Written::NotOwned => {
-            let name = sealed.name_any();
-            let message = format!(
-                "Secret {name} exists and is not managed by this SealedSecret: annotate it sealant.dev/managed=true to let Sealant take it over"
-            );
-            (
-                Outcome::Failed {
-                    reason: Reason::NotOwned,
-                    message,
-                },
-                None,
-            )
-        }
-        Written::Refused { reason, message } => (Outcome::Failed { reason, message }, None),
-    };
-    Ok(written)
+        .await?;
+    let (outcome, version) = written.outcome(existing, || {
+        format!(
+            "Secret {} exists and is not managed by this SealedSecret: annotate it sealant.dev/managed=true to let Sealant take it over",
+            sealed.name_any()
+        )
+    });
+    if let Some(version) = version {
+        ctx.last_writes.record_secret(sealed, version);
+    }
+    Ok(outcome)
 }
 
 /// Publishes `event` about `sealed` (see `events::publish`).

@@ -10,7 +10,7 @@ use sealant_core::reason::Reason;
 use sealant_core::reconcile::Plan;
 
 use crate::fence::{Fence, Fenced};
-use crate::outcome::Error;
+use crate::outcome::{Error, Outcome};
 
 /// Where and as whom Secrets are written.
 pub struct SecretWriter<'a> {
@@ -39,7 +39,42 @@ pub enum Written {
     Refused { reason: Reason, message: String },
 }
 
-impl SecretWriter<'_> {
+impl Written {
+    /// What the write means for the object, and the Secret's resourceVersion afterwards when
+    /// it is the object's (`existing`'s when nothing was written). `not_owned` says what to do
+    /// when a Secret of that name is someone else's.
+    pub fn outcome(
+        self,
+        existing: Option<&Secret>,
+        not_owned: impl FnOnce() -> String,
+    ) -> (Outcome, Option<String>) {
+        match self {
+            Written::Done { action, version } => (Outcome::Written(action), version),
+            Written::UpToDate => (
+                Outcome::Unchanged,
+                existing.and_then(|e| e.metadata.resource_version.clone()),
+            ),
+            Written::NotOwned => {
+                let failed = Outcome::Failed {
+                    reason: Reason::NotOwned,
+                    message: not_owned(),
+                };
+                (failed, None)
+            }
+            Written::Refused { reason, message } => (Outcome::Failed { reason, message }, None),
+        }
+    }
+}
+
+impl<'a> SecretWriter<'a> {
+    pub fn new(secrets: &'a Api<Secret>, field_manager: &'a str, fence: &'a Fence) -> Self {
+        SecretWriter {
+            secrets,
+            field_manager,
+            fence,
+        }
+    }
+
     fn post_params(&self) -> PostParams {
         PostParams {
             field_manager: Some(self.field_manager.to_owned()),

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use sealant_e2e::{
     ControlPlane, Controller, bin, decode_base64, from_overlay, root, run, text, wait_for,
 };
-use sealant_stub::kubesealpy::{self, seal_json as sealed};
+use sealant_stub::kubesealpy::{self, seal};
 use serde_json::{Value, json};
 
 const SECS_30: Duration = Duration::from_secs(30);
@@ -180,7 +180,7 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
     // All three scopes, two keys, a binary value; labels, annotations, type, immutability.
     let binary: &[u8] = &[0, 159, 146, 150, 255, b'\n', 0];
     let db_items: &[(&str, &[u8])] = &[("username", b"admin"), ("password", b"hunter2-bitnami")];
-    let db = sealed(
+    let db = json(&seal(
         dir,
         "sealed-secrets-keyold",
         "strict",
@@ -188,6 +188,7 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
         "db",
         db_items,
         &[
+            "--json",
             "--type",
             "kubernetes.io/basic-auth",
             "--label",
@@ -195,27 +196,27 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
             "--annotation",
             "note=kept",
         ],
-    );
+    ));
     let cfg_items: &[(&str, &[u8])] = &[("blob", binary)];
-    let cfg = sealed(
+    let cfg = json(&seal(
         dir,
         "sealed-secrets-keynew",
         "namespace-wide",
         "prod",
         "cfg",
         cfg_items,
-        &["--immutable"],
-    );
+        &["--json", "--immutable"],
+    ));
     let shared_items: &[(&str, &[u8])] = &[("token", b"shared-t0ken-bitnami")];
-    let shared = sealed(
+    let shared = json(&seal(
         dir,
         "sealed-secrets-keynew",
         "cluster-wide",
         "staging",
         "shared",
         shared_items,
-        &[],
-    );
+        &["--json"],
+    ));
     for object in [&db, &cfg, &shared] {
         apply(&cp, object);
     }
@@ -281,15 +282,15 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
     }
 
     // Tampered: one flipped bit in a value's AES-GCM tag. No Secret.
-    let mut tampered = sealed(
+    let mut tampered = json(&seal(
         dir,
         "sealed-secrets-keyold",
         "strict",
         "prod",
         "tampered",
         &[("k", b"v-bitnami")],
-        &[],
-    );
+        &["--json"],
+    ));
     let mut blob = BASE64
         .decode(tampered["spec"]["encryptedData"]["k"].as_str().unwrap())
         .unwrap();
@@ -304,15 +305,15 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
     cp.create_generic_secret("prod", "taken", "a=by-hand");
     apply(
         &cp,
-        &sealed(
+        &json(&seal(
             dir,
             "sealed-secrets-keyold",
             "strict",
             "prod",
             "taken",
             &[("a", b"sealed-bitnami")],
-            &[],
-        ),
+            &["--json"],
+        )),
     );
     wait_refused(&cp, "prod", "taken", "NotOwned");
     assert_eq!(
@@ -417,4 +418,9 @@ fn bitnami_mode_opens_kubeseal_objects_as_bitnamis_controller_would() {
             );
         }
     }
+}
+
+/// kubesealpy's `--json` output, parsed.
+fn json(sealed: &str) -> Value {
+    serde_json::from_str(sealed).unwrap()
 }

@@ -41,7 +41,7 @@ pub fn keygen(dir: impl AsRef<Path>, name: &str, pkcs8: bool) {
 }
 
 /// A Bitnami SealedSecret `ns/name` in `scope`, its `items` sealed to the key `key` (the
-/// public key `key.pub` in `dir`), as YAML; `flags` go before the items (`--json` for JSON).
+/// public key `key.pub` in `dir`), as YAML; `flags` go before the items (`--json` first for JSON).
 pub fn seal(
     dir: impl AsRef<Path>,
     key: &str,
@@ -60,18 +60,4 @@ pub fn seal(
     args.extend_from_slice(flags);
     args.extend(items.iter().map(String::as_str));
     run(dir, &args)
-}
-
-/// [`seal`] as JSON, parsed.
-pub fn seal_json(
-    dir: impl AsRef<Path>,
-    key: &str,
-    scope: &str,
-    ns: &str,
-    name: &str,
-    items: &[(&str, &[u8])],
-    flags: &[&str],
-) -> serde_json::Value {
-    let flags = [&["--json"], flags].concat();
-    serde_json::from_str(&seal(dir, key, scope, ns, name, items, &flags)).unwrap()
 }
