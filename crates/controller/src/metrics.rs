@@ -3,18 +3,22 @@
 //! Counters here count what the reconciler does; the HTTP endpoints are left out so that a
 //! client probing `/v1/verify` cannot skew the unseal error rate that alerts watch.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets_range};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+use sealant_core::conditions::{READY, RECONCILING, STALLED, UNSEALED};
 use sealant_core::reason::Reason;
 
 /// See `Metrics::time_reconcile`.
@@ -36,21 +40,6 @@ struct ErrorLabel {
     reason: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-struct ObjectLabel {
-    namespace: String,
-    name: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-struct ConditionLabel {
-    namespace: String,
-    name: String,
-    condition: String,
-    status: String,
-    reason: String,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: &'static str,
@@ -62,11 +51,86 @@ struct KeyLabel {
     state: String,
 }
 
-/// The per-object series one SealedSecret has, so they go with it.
+/// The per-object series (each SealedSecret's conditions, and whether a compromised key opens
+/// it), kept once here and written out at each scrape. As `Family`s they cost three owned
+/// copies of every label, about 0.9 KB per object: a fifth of the controller's memory at
+/// 20,000 objects (docs/benchmarks.md).
 #[derive(Debug, Default)]
 struct ObjectSeries {
+    /// By (namespace, name).
+    objects: Mutex<BTreeMap<(String, String), ObjectState>>,
+}
+
+#[derive(Debug)]
+struct ObjectState {
     exposed: bool,
-    conditions: Vec<ConditionLabel>,
+    conditions: Box<[ConditionState]>,
+}
+
+#[derive(Debug, PartialEq)]
+struct ConditionState {
+    condition: Cow<'static, str>,
+    status: Cow<'static, str>,
+    reason: Cow<'static, str>,
+}
+
+const EXPOSED: &str = "sealed_secret_exposed";
+const EXPOSED_HELP: &str = "1 for each SealedSecret that opens and that a compromised key can \
+                            also open: its values must be treated as leaked (status.exposedTo \
+                            names the keys)";
+const CONDITION: &str = "sealed_secret_condition_info";
+const CONDITION_HELP: &str = "1 for each SealedSecret's condition, with its status and reason";
+
+/// `value` borrowed when it is one of the words conditions are made of (every object repeats
+/// them), owned otherwise.
+fn word(value: &str) -> Cow<'static, str> {
+    const WORDS: [&str; 7] = [
+        READY,
+        RECONCILING,
+        STALLED,
+        UNSEALED,
+        "True",
+        "False",
+        "Unknown",
+    ];
+    let reasons = Reason::ALL.iter().map(|r| r.as_str());
+    match WORDS.into_iter().chain(reasons).find(|w| *w == value) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(value.to_owned()),
+    }
+}
+
+impl Collector for ObjectSeries {
+    /// Like a `Family`, a metric with no series is left out, help text and all.
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let objects = self.objects.lock().expect("not poisoned");
+        let one = ConstGauge::new(1i64);
+        if objects.values().any(|o| o.exposed) {
+            let mut family =
+                encoder.encode_descriptor(EXPOSED, EXPOSED_HELP, None, MetricType::Gauge)?;
+            for ((namespace, name), _) in objects.iter().filter(|(_, o)| o.exposed) {
+                let labels = [("namespace", namespace.as_str()), ("name", name.as_str())];
+                one.encode(family.encode_family(&labels)?)?;
+            }
+        }
+        if objects.values().any(|o| !o.conditions.is_empty()) {
+            let mut family =
+                encoder.encode_descriptor(CONDITION, CONDITION_HELP, None, MetricType::Gauge)?;
+            for ((namespace, name), object) in objects.iter() {
+                for c in &object.conditions {
+                    let labels = [
+                        ("namespace", namespace.as_str()),
+                        ("name", name.as_str()),
+                        ("condition", &c.condition),
+                        ("status", &c.status),
+                        ("reason", &c.reason),
+                    ];
+                    one.encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Every metric the controller exports, and the registry that encodes them.
@@ -79,11 +143,7 @@ pub struct Metrics {
     keys: Family<StateLabel, Gauge>,
     key_created: Family<KeyLabel, Gauge>,
     is_leader: Gauge,
-    exposed: Family<ObjectLabel, Gauge>,
-    conditions: Family<ConditionLabel, Gauge>,
-    /// Which objects have per-object series (a Family cannot list them), to drop those of
-    /// deleted objects.
-    objects: Mutex<BTreeMap<ObjectLabel, ObjectSeries>>,
+    objects: Arc<ObjectSeries>,
     /// Namespaces whose error series exist.
     namespaces: Mutex<BTreeSet<String>>,
 }
@@ -100,9 +160,7 @@ impl Metrics {
             keys: Family::default(),
             key_created: Family::default(),
             is_leader: Gauge::default(),
-            exposed: Family::default(),
-            conditions: Family::default(),
-            objects: Mutex::default(),
+            objects: Arc::default(),
             namespaces: Mutex::default(),
         };
         metrics.register();
@@ -146,21 +204,11 @@ impl Metrics {
             self.is_leader.clone(),
         );
         registry.register(
-            "sealed_secret_exposed",
-            "1 for each SealedSecret that opens and that a compromised key can also open: \
-             its values must be treated as leaked (status.exposedTo names the keys)",
-            self.exposed.clone(),
-        );
-        registry.register(
-            "sealed_secret_condition_info",
-            "1 for each SealedSecret's condition, with its status and reason",
-            self.conditions.clone(),
-        );
-        registry.register(
             "build",
             "The controller's version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
+        registry.register_collector(Box::new(self.objects.clone()));
     }
 
     /// The error series of `namespace`, one per [`Reason`], at 0 until they count: each
@@ -239,55 +287,40 @@ impl Metrics {
     /// written in its status: `Ready`, and `Reconciling` or `Stalled` while True) and whether a
     /// compromised key can open it (see `exposed_to`).
     pub fn set_object(&self, namespace: &str, name: &str, conditions: &[Condition], exposed: bool) {
-        let object = ObjectLabel {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
-        let labels: Vec<ConditionLabel> = conditions
+        let conditions = conditions
             .iter()
-            .map(|c| ConditionLabel {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-                condition: c.type_.clone(),
-                status: c.status.clone(),
-                reason: c.reason.clone(),
+            .map(|c| ConditionState {
+                condition: word(&c.type_),
+                status: word(&c.status),
+                reason: word(&c.reason),
             })
             .collect();
-        let mut objects = self.objects.lock().expect("not poisoned");
-        let series = objects.entry(object.clone()).or_default();
-        for old in series.conditions.iter().filter(|old| !labels.contains(old)) {
-            self.conditions.remove(old);
-        }
-        for label in &labels {
-            self.conditions.get_or_create(label).set(1);
-        }
-        series.conditions = labels;
-        if exposed {
-            self.exposed.get_or_create(&object).set(1);
-        } else if series.exposed {
-            self.exposed.remove(&object);
-        }
-        series.exposed = exposed;
+        let state = ObjectState {
+            exposed,
+            conditions,
+        };
+        let key = (namespace.to_owned(), name.to_owned());
+        self.objects
+            .objects
+            .lock()
+            .expect("not poisoned")
+            .insert(key, state);
     }
 
     /// Drops the per-object series of objects that no longer exist.
     pub fn retain_objects(&self, exists: impl Fn(&str, &str) -> bool) {
-        let mut objects = self.objects.lock().expect("not poisoned");
-        objects.retain(|object, series| {
-            let keep = exists(&object.namespace, &object.name);
-            if !keep {
-                self.exposed.remove(object);
-                for condition in &series.conditions {
-                    self.conditions.remove(condition);
-                }
-            }
-            keep
-        });
+        let mut objects = self.objects.objects.lock().expect("not poisoned");
+        objects.retain(|(namespace, name), _| exists(namespace, name));
     }
 
     /// Drops the per-object series of a deleted SealedSecret.
     pub fn forget_object(&self, namespace: &str, name: &str) {
-        self.retain_objects(|ns, n| !(ns == namespace && n == name));
+        let key = (namespace.to_owned(), name.to_owned());
+        self.objects
+            .objects
+            .lock()
+            .expect("not poisoned")
+            .remove(&key);
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -433,6 +466,13 @@ mod tests {
             assert!(has(&text, &line), "no {line} in {text}");
         }
         assert!(!text.contains("name=\"db\"}"), "db is not exposed: {text}");
+        for line in [
+            "# TYPE sealant_sealed_secret_condition_info gauge",
+            "# HELP sealant_sealed_secret_condition_info 1 for each SealedSecret's condition, with its status and reason",
+            "# TYPE sealant_sealed_secret_exposed gauge",
+        ] {
+            assert!(has(&text, line), "no {line} in {text}");
+        }
 
         // A new state replaces the old series (Stalled goes with it); exposure fixed, its
         // series goes.
@@ -454,8 +494,8 @@ mod tests {
         m.forget_object("prod", "api");
         m.retain_objects(|_, name| name != "db");
         let text = m.encode();
-        let any_condition = "sealant_sealed_secret_condition_info{";
-        assert!(!text.contains(any_condition), "{text}");
-        assert!(!text.contains("sealant_sealed_secret_exposed{"), "{text}");
+        // As a metric with no series, left out whole.
+        assert!(!text.contains("sealant_sealed_secret_condition_info"), "{text}");
+        assert!(!text.contains("sealant_sealed_secret_exposed"), "{text}");
     }
 }
