@@ -495,7 +495,10 @@ mod tests {
         m.retain_objects(|_, name| name != "db");
         let text = m.encode();
         // As a metric with no series, left out whole.
-        assert!(!text.contains("sealant_sealed_secret_condition_info"), "{text}");
+        assert!(
+            !text.contains("sealant_sealed_secret_condition_info"),
+            "{text}"
+        );
         assert!(!text.contains("sealant_sealed_secret_exposed"), "{text}");
     }
 }

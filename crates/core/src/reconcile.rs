@@ -111,11 +111,6 @@ pub fn desired_secret(sealed: &SealedSecret, unsealed: &UnsealedSecret) -> Secre
     secret
 }
 
-/// Is `secret` controlled by `sealed` (an ownerReference with controller=true and its uid)?
-pub fn is_owned_by(secret: &Secret, sealed: &SealedSecret) -> bool {
-    is_controlled_by(secret, sealed.metadata.uid.as_deref())
-}
-
 /// Is `secret` controlled by the object with `uid` (an ownerReference with controller=true)?
 pub fn is_controlled_by(secret: &Secret, uid: Option<&str>) -> bool {
     let Some(uid) = uid else {
@@ -263,7 +258,7 @@ mod tests {
     #[test]
     fn desired_secret_is_owned_and_labelled() {
         let (sealed, desired) = fixture("");
-        assert!(is_owned_by(&desired, &sealed));
+        assert!(is_controlled_by(&desired, Some("uid-1")));
         let owner = &desired.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(owner.kind, "SealedSecret");
         assert_eq!(owner.block_owner_deletion, Some(true));
@@ -302,10 +297,44 @@ mod tests {
     }
 
     #[test]
+    fn an_immutable_secret_is_recreated_only_when_its_data_or_immutability_changes() {
+        let (sealed, mut desired) = fixture("");
+        desired.immutable = Some(true);
+        let mut existing = desired.clone();
+        existing.metadata.resource_version = Some("7".into());
+        let recreates = |existing: &Secret, desired: &Secret| {
+            matches!(
+                plan(&sealed, Some(existing), desired.clone()),
+                Plan::Recreate(_)
+            )
+        };
+        // Metadata only: updated in place, data and immutability kept.
+        let mut relabelled = existing.clone();
+        relabelled.metadata.labels = None;
+        let Plan::Update(fixed) = plan(&sealed, Some(&relabelled), desired.clone()) else {
+            panic!("a label change on an immutable Secret is an update")
+        };
+        assert_eq!(fixed.metadata.resource_version.as_deref(), Some("7"));
+        // New data, still immutable: only a new Secret can hold it.
+        let mut edited = existing.clone();
+        edited
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("pw".into(), k8s_openapi::ByteString(b"edited".to_vec()));
+        assert!(recreates(&edited, &desired));
+        // Same data, no longer immutable: Kubernetes cannot unfreeze it in place either.
+        let mut thawed = desired.clone();
+        thawed.immutable = None;
+        assert!(recreates(&existing, &thawed));
+    }
+
+    #[test]
     fn foreign_secrets_are_left_alone_unless_marked_managed() {
         let (sealed, desired) = fixture("");
         let mut foreign = Secret::default();
         foreign.metadata.name = Some("db".into());
+        assert!(!is_controlled_by(&foreign, Some("uid-1")));
         assert_eq!(
             plan(&sealed, Some(&foreign), desired.clone()),
             Plan::NotOwned
@@ -315,7 +344,7 @@ mod tests {
         let Plan::Update(taken) = plan(&sealed, Some(&foreign), desired) else {
             panic!()
         };
-        assert!(is_owned_by(&taken, &sealed));
+        assert!(is_controlled_by(&taken, Some("uid-1")));
         assert_eq!(
             taken.metadata.annotations.as_ref().unwrap()[MANAGED_ANNOTATION],
             "true"
