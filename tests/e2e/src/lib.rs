@@ -1108,3 +1108,49 @@ fn wait_for_the_crd(kubectl: impl Fn(&[&str]) -> Output) {
         },
     );
 }
+
+/// No plaintext anywhere a user or an operator can look without reading Secrets: the
+/// controller's log, its `/metrics`, every Event (both APIs), and every SealedSecret (both
+/// kinds) with its status. Each value is searched raw and in base64; no private key (age or
+/// RSA) is in the log either.
+pub fn assert_no_plaintext(cp: &ControlPlane, ctl: &Controller, values: &[impl AsRef<[u8]>]) {
+    use base64::Engine;
+    let logs = ctl.logs();
+    for key in ["AGE-SECRET-KEY", "PRIVATE KEY"] {
+        assert!(!logs.contains(key), "a private key in the controller's log");
+    }
+    assert!(
+        !logs.contains("forbidden"),
+        "the ServiceAccount lacked a permission:\n{logs}"
+    );
+    // A log file gets plain text: no ANSI colour codes when stderr is not a terminal.
+    assert!(!logs.contains('\x1b'), "ANSI escape codes in the log file");
+    let everywhere = |what: &str| {
+        cp.get_json(&[what, "-A"])
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    let places = [
+        ("the controller's log", logs.clone()),
+        ("/metrics", ctl.get("/metrics").unwrap_or_default()),
+        ("core/v1 Events", everywhere("events")),
+        ("events.k8s.io Events", everywhere("events.events.k8s.io")),
+        ("SealedSecrets", everywhere("sealedsecrets.sealant.dev")),
+        (
+            "Bitnami SealedSecrets",
+            everywhere("sealedsecrets.bitnami.com"),
+        ),
+    ];
+    for value in values {
+        let value = value.as_ref();
+        let raw = String::from_utf8_lossy(value);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        for (place, text) in &places {
+            assert!(!text.contains(&*raw), "plaintext {raw:?} in {place}");
+            assert!(
+                !text.contains(&encoded),
+                "plaintext {raw:?} (base64) in {place}"
+            );
+        }
+    }
+}

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sealant_e2e::{ControlPlane, Controller, ok, run, text, wait_for};
+use sealant_e2e::{ControlPlane, Controller, assert_no_plaintext, ok, run, text, wait_for};
 
 const SECS_30: Duration = Duration::from_secs(30);
 
@@ -26,49 +26,6 @@ fn cluster_with_controller(extra: &[&str]) -> (ControlPlane, Controller) {
     let ctl = Controller::spawn(&sa, cp.dir.path(), "e2e", extra);
     ctl.wait_ready();
     (cp, ctl)
-}
-
-/// No plaintext anywhere a user or an operator can look without reading Secrets: the
-/// controller's log, its `/metrics`, every Event (both APIs), and every SealedSecret with its
-/// status. Each value is searched raw and in base64.
-fn assert_no_plaintext(cp: &ControlPlane, ctl: &Controller, secrets: &[&str]) {
-    use base64::Engine;
-    let logs = ctl.logs();
-    assert!(
-        !logs.contains("AGE-SECRET-KEY"),
-        "a private key in the controller's log"
-    );
-    assert!(
-        !logs.contains("forbidden"),
-        "the ServiceAccount lacked a permission:\n{logs}"
-    );
-    // A log file gets plain text: no ANSI colour codes when stderr is not a terminal.
-    assert!(!logs.contains('\x1b'), "ANSI escape codes in the log file");
-    let everywhere = |what: &str| {
-        cp.get_json(&[what, "-A"])
-            .map(|v| v.to_string())
-            .unwrap_or_default()
-    };
-    let places = [
-        ("the controller's log", logs.clone()),
-        ("/metrics", ctl.get("/metrics").unwrap_or_default()),
-        ("core/v1 Events", everywhere("events")),
-        ("events.k8s.io Events", everywhere("events.events.k8s.io")),
-        (
-            "SealedSecrets and their statuses",
-            everywhere("sealedsecrets"),
-        ),
-    ];
-    for secret in secrets {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
-        for (place, text) in &places {
-            assert!(!text.contains(secret), "plaintext {secret:?} in {place}");
-            assert!(
-                !text.contains(&encoded),
-                "plaintext {secret:?} (base64) in {place}"
-            );
-        }
-    }
 }
 
 #[test]
