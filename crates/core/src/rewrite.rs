@@ -1068,9 +1068,38 @@ spec:
             matches!(err, RewriteError::Unsupported { line: 7, .. }),
             "{err:?}"
         );
-        assert_eq!(
-            rewrite_items(aliased, &[(3, &want)]),
-            Err(RewriteError::NoObject(3))
+        // The line a CLI error names.
+        assert_eq!(err.line(), 7);
+        let missing = rewrite_items(aliased, &[(3, &want)]).unwrap_err();
+        assert_eq!(missing, RewriteError::NoObject(3));
+        assert_eq!(missing.line(), 1, "no such object: the file's first line");
+    }
+
+    #[test]
+    fn a_null_map_is_an_empty_one_and_other_shapes_are_refused() {
+        let object = "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n  encryptedData: {x: YWdlX}\n";
+        let want = spec(&[("x", "YWdlX")], &[]);
+        for null in ["", " ~", " null"] {
+            let text = format!("{object}  recipients:{null}\n");
+            assert_eq!(rewrite_items(&text, &[(0, &want)]), Ok(text.clone()));
+        }
+        for other in [" [age1x]", " age1x"] {
+            let text = format!("{object}  recipients:{other}\n");
+            let err = rewrite_items(&text, &[(0, &want)]).unwrap_err();
+            assert!(
+                matches!(&err, RewriteError::Unsupported { line: 6, what } if what == "spec.recipients is not a mapping"),
+                "{other}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_parse_error_names_its_line_in_the_whole_file() {
+        let text = "kind: ConfigMap\nmetadata: {name: c}\n---\nkind: SealedSecret\nspec: {a: [b}\n";
+        let err = rewrite_items(text, &[(0, &spec(&[], &[]))]).unwrap_err();
+        assert!(
+            matches!(err, RewriteError::Parse { line: 5, .. }),
+            "{err:?}"
         );
     }
 
