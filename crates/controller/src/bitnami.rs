@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{ObjectRef, store::Writer};
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{Predicate, predicates};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -171,6 +171,33 @@ impl Context {
             retries: Retries::default(),
         }
     }
+
+    /// Forgets which key opened the objects that are gone: deleted, or missing when a re-list
+    /// is done (deleted while the watch was down), so the memory holds only objects that
+    /// exist. `store` already holds what `event` did to it.
+    fn forget_gone(&self, event: &watcher::Event<DynamicObject>, store: &Store<DynamicObject>) {
+        let mut opened_with = self.opened_with.lock().expect("opened_with lock");
+        match event {
+            watcher::Event::Delete(obj) => {
+                opened_with.remove(&object_key(obj));
+            }
+            watcher::Event::InitDone => {
+                let ar = api_resource();
+                opened_with.retain(|key, _| {
+                    key.split_once('/').is_some_and(|(ns, name)| {
+                        let object = ObjectRef::new_with(name, ar.clone()).within(ns);
+                        store.get(&object).is_some()
+                    })
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How `opened_with` names an object: `namespace/name`.
+fn object_key(obj: &DynamicObject) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
 /// Runs until `stop`: the imported-key watch and one controller per watched namespace.
@@ -219,10 +246,12 @@ async fn reconcile_in(
     };
     let writer = Writer::<DynamicObject>::new(ar.clone());
     let reader = writer.as_reader();
+    let (forgetful, store) = (ctx.clone(), reader.clone());
     // Spec (generation) and annotation (scope) changes; not the echo of status writes.
     let changes = watcher(objects, watcher::Config::default())
         .backoff(watch_backoff())
         .reflect(writer)
+        .inspect_ok(move |event| forgetful.forget_gone(event, &store))
         .applied_objects()
         .predicate_filter(
             predicates::generation.combine(predicates::annotations),
@@ -297,7 +326,7 @@ async fn watch_imported_keys(
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
-    let (outcome, opened_with) = match open(&obj, &ctx, &format!("{namespace}/{name}")) {
+    let (outcome, opened_with) = match open(&obj, &ctx, &object_key(&obj)) {
         Err(failed) => (failed, Vec::new()),
         Ok((bitnami, opened)) => match sync(&ctx, &obj, &bitnami, &opened).await {
             Ok(outcome) => (outcome, opened.opened_with.clone()),
@@ -478,4 +507,67 @@ pub fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -
     let delay: Duration = ctx.retries.failed(&namespace, &name);
     warn!(%namespace, %name, %error, retry_in = ?delay, "Bitnami reconcile failed; retrying");
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    fn object(namespace: &str, name: &str) -> DynamicObject {
+        DynamicObject::new(name, &api_resource()).within(namespace)
+    }
+
+    #[tokio::test]
+    async fn the_memory_of_keys_forgets_objects_deleted_or_gone_in_a_relist() {
+        let (service, _) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let settings = Settings {
+            client: Client::new(service, "default"),
+            namespace: "sealant-system".into(),
+            namespaces: Vec::new(),
+            workers: 1,
+            allowed_types: Vec::new(),
+            field_manager: "test".into(),
+            fence: Fence::unfenced(),
+            metrics: Arc::default(),
+            reporter: Reporter {
+                controller: "test".into(),
+                instance: None,
+            },
+        };
+        let ctx = Context::new(settings, SharedBitnamiKeys::default());
+        let remember = |key: &str| {
+            let mut opened_with = ctx.opened_with.lock().unwrap();
+            opened_with.insert(key.into(), "sealed-secrets-key1".into());
+        };
+        let remembered = || {
+            let mut keys: Vec<String> = ctx.opened_with.lock().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let mut writer = Writer::<DynamicObject>::new(api_resource());
+        let store = writer.as_reader();
+        for (ns, name) in [("prod", "db"), ("prod", "api"), ("dev", "db")] {
+            remember(&format!("{ns}/{name}"));
+        }
+
+        // Deleted: forgotten, the others kept; an update changes nothing.
+        let deleted = watcher::Event::Delete(object("prod", "api"));
+        writer.apply_watcher_event(&deleted);
+        ctx.forget_gone(&deleted, &store);
+        ctx.forget_gone(&watcher::Event::Apply(object("prod", "db")), &store);
+        assert_eq!(remembered(), ["dev/db", "prod/db"]);
+
+        // A re-list that no longer has dev/db (deleted while the watch was down).
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(object("prod", "db")),
+            watcher::Event::InitDone,
+        ] {
+            writer.apply_watcher_event(&event);
+            ctx.forget_gone(&event, &store);
+        }
+        assert_eq!(remembered(), ["prod/db"]);
+    }
 }
