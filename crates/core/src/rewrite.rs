@@ -1094,6 +1094,42 @@ spec:
     }
 
     #[test]
+    fn a_missing_map_is_added_by_hand_unless_nothing_goes_in_it() {
+        let text = "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n  encryptedData: {x: YWdlX}\n";
+        let unchanged = spec(&[("x", "YWdlX")], &[]);
+        assert_eq!(rewrite_items(text, &[(0, &unchanged)]), Ok(text.into()));
+        let recorded = spec(&[("x", "YWdlX")], &[("x", &["age1x"])]);
+        let err = rewrite_items(text, &[(0, &recorded)]).unwrap_err();
+        assert!(
+            matches!(&err, RewriteError::Unsupported { line: 5, what }
+                if what == "spec.recipients is missing (add `recipients: {}` to the spec)"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn splices_may_touch_but_not_overlap_or_leave_their_range() {
+        let text = "ab\ncd\nef\n";
+        let splice = |r: Range<usize>, with: &str| (r, with.to_owned());
+        // Adjacent, given out of order.
+        let touching = vec![splice(4..5, "D"), splice(3..4, "C")];
+        assert_eq!(
+            apply(text, 0..text.len(), touching),
+            Ok("ab\nCD\nef\n".into())
+        );
+        let overlapping = vec![splice(3..5, "CD"), splice(4..6, "X")];
+        assert_eq!(
+            apply(text, 0..text.len(), overlapping),
+            Err(RewriteError::Unverified { line: 2 })
+        );
+        let outside = vec![splice(6..8, "X")];
+        assert_eq!(
+            apply(text, 0..7, outside),
+            Err(RewriteError::Unverified { line: 3 })
+        );
+    }
+
+    #[test]
     fn a_parse_error_names_its_line_in_the_whole_file() {
         let text = "kind: ConfigMap\nmetadata: {name: c}\n---\nkind: SealedSecret\nspec: {a: [b}\n";
         let err = rewrite_items(text, &[(0, &spec(&[], &[]))]).unwrap_err();
