@@ -146,12 +146,20 @@ fn parse_tree(whole: &str, doc: &str, offset: usize) -> Result<Node, RewriteErro
             line: line_of(whole, offset) + e.marker().line().saturating_sub(1),
             message: e.to_string(),
         })?;
-        let range = span
+        let mut range = span
             .byte_range()
             .map(|r| r.start + offset..r.end + offset)
             .unwrap_or(offset..offset);
         let ev = match event {
-            Event::Scalar(value, style, ..) => Ev::Scalar(value.into_owned(), style),
+            Event::Scalar(value, style, ..) => {
+                // A block scalar's span runs on over the next line's indentation: end it at
+                // its last line break, or its entry would take in the next one.
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                    let trailing = whole[range.clone()].trim_end_matches([' ', '\t']);
+                    range.end = range.start + trailing.len();
+                }
+                Ev::Scalar(value.into_owned(), style)
+            }
             Event::SequenceStart(style, ..) => Ev::SeqStart(style == StructureStyle::Flow),
             Event::SequenceEnd => Ev::SeqEnd,
             Event::MappingStart(style, ..) => Ev::MapStart(style == StructureStyle::Flow),
@@ -449,11 +457,11 @@ impl Editor<'_> {
                 .collect()
         };
         let mut out = new_after(None);
-        let mut kept = 0;
+        let mut kept_any = false;
         for (i, ((k, v), action)) in entries.iter().zip(actions).enumerate() {
             let entry = line_start(text, k.span().start)..line_end(text, v.span().end);
             if let Some(splices) = action.splices() {
-                kept += 1;
+                kept_any = true;
                 let mut piece = apply(text, entry.clone(), splices)?;
                 if !piece.ends_with('\n') {
                     piece.push('\n');
@@ -473,7 +481,7 @@ impl Editor<'_> {
             out.pop();
         }
         let mut splices = vec![(region, out)];
-        if kept == 0 && new.is_empty() {
+        if !kept_any && new.is_empty() {
             // Every entry removed: `field:` alone would read as null.
             let colon = self.colon_after(key)?;
             splices.push((colon + 1..colon + 1, " {}".into()));
@@ -519,10 +527,9 @@ impl Editor<'_> {
         if text.as_bytes().get(open) != Some(&b'{') || text.as_bytes().get(close) != Some(&b'}') {
             return Err(self.unsupported(open, "a flow mapping without its braces"));
         }
-        let indent = line_prefix(text, open)
-            .chars()
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect::<String>();
+        // New lines inside an empty JSON map are indented from its line's indentation.
+        let line = line_prefix(text, open);
+        let indent = &line[..line.len() - line.trim_start().len()];
         let spans: Vec<Range<usize>> = entries
             .iter()
             .map(|(k, v)| k.span().start..v.span().end)
@@ -1126,6 +1133,41 @@ spec:
         assert_eq!(
             apply(text, 0..7, outside),
             Err(RewriteError::Unverified { line: 3 })
+        );
+    }
+
+    #[test]
+    fn block_scalars_are_kept_when_unchanged_and_refused_when_changed() {
+        let text = "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n  encryptedData:\n    x: |-\n      YWdlX\n    y: YWdlY\n  recipients: {}\n";
+        let want = spec(&[("x", "YWdlX"), ("y", "YWdlNEW")], &[]);
+        let changed = text.replace("y: YWdlY", "y: YWdlNEW");
+        assert_eq!(rewrite_items(text, &[(0, &want)]), Ok(changed));
+        // Last in its map, folded, followed by a less indented line: the same.
+        let last = "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n  encryptedData:\n    w: YWdlW\n    x: >-\n      YWdlX\n  recipients: {}\n";
+        let want = spec(&[("w", "YWdlNEW"), ("x", "YWdlX")], &[]);
+        let changed = last.replace("w: YWdlW", "w: YWdlNEW");
+        assert_eq!(rewrite_items(last, &[(0, &want)]), Ok(changed));
+        let want = spec(&[("x", "YWdlNEW"), ("y", "YWdlY")], &[]);
+        let err = rewrite_items(text, &[(0, &want)]).unwrap_err();
+        assert!(
+            matches!(&err, RewriteError::Unsupported { line: 6, what } if what == "the value of 'x'"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn empty_maps_are_filled_in_their_documents_style() {
+        let want = spec(&[("x", "YWdlX")], &[("x", &["age1one"])]);
+        let yaml = "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n  encryptedData: {}\n  recipients: {}\n";
+        let filled = yaml
+            .replace("encryptedData: {}", "encryptedData: {x: YWdlX}")
+            .replace("recipients: {}", "recipients: {x: [age1one]}");
+        assert_eq!(rewrite_items(yaml, &[(0, &want)]), Ok(filled));
+        let json = "{\n  \"apiVersion\": \"sealant.dev/v1alpha1\",\n  \"kind\": \"SealedSecret\",\n  \"metadata\": {\"name\": \"a\"},\n  \"spec\": {\n    \"encryptedData\": {},\n    \"recipients\": {}\n  }\n}\n";
+        let out = rewrite_items(json, &[(0, &want)]).unwrap();
+        assert_contains(
+            &out,
+            "    \"encryptedData\": {\n      \"x\": \"YWdlX\"\n    },\n    \"recipients\": {\n      \"x\": [\"age1one\"]\n    }\n",
         );
     }
 
