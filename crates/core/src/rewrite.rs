@@ -1172,6 +1172,29 @@ spec:
     }
 
     #[test]
+    fn one_entry_flow_collections_grow_in_their_layout() {
+        let text = "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n  encryptedData: {x: YWdlX}\n  recipients: {x: [age1one]}\n";
+        let want = spec(
+            &[("x", "YWdlX"), ("z", "YWdlZ")],
+            &[("x", &["age1one", "age1two"]), ("z", &["age1one"])],
+        );
+        let grown = text
+            .replace("{x: YWdlX}", "{x: YWdlX, z: YWdlZ}")
+            .replace("{x: [age1one]}", "{x: [age1one, age1two], z: [age1one]}");
+        assert_eq!(rewrite_items(text, &[(0, &want)]), Ok(grown));
+    }
+
+    #[test]
+    fn a_map_emptied_gets_braces_after_its_colon_wherever_that_is() {
+        let text = "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n  encryptedData: {}\n  recipients :\n    x:\n    - age1one\n";
+        let emptied = text.replace(
+            "  recipients :\n    x:\n    - age1one\n",
+            "  recipients : {}\n",
+        );
+        assert_eq!(rewrite_items(text, &[(0, &spec(&[], &[]))]), Ok(emptied));
+    }
+
+    #[test]
     fn a_parse_error_names_its_line_in_the_whole_file() {
         let text = "kind: ConfigMap\nmetadata: {name: c}\n---\nkind: SealedSecret\nspec: {a: [b}\n";
         let err = rewrite_items(text, &[(0, &spec(&[], &[]))]).unwrap_err();
