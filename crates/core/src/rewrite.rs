@@ -1182,6 +1182,11 @@ spec:
             .replace("{x: YWdlX}", "{x: YWdlX, z: YWdlZ}")
             .replace("{x: [age1one]}", "{x: [age1one, age1two], z: [age1one]}");
         assert_eq!(rewrite_items(text, &[(0, &want)]), Ok(grown));
+        // One entry a line: the next goes on its own line too.
+        let json = "{\n  \"apiVersion\": \"sealant.dev/v1alpha1\",\n  \"kind\": \"SealedSecret\",\n  \"metadata\": {\"name\": \"a\"},\n  \"spec\": {\n    \"encryptedData\": {\n      \"x\": \"YWdlX\"\n    },\n    \"recipients\": {}\n  }\n}\n";
+        let want = spec(&[("x", "YWdlX"), ("z", "YWdlZ")], &[]);
+        let grown = json.replace("\"YWdlX\"\n", "\"YWdlX\",\n      \"z\": \"YWdlZ\"\n");
+        assert_eq!(rewrite_items(json, &[(0, &want)]), Ok(grown));
     }
 
     #[test]
