@@ -1199,6 +1199,76 @@ spec:
         assert_eq!(rewrite_items(text, &[(0, &spec(&[], &[]))]), Ok(emptied));
     }
 
+    const HEAD: &str =
+        "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n";
+
+    #[test]
+    fn neighbours_in_a_flow_map_keep_their_own_separator() {
+        let text = format!("{HEAD}  encryptedData: {{a: A, b: B,   d: D}}\n  recipients: {{}}\n");
+        let want = spec(&[("a", "A"), ("b", "B"), ("d", "D"), ("e", "E")], &[]);
+        let out = rewrite_items(&text, &[(0, &want)]).unwrap();
+        assert_contains(&out, "  encryptedData: {a: A, b: B,   d: D, e: E}\n");
+    }
+
+    #[test]
+    fn new_entries_take_the_usual_style_of_their_map() {
+        // Keys and most values single-quoted: new ones too.
+        let quoted = format!(
+            "{HEAD}  encryptedData:\n    'a': 'A'\n    'b': 'B'\n    'c': C\n  recipients: {{}}\n"
+        );
+        let want = spec(&[("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")], &[]);
+        let out = rewrite_items(&quoted, &[(0, &want)]).unwrap();
+        assert_contains(&out, "    'c': C\n    'd': 'D'\n");
+        // One value quoted by hand among plain ones: new ones plain.
+        let plain =
+            format!("{HEAD}  encryptedData:\n    a: 'A'\n    b: B\n    c: C\n  recipients: {{}}\n");
+        let out = rewrite_items(&plain, &[(0, &want)]).unwrap();
+        assert_contains(&out, "    c: C\n    d: D\n");
+    }
+
+    #[test]
+    fn an_unchanged_list_keeps_its_comments() {
+        let text = format!(
+            "{HEAD}  encryptedData: {{x: X, z: Z}}\n  recipients:\n    x:\n    - age1one # primary\n    - age1two\n    z: [age1one]\n"
+        );
+        let want = spec(
+            &[("x", "X"), ("z", "Z")],
+            &[("x", &["age1one", "age1two"]), ("z", &["age1two"])],
+        );
+        let out = rewrite_items(&text, &[(0, &want)]).unwrap();
+        assert_eq!(out, text.replace("z: [age1one]", "z: [age1two]"));
+    }
+
+    #[test]
+    fn scalars_are_plain_only_where_they_read_back_as_the_same_string() {
+        for plain in [
+            "YWdlX+/=",
+            "age1qyqs",
+            "_k",
+            ".dockerconfigjson",
+            "tls.crt",
+            "a-b_c",
+        ] {
+            assert!(plain_reads_as_string(plain), "{plain}");
+            assert_eq!(render_scalar(plain, ScalarStyle::Plain, false), plain);
+        }
+        for quoted in [
+            "", "1abc", "-x", "+x", "a b", "a:b", "a#b", "Yes", "NULL", "y", ".inf",
+        ] {
+            assert!(!plain_reads_as_string(quoted), "{quoted}");
+            let rendered = render_scalar(quoted, ScalarStyle::Plain, false);
+            assert_eq!(rendered, serde_json::to_string(quoted).unwrap());
+        }
+        assert_eq!(
+            render_scalar("it's", ScalarStyle::SingleQuoted, false),
+            "'it''s'"
+        );
+        // JSON: always a JSON string, whatever the style asked for.
+        for style in [ScalarStyle::Plain, ScalarStyle::SingleQuoted] {
+            assert_eq!(render_scalar("YWdlX", style, true), "\"YWdlX\"");
+        }
+    }
+
     #[test]
     fn a_parse_error_names_its_line_in_the_whole_file() {
         let text = "kind: ConfigMap\nmetadata: {name: c}\n---\nkind: SealedSecret\nspec: {a: [b}\n";
