@@ -849,7 +849,7 @@ fn line_start(text: &str, at: usize) -> usize {
 /// After the line break that ends the line holding the node that ends at `end` (or the end of
 /// the text). A node ending with its line break (a block scalar) ends its own line.
 fn line_end(text: &str, end: usize) -> usize {
-    if end > 0 && text.as_bytes()[end - 1] == b'\n' {
+    if text[..end].ends_with('\n') {
         return end;
     }
     text[end..].find('\n').map_or(text.len(), |i| end + i + 1)
