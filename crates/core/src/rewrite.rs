@@ -1270,6 +1270,38 @@ spec:
     }
 
     #[test]
+    fn the_bug_guard_refuses_a_text_that_does_not_hold_what_was_intended() {
+        let text =
+            format!("kind: ConfigMap\n---\n{HEAD}  encryptedData: {{x: X}}\n  recipients: {{}}\n");
+        let want = spec(&[("x", "NEW")], &[]);
+        let wanted = [(1, &want)];
+        let docs = split_documents(&text);
+        let trees: Vec<Node> = docs
+            .iter()
+            .map(|d| {
+                let offset = d.text.as_ptr() as usize - text.as_ptr() as usize;
+                parse_tree(&text, d.text, offset).unwrap()
+            })
+            .collect();
+        let objects = objects_of(&trees);
+        let good = text.replace("{x: X}", "{x: NEW}");
+        assert_eq!(verify(&text, &good, &docs, &objects, &wanted), Ok(()));
+        // The SealedSecret starts on line 3.
+        for bad in [
+            text.clone(),
+            good.replace("{x: NEW}", "{x: NEW, z: Z}"),
+            good.replace("name: a", "name: b"),
+            good.replace("kind: ConfigMap", "kind: Secret"),
+        ] {
+            assert_eq!(
+                verify(&text, &bad, &docs, &objects, &wanted),
+                Err(RewriteError::Unverified { line: 3 }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn a_parse_error_names_its_line_in_the_whole_file() {
         let text = "kind: ConfigMap\nmetadata: {name: c}\n---\nkind: SealedSecret\nspec: {a: [b}\n";
         let err = rewrite_items(text, &[(0, &spec(&[], &[]))]).unwrap_err();
