@@ -1142,6 +1142,10 @@ spec:
         let want = spec(&[("x", "YWdlX"), ("y", "YWdlNEW")], &[]);
         let changed = text.replace("y: YWdlY", "y: YWdlNEW");
         assert_eq!(rewrite_items(text, &[(0, &want)]), Ok(changed));
+        // Removed: all its lines go.
+        let want = spec(&[("y", "YWdlY")], &[]);
+        let removed = text.replace("    x: |-\n      YWdlX\n", "");
+        assert_eq!(rewrite_items(text, &[(0, &want)]), Ok(removed));
         // Last in its map, folded, followed by a less indented line: the same.
         let last = "kind: SealedSecret\napiVersion: sealant.dev/v1alpha1\nmetadata: {name: a}\nspec:\n  encryptedData:\n    w: YWdlW\n    x: >-\n      YWdlX\n  recipients: {}\n";
         let want = spec(&[("w", "YWdlNEW"), ("x", "YWdlX")], &[]);
