@@ -310,6 +310,17 @@ live_pid() {
   printf '%s\n' "${pid}"
 }
 
+# Whether NAME still runs, for the waits after a start. A process exec'ing (setsid, then
+# nsenter, then the component) briefly shows an empty command line, which live_pid cannot
+# tell from an exit: a node start failed with "containerd exited" while containerd ran. So only
+# two misses 0.2 s apart mean it exited.
+still_running() {
+  local dir=$1 name=$2
+  live_pid "${dir}" "${name}" >/dev/null && return 0
+  sleep 0.2
+  live_pid "${dir}" "${name}" >/dev/null
+}
+
 # Detached (own session, no inherited terminal or lock fds) so that the caller
 # exiting, or a Ctrl-C aimed at it, does not take the control plane down.
 launch() {
@@ -373,7 +384,7 @@ pick_ports() {
 wait_listening() {
   local port=$1 name=$2 dir=$3 deadline=$((SECONDS + READY_TIMEOUT))
   until [[ -n $(ss -Htln "sport = :${port}") ]]; do
-    live_pid "${dir}" "${name}" >/dev/null || fail_start "${dir}" "${name} exited before listening on ${port}" "${name}"
+    still_running "${dir}" "${name}" || fail_start "${dir}" "${name} exited before listening on ${port}" "${name}"
     [[ ${SECONDS} -lt ${deadline} ]] || fail_start "${dir}" "${name} not listening on ${port} after ${READY_TIMEOUT} s" "${name}"
     sleep 0.2
   done
@@ -502,8 +513,8 @@ wait_apiserver_ready() {
   local dir=$1 server=$2 token=$3 deadline=$((SECONDS + READY_TIMEOUT))
   until curl -fsS --max-time 5 --cacert "${dir}/pki/ca.crt" -H "Authorization: Bearer ${token}" \
       "${server}/readyz" 2>/dev/null | grep -qx ok; do
-    live_pid "${dir}" etcd >/dev/null || fail_start "${dir}" "etcd exited" etcd
-    live_pid "${dir}" kube-apiserver >/dev/null || fail_start "${dir}" "kube-apiserver exited" kube-apiserver
+    still_running "${dir}" etcd || fail_start "${dir}" "etcd exited" etcd
+    still_running "${dir}" kube-apiserver || fail_start "${dir}" "kube-apiserver exited" kube-apiserver
     [[ ${SECONDS} -lt ${deadline} ]] ||
       fail_start "${dir}" "kube-apiserver not ready after ${READY_TIMEOUT} s" kube-apiserver
     sleep 0.5
@@ -590,7 +601,7 @@ cmd_start() {
   until curl -fsS --max-time 5 -o /dev/null --cacert "${pki}/ca.crt" \
       -H "Authorization: Bearer ${admin_token}" \
       "${server}/api/v1/namespaces/default/serviceaccounts/default" 2>/dev/null; do
-    live_pid "${dir}" kube-controller-manager >/dev/null ||
+    still_running "${dir}" kube-controller-manager ||
       fail_start "${dir}" "kube-controller-manager exited" kube-controller-manager
     [[ ${SECONDS} -lt ${deadline} ]] ||
       fail_start "${dir}" "no default ServiceAccount after ${READY_TIMEOUT} s" kube-controller-manager

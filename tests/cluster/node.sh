@@ -212,7 +212,7 @@ EOF
 wait_for_file() {
   local dir=$1 name=$2 path=$3 deadline=$((SECONDS + READY_TIMEOUT))
   until [[ -S ${path} ]]; do
-    live_pid "${dir}" "${name}" >/dev/null || node_fail "${dir}" "${name} exited" "${name}"
+    still_running "${dir}" "${name}" || node_fail "${dir}" "${name} exited" "${name}"
     [[ ${SECONDS} -lt ${deadline} ]] || node_fail "${dir}" "no ${path} after ${READY_TIMEOUT} s" "${name}"
     sleep 0.2
   done
@@ -325,7 +325,7 @@ cmd_node_start() {
   until [[ ${ready} == True ]]; do
     local name
     for name in kubelet kube-proxy kube-scheduler containerd; do
-      live_pid "${dir}" "${name}" >/dev/null || node_fail "${dir}" "${name} exited" "${name}"
+      still_running "${dir}" "${name}" || node_fail "${dir}" "${name} exited" "${name}"
     done
     [[ ${SECONDS} -lt ${deadline} ]] || node_fail "${dir}" "node ${NODE_NAME} not Ready after 120 s" kubelet
     sleep 1
